@@ -1,0 +1,3 @@
+from deepmle.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,239 @@
+"""Experiment configs: TOML files with [data], [model] and [train], as frozen dataclasses.
+
+A config sweeps when it gives lists where one value would do: ``model.hidden_sizes`` as a
+list of lists (one network shape each) and ``train.learning_rate`` as a list. Every problem
+is reported as one ``UserError`` line naming the file and the key.
+"""
+
+import difflib
+import tomllib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from deepmle.errors import UserError
+
+SOURCES = ("embedded", "npz", "tfds")
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+class ConfigError(UserError):
+    """A config that does not parse or does not validate."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "embedded"
+    digits: tuple[int, int] = (1, 2)
+    path: str = ""
+    validation_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden_sizes: tuple[tuple[int, ...], ...] = ((32,),)
+    """One tuple of hidden widths per network shape; a single shape is ``((32,),)``."""
+    activation: str = "sigmoid"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "sgd"
+    learning_rate: tuple[float, ...] = (0.5,)
+    momentum: float = 0.9
+    batch_size: int = 128
+    epochs: int = 10
+    seeds: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    name: str = "config"
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Every network's layer sizes, e.g. ``((784, 32, 1),)``."""
+        return tuple((784, *hidden, 1) for hidden in self.model.hidden_sizes)
+
+    @property
+    def is_sweep(self) -> bool:
+        return len(self.model.hidden_sizes) > 1 or len(self.train.learning_rate) > 1
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def _did_you_mean(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (expected one of {', '.join(options)})"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check(where: str, ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}: {message}")
+
+
+def _as_choice(where: str, v: Any, choices: Sequence[str]) -> str:
+    _check(where, isinstance(v, str), f"must be a string, got {v!r}")
+    _check(where, v in choices, f"unknown value {v!r}" + _did_you_mean(v, choices))
+    return v
+
+
+def _as_int(where: str, v: Any, minimum: int) -> int:
+    _check(where, _is_int(v), f"must be an integer, got {v!r}")
+    _check(where, v >= minimum, f"must be >= {minimum}, got {v}")
+    return v
+
+
+def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
+    """[32] or [64, 32] is one shape; [[8], [16], [64, 32]] is a sweep over shapes."""
+    _check(where, isinstance(v, list) and len(v) > 0, f"must be a non-empty list, got {v!r}")
+    shapes = v if all(isinstance(s, list) for s in v) else [v]
+    for s in shapes:
+        _check(where, isinstance(s, list) and len(s) > 0, f"each shape must be a list, got {s!r}")
+        for width in s:
+            _check(where, _is_int(width), f"hidden sizes must be integers, got {width!r}")
+            _check(where, width >= 1, f"hidden sizes must be >= 1, got {width}")
+    return tuple(tuple(s) for s in shapes)
+
+
+def _as_learning_rates(where: str, v: Any) -> tuple[float, ...]:
+    values = v if isinstance(v, list) else [v]
+    _check(where, len(values) > 0, "must not be an empty list")
+    for lr in values:
+        _check(where, _is_number(lr), f"must be a number or a list of numbers, got {lr!r}")
+        _check(where, lr > 0, f"must be > 0 (gradient ascent needs a positive step), got {lr}")
+    return tuple(float(lr) for lr in values)
+
+
+def _validate_section(section: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    cls = SECTIONS[section]
+    names = [f.name for f in fields(cls)]
+    out: dict[str, Any] = {}
+    for key, v in raw.items():
+        at = f"{where}: [{section}] {key}"
+        if key not in names:
+            raise ConfigError(f"{where}: unknown key [{section}] {key}" + _did_you_mean(key, names))
+        match (section, key):
+            case ("data", "source"):
+                out[key] = _as_choice(at, v, SOURCES)
+            case ("data", "digits"):
+                ok = isinstance(v, list) and len(v) == 2 and all(_is_int(d) for d in v)
+                _check(at, ok, f"must be a list of two digits, got {v!r}")
+                _check(at, all(0 <= d <= 9 for d in v) and v[0] != v[1], f"bad digits {v}")
+                out[key] = tuple(v)
+            case ("data", "path"):
+                _check(at, isinstance(v, str), f"must be a string, got {v!r}")
+                out[key] = v
+            case ("data", "validation_fraction"):
+                _check(at, _is_number(v), f"must be a number, got {v!r}")
+                _check(at, 0 < v < 1, f"must be between 0 and 1 (exclusive), got {v}")
+                out[key] = float(v)
+            case ("model", "hidden_sizes"):
+                out[key] = _as_hidden_sizes(at, v)
+            case ("model", "activation"):
+                out[key] = _as_choice(at, v, ACTIVATIONS)
+            case ("train", "optimizer"):
+                out[key] = _as_choice(at, v, OPTIMIZERS)
+            case ("train", "learning_rate"):
+                out[key] = _as_learning_rates(at, v)
+            case ("train", "momentum"):
+                _check(at, _is_number(v) and 0 <= v < 1, f"must be in [0, 1), got {v!r}")
+                out[key] = float(v)
+            case ("train", "batch_size" | "epochs" | "seeds"):
+                out[key] = _as_int(at, v, 1)
+    return out
+
+
+def from_dict(raw: dict[str, Any], where: str = "<config>", name: str = "config") -> Config:
+    """A validated Config from parsed TOML; ``where`` names the source in error messages."""
+    sections = {}
+    for section, body in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{where}: unknown section [{section}]" + _did_you_mean(section, list(SECTIONS))
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table, got {body!r}")
+        sections[section] = SECTIONS[section](**_validate_section(section, body, where))
+    config = Config(**sections, name=name)
+    if config.data.source in ("npz",) and not config.data.path:
+        raise ConfigError(f"{where}: [data] path: source 'npz' needs the path of an mnist.npz")
+    return config
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    """'train.learning_rate=0.1' -> ('train', 'learning_rate', 0.1); bare words are strings."""
+    where = f"--set {item}"
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(f"{where}: expected section.key=value")
+    dotted, text = item.split("=", 1)
+    section, key = (s.strip() for s in dotted.split(".", 1))
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return section, key, value
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read and validate a TOML config, then apply ``"section.key=value"`` overrides."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    for item in overrides:
+        section, key, value = _parse_override(item)
+        if not isinstance(raw.setdefault(section, {}), dict):
+            raise ConfigError(f"--set {item}: [{section}] is not a table")
+        raw[section][key] = value
+    return from_dict(raw, where=str(path), name=path.stem)
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The resolved config as plain TOML-ready values (lists, not tuples)."""
+
+    def plain(v: Any) -> Any:
+        return [plain(x) for x in v] if isinstance(v, tuple | list) else v
+
+    return {s: {k: plain(v) for k, v in asdict(getattr(config, s)).items()} for s in SECTIONS}
+
+
+def to_toml(config: Config) -> str:
+    """The resolved config as a TOML document that ``load`` reads back to the same Config."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, float):
+            return repr(v)
+        return str(v)
+
+    lines = [f"# resolved config of {config.name!r}"]
+    for section, body in to_dict(config).items():
+        lines += ["", f"[{section}]"] + [f"{k} = {value(v)}" for k, v in body.items()]
+    return "\n".join(lines) + "\n"
+
+
+def with_name(config: Config, name: str) -> Config:
+    return replace(config, name=name)

@@ -1,0 +1,164 @@
+"""MNIST digit pairs as float arrays: x = pixel darkness in [0, 1], y = 1. for the first digit.
+
+Sources:
+  embedded  the real MNIST 1s and 2s shipped in this package (see data/PROVENANCE.md),
+            checked against data/checksums.txt at every load;
+  npz       a local Keras-format mnist.npz (x_train, y_train, x_test, y_test), any pair;
+  tfds      tensorflow_datasets' "mnist" through ``tfds.data_source`` (no TensorFlow needed
+            to read a prepared copy), any pair.
+
+The validation split is carved from the training split by a fixed permutation, so it is
+the same on every run and machine; the test split is never used for selection.
+"""
+
+import hashlib
+import zipfile
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from deepmle.errors import UserError
+
+if TYPE_CHECKING:
+    from deepmle.config import DataConfig
+
+VALIDATION_PERMUTATION_SEED = 1729
+"""Seed of the fixed permutation that picks the validation examples out of the training split."""
+
+EMBEDDED_DIGITS = (1, 2)
+
+
+class Split(NamedTuple):
+    """x: float32 [n, 784] in [0, 1]; y: float32 [n], 1. for the pair's first digit."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+class Dataset(NamedTuple):
+    train: Split
+    validation: Split
+    test: Split
+
+
+class DataError(UserError):
+    """A data file that is missing, unreadable, corrupt, or lacks the digits asked for."""
+
+
+def _embedded_path() -> Path:
+    return Path(str(resources.files("deepmle") / "data" / "mnist_1v2.npz"))
+
+
+def _expected_checksums() -> dict[str, str]:
+    text = (resources.files("deepmle") / "data" / "checksums.txt").read_text()
+    return {line.split()[1]: line.split()[0] for line in text.splitlines() if line.strip()}
+
+
+def array_sha256(a: np.ndarray) -> str:
+    """The checksum convention of data/checksums.txt: sha256 of the C-contiguous bytes."""
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Every array in ``keys`` from an .npz, or a DataError saying what is wrong with the file."""
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise DataError(f"{path}: no array named {', '.join(missing)} (has {f.files})")
+            return {k: f[k] for k in keys}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from e
+
+
+def load_embedded(path: Path | None = None) -> dict[str, np.ndarray]:
+    """The shipped 1-vs-2 arrays (uint8 images [n, 28, 28], labels [n]), checksums verified."""
+    path = path or _embedded_path()
+    expected = _expected_checksums()
+    arrays = _read_npz(path, tuple(sorted(expected)))
+    for name, digest in expected.items():
+        if array_sha256(arrays[name]) != digest:
+            raise DataError(f"{path}: array {name} fails its sha256 check (file corrupt?)")
+    return arrays
+
+
+def _select_pair(
+    images: np.ndarray, labels: np.ndarray, digits: tuple[int, int], where: str
+) -> Split:
+    keep = np.isin(labels, digits)
+    if not np.any(labels[keep] == digits[0]) or not np.any(labels[keep] == digits[1]):
+        raise DataError(f"{where}: no examples of digit {digits[0]} or {digits[1]}")
+    x = images[keep].reshape(int(keep.sum()), -1)
+    if x.shape[1] != 784:
+        raise DataError(f"{where}: images must be 28x28, got {images.shape[1:]}")
+    scale = 255.0 if x.dtype == np.uint8 or x.max() > 1.0 else 1.0
+    return Split(
+        x=(x.astype(np.float32) / np.float32(scale)),
+        y=(labels[keep] == digits[0]).astype(np.float32),
+    )
+
+
+def _load_npz_source(path: Path, digits: tuple[int, int]) -> tuple[Split, Split]:
+    a = _read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
+    return (
+        _select_pair(a["x_train"], a["y_train"], digits, f"{path} (train)"),
+        _select_pair(a["x_test"], a["y_test"], digits, f"{path} (test)"),
+    )
+
+
+def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Split, Split]:
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise DataError("data source 'tfds' needs tensorflow-datasets installed") from e
+
+    def split(name: str) -> Split:
+        try:
+            source = tfds.data_source("mnist", split=name, data_dir=data_dir, download=False)
+            getitems = getattr(source, "__getitems__", None)
+            records = getitems(range(len(source))) if getitems else list(source)
+        except Exception as e:  # TFDS raises many types for a missing or unprepared dataset
+            raise DataError(
+                f"tfds mnist ({name}) not readable from data_dir={data_dir!r}: {e}. "
+                "Prepare it once with `tfds build mnist --file_format=array_record`."
+            ) from e
+        images = np.stack([np.asarray(r["image"])[..., 0] for r in records])
+        labels = np.asarray([int(r["label"]) for r in records])
+        return _select_pair(images, labels, digits, f"tfds mnist ({name})")
+
+    return split("train"), split("test")
+
+
+def carve_validation(train: Split, fraction: float) -> tuple[Split, Split]:
+    """(train, validation): a fixed permutation sends round(fraction·n) examples to validation."""
+    n = train.y.shape[0]
+    n_val = round(fraction * n)
+    order = np.random.default_rng(VALIDATION_PERMUTATION_SEED).permutation(n)
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return (
+        Split(train.x[train_idx], train.y[train_idx]),
+        Split(train.x[val_idx], train.y[val_idx]),
+    )
+
+
+def load(config: "DataConfig") -> Dataset:
+    """The Dataset a config's [data] section names: train, validation and test splits."""
+    digits = tuple(config.digits)
+    if config.source == "embedded":
+        if set(digits) != set(EMBEDDED_DIGITS):
+            raise DataError(f"the embedded data holds only digits 1 and 2, not {digits}")
+        a = load_embedded(Path(config.path) if config.path else None)
+        train = _select_pair(a["train_images"], a["train_labels"], digits, "embedded train")
+        test = _select_pair(a["test_images"], a["test_labels"], digits, "embedded test")
+    elif config.source == "npz":
+        train, test = _load_npz_source(Path(config.path).expanduser(), digits)
+    elif config.source == "tfds":
+        train, test = _load_tfds_source(config.path, digits)
+    else:
+        raise DataError(f"unknown data source {config.source!r}")
+    train, validation = carve_validation(train, config.validation_fraction)
+    return Dataset(train=train, validation=validation, test=test)

@@ -1,0 +1,32 @@
+"""The log-likelihood of eq. 3, computed from the logit so that it stays finite.
+
+LL(θ) = Σ_i y log ŷ + (1 − y) log(1 − ŷ), with ŷ = σ(z). Written as
+y·log σ(z) + (1 − y)·log σ(−z), using log-sigmoid: for a saturated unit (|z| ≳ 17 in
+float32) ŷ rounds to exactly 0 or 1 and log ŷ would be −inf, while log σ(z) is ≈ z.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from deepmle.model import forward
+from deepmle.types import Array, Params
+
+
+def log_likelihood_from_logits(z: Array, y: Array) -> Array:
+    """Eq. 3 summed over the batch; z and y of shape [batch], y in {0., 1.}."""
+    return jnp.sum(y * jax.nn.log_sigmoid(z) + (1.0 - y) * jax.nn.log_sigmoid(-z))
+
+
+def log_likelihood(params: Params, x: Array, y: Array, activation: str = "sigmoid") -> Array:
+    """LL(θ) of eq. 3: a scalar, the sum over the batch. x: [batch, 784], y: [batch] of 0/1."""
+    return log_likelihood_from_logits(forward(params, x, activation), y)
+
+
+def mean_log_likelihood(params: Params, x: Array, y: Array, activation: str = "sigmoid") -> Array:
+    """LL(θ) / batch: the per-example average that training ascends (scale-free in batch size)."""
+    return log_likelihood(params, x, y, activation) / y.shape[0]
+
+
+def accuracy_from_logits(z: Array, y: Array) -> Array:
+    """Fraction of examples where (ŷ > 1/2) equals y; z and y of shape [batch]."""
+    return jnp.mean((z > 0) == (y > 0.5))

@@ -1,0 +1,88 @@
+"""Process-wide JAX setup for the command line: XLA:CPU flags, the persistent compilation cache,
+multi-host initialisation, and a log of compiles. The library itself never calls these."""
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+import jax
+
+EIGEN_DOTS_FLAG = "--xla_cpu_experimental_ynn_fusion_type="
+"""Route XLA:CPU dots to its Eigen kernels instead of YNNPACK fusions (≈15% faster here)."""
+
+
+def use_eigen_dots() -> None:
+    """Add EIGEN_DOTS_FLAG to XLA_FLAGS unless the user set that flag; before any computation."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_experimental_ynn_fusion_type" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {EIGEN_DOTS_FLAG}".strip()
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "deepmle" / "jax"
+
+
+def enable_compilation_cache(path: Path) -> None:
+    """Keep compiled programs on disk at ``path`` so that a re-run of a shape compiles nothing."""
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def initialize_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
+    """Join a multi-process run; on CPU the processes exchange data through gloo."""
+    if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+
+
+class CompileLog:
+    """Counts XLA compiles, persistent-cache hits and compile seconds (JAX monitoring events)."""
+
+    _installed: "CompileLog | None" = None
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> "CompileLog":
+        """The process's one log, registered with jax.monitoring on first use."""
+        if cls._installed is None:
+            log = cls()
+            jax.monitoring.register_event_listener(log._on_event)
+            jax.monitoring.register_event_duration_secs_listener(log._on_duration)
+            cls._installed = log
+        return cls._installed
+
+    def _on_event(self, event: str, **_: object) -> None:
+        with self._lock:
+            self.counts[event] += 1
+
+    def _on_duration(self, event: str, duration: float, **_: object) -> None:
+        with self._lock:
+            self.counts[event] += 1
+            self.seconds[event] += duration
+
+    def snapshot(self) -> dict[str, float]:
+        """compiles (XLA backend compiles), cache_hits, compile_s (trace + lower + compile)."""
+        with self._lock:
+            return {
+                "compiles": self.counts["/jax/core/compile/backend_compile_duration"],
+                "cache_hits": self.counts["/jax/compilation_cache/cache_hits"],
+                "compile_s": sum(
+                    self.seconds[e]
+                    for e in (
+                        "/jax/core/compile/jaxpr_trace_duration",
+                        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                        "/jax/core/compile/backend_compile_duration",
+                    )
+                ),
+            }
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        now = self.snapshot()
+        return {k: now[k] - before[k] for k in now}

@@ -1,0 +1,221 @@
+"""Run a config's grid: for each network shape, ONE compiled program trains all its
+(seed × learning rate) members, with the seed axis sharded over every device of every host.
+
+Each finished shape ("group") is saved at once, atomically, under ``RUN_DIR/groups/``; a
+re-run of the same config into the same directory skips the groups already there.
+"""
+
+import hashlib
+import json
+import math
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from deepmle import config as config_lib
+from deepmle import results
+from deepmle.data import Dataset
+from deepmle.errors import UserError
+from deepmle.progress import Progress
+from deepmle.runtime import CompileLog
+from deepmle.train import Data, Spec, device_data, group_program, seed_keys, spec_from_config
+
+
+class RunDirError(UserError):
+    """A run directory that would be overwritten, or that holds another config."""
+
+
+class GroupResult(NamedTuple):
+    """One shape's members: arrays with leading axes [seeds, lrs] (curves: [epochs, seeds, lrs])."""
+
+    hidden: tuple[int, ...]
+    seeds: np.ndarray
+    learning_rates: np.ndarray
+    params: list[dict[str, np.ndarray]]
+    final: dict[str, np.ndarray]
+    curves: dict[str, np.ndarray]
+    info: dict[str, Any]
+
+
+def group_name(hidden: tuple[int, ...]) -> str:
+    """'h32' for one hidden layer of 32, 'h64-32' for two."""
+    return "h" + "-".join(str(w) for w in hidden)
+
+
+def group_hash(config: config_lib.Config, hidden: tuple[int, ...]) -> str:
+    """Identity of a group's work: the resolved config restricted to this shape."""
+    one = replace(config, model=replace(config.model, hidden_sizes=(hidden,)), name="")
+    return hashlib.sha256(config_lib.to_toml(one).encode()).hexdigest()[:16]
+
+
+def prepare_run_dir(config: config_lib.Config, run_dir: Path, overwrite: bool) -> bool:
+    """Create or reuse ``run_dir``; True when it holds this same config (a resume).
+
+    A directory holding another config, or files but no config, is refused unless
+    ``overwrite``, so results are never replaced by accident.
+    """
+    wanted = config_lib.to_toml(config)
+    existing = run_dir / "config.toml"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if existing.is_file() and existing.read_text() == wanted and not overwrite:
+            return True
+        if not overwrite:
+            what = "a different config" if existing.is_file() else "other files"
+            raise RunDirError(
+                f"run directory {run_dir} holds {what}; pass --overwrite to replace it "
+                "or --out to choose another"
+            )
+        shutil.rmtree(run_dir)
+    if jax.process_index() == 0:
+        results.atomic_write_text(existing, wanted)
+    return False
+
+
+def _mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("seeds",))
+
+
+def _global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from the same host array on every process (each keeps its own shards)."""
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def _to_host(tree: Any) -> Any:
+    if jax.process_count() > 1:
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
+def train_shape(
+    spec: Spec,
+    data: Data,
+    n_seeds: int,
+    learning_rates: np.ndarray,
+    progress: Progress,
+) -> tuple[Any, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(params, final metrics, curves) of every member of one shape, on host, [seeds, lrs, ...].
+
+    Seeds are padded to a multiple of the device count; the extra seeds train and are
+    dropped (a seed's key does not depend on how many run beside it).
+    """
+    mesh = _mesh()
+    n_dev = mesh.devices.size
+    padded = math.ceil(n_seeds / n_dev) * n_dev
+    seeds = _global(np.arange(padded, dtype=np.int32), NamedSharding(mesh, P("seeds")))
+    lrs = _global(np.asarray(learning_rates, np.float32), NamedSharding(mesh, P()))
+    program = group_program(spec)
+    init = jax.jit(lambda s, lr: program.init(seed_keys(s), lr))
+    epoch = jax.jit(
+        lambda st, s, lr, d, e: program.epoch(st, seed_keys(s), lr, d, e), donate_argnums=0
+    )
+    final = jax.jit(program.final)
+
+    state = init(seeds, lrs)
+    curves = []
+    for e in range(spec.epochs):
+        state, metrics = epoch(state, seeds, lrs, data, jnp.int32(e))
+        metrics = _to_host(metrics)
+        curves.append(metrics)
+        progress.epoch(e, spec.epochs, float(np.nanmean(metrics["train_ll"][:n_seeds])))
+    final_metrics = _to_host(final(state, data))
+    params = _to_host(state.params)
+    drop = lambda a: np.asarray(a)[:n_seeds]  # noqa: E731
+    stacked = {k: np.stack([c[k] for c in curves])[:, :n_seeds] for k in curves[0]}
+    return jax.tree.map(drop, params), jax.tree.map(drop, final_metrics), stacked
+
+
+def _save_group(run_dir: Path, g: GroupResult) -> None:
+    arrays = {"seeds": g.seeds, "learning_rates": g.learning_rates}
+    for i, layer in enumerate(g.params):
+        arrays |= {f"params/layer{i}/{k}": v for k, v in layer.items()}
+    arrays |= {f"final/{k}": v for k, v in g.final.items()}
+    arrays |= {f"curves/{k}": v for k, v in g.curves.items()}
+    name = group_name(g.hidden)
+    results.write_npz(run_dir / "groups" / f"{name}.npz", arrays)
+    results.write_json(run_dir / "groups" / f"{name}.json", g.info)  # last: marks completion
+
+
+def load_group(run_dir: Path, hidden: tuple[int, ...]) -> GroupResult | None:
+    """A finished group from ``run_dir``, or None if it is absent or unfinished."""
+    name = group_name(hidden)
+    info_path, npz_path = run_dir / "groups" / f"{name}.json", run_dir / "groups" / f"{name}.npz"
+    if not info_path.is_file() or not npz_path.is_file():
+        return None
+
+    info = json.loads(info_path.read_text())
+    a = results.read_npz(npz_path)
+    n_layers = len(hidden) + 1
+    return GroupResult(
+        hidden=hidden,
+        seeds=a["seeds"],
+        learning_rates=a["learning_rates"],
+        params=[{k: a[f"params/layer{i}/{k}"] for k in ("w", "b")} for i in range(n_layers)],
+        final={k.split("/", 1)[1]: v for k, v in a.items() if k.startswith("final/")},
+        curves={k.split("/", 1)[1]: v for k, v in a.items() if k.startswith("curves/")},
+        info=info,
+    )
+
+
+def run(
+    config: config_lib.Config,
+    dataset: Dataset,
+    run_dir: Path,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> list[GroupResult]:
+    """Train every group of ``config`` into ``run_dir`` (skipping finished ones); their results."""
+    progress = progress or Progress(quiet=True)
+    run_dir = Path(run_dir)
+    prepare_run_dir(config, run_dir, overwrite)
+    n_train = dataset.train.y.shape[0]
+    specs = [spec_from_config(config, shape, n_train) for shape in config.shapes]
+    data = _replicated_data(dataset)
+    lrs = np.asarray(config.train.learning_rate, np.float32)
+    log = CompileLog.get()
+    hiddens = config.model.hidden_sizes
+    progress.begin(len(hiddens), config.train.epochs)
+    out = []
+    for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
+        done = load_group(run_dir, hidden)
+        if done is not None and done.info.get("hash") == group_hash(config, hidden):
+            progress.skip(i, len(hiddens), group_name(hidden), config.train.epochs)
+            out.append(done)
+            continue
+        progress.group_start(i, len(hiddens), group_name(hidden))
+        before, t0 = log.snapshot(), time.perf_counter()
+        params, final, curves = train_shape(spec, data, config.train.seeds, lrs, progress)
+        wall = time.perf_counter() - t0
+        compiled = log.since(before)
+        info = {
+            "hash": group_hash(config, hidden),
+            "hidden_sizes": list(hidden),
+            "wall_s": wall,
+            "compile_s": compiled["compile_s"],
+            "train_s": wall - compiled["compile_s"],
+            "compiles": compiled["compiles"],
+            "cache_hits": compiled["cache_hits"],
+            "devices": len(jax.devices()),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        g = GroupResult(hidden, np.arange(config.train.seeds), lrs, params, final, curves, info)
+        if jax.process_index() == 0:
+            _save_group(run_dir, g)
+        progress.group_done(
+            float(np.nanmean(final["train_ll"])), info["compile_s"], info["train_s"]
+        )
+        out.append(g)
+    return out
+
+
+def _replicated_data(dataset: Dataset) -> Data:
+    sharding = NamedSharding(_mesh(), P())
+    return Data(*(_global(np.asarray(a), sharding) for a in device_data(dataset)))
