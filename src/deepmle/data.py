@@ -119,8 +119,7 @@ def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Sp
     def split(name: str) -> Split:
         try:
             source = tfds.data_source("mnist", split=name, data_dir=data_dir, download=False)
-            getitems = getattr(source, "__getitems__", None)
-            records = getitems(range(len(source))) if getitems else list(source)
+            records = [source[i] for i in range(len(source))]
         except Exception as e:  # TFDS raises many types for a missing or unprepared dataset
             raise DataError(
                 f"tfds mnist ({name}) not readable from data_dir={data_dir!r}: {e}. "
@@ -157,7 +156,7 @@ def load(config: "DataConfig") -> Dataset:
     elif config.source == "npz":
         train, test = _load_npz_source(Path(config.path).expanduser(), digits)
     elif config.source == "tfds":
-        train, test = _load_tfds_source(config.path, digits)
+        train, test = _load_tfds_source(config.path or None, digits)
     else:
         raise DataError(f"unknown data source {config.source!r}")
     train, validation = carve_validation(train, config.validation_fraction)

@@ -53,8 +53,8 @@ def forward(params: Params, x: Array, activation: str = "sigmoid") -> Array:
     act = ACTIVATIONS[activation]
     h = x
     for layer in params[:-1]:
-        h = act(h @ layer["w"] + layer["b"])
-    return (h @ params[-1]["w"] + params[-1]["b"])[:, 0]
+        h = act(h @ layer["w"] + layer["b"][None, :])
+    return (h @ params[-1]["w"] + params[-1]["b"][None, :])[:, 0]
 
 
 def predict_proba(params: Params, x: Array, activation: str = "sigmoid") -> Array:

@@ -50,8 +50,8 @@ def heatmap(run_dir: Path, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.6 * len(lrs) + 2, 0.8 * len(shapes) + 2))
     finite = acc[np.isfinite(acc)]
     lo = np.percentile(finite, 10) if finite.size else 0
-    im = ax.imshow(np.ma.masked_invalid(acc), cmap="viridis", vmin=lo, aspect="auto")
-    im.cmap.set_bad("lightgray")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgray")
+    im = ax.imshow(np.ma.masked_invalid(acc), cmap=cmap, vmin=lo, aspect="auto")
     for i in range(len(shapes)):
         for j in range(len(lrs)):
             ax.text(

@@ -175,11 +175,11 @@ def run(
     """Train every group of ``config`` into ``run_dir`` (skipping finished ones); their results."""
     progress = progress or Progress(quiet=True)
     run_dir = Path(run_dir)
-    prepare_run_dir(config, run_dir, overwrite)
     n_train = dataset.train.y.shape[0]
     specs = [spec_from_config(config, shape, n_train) for shape in config.shapes]
+    prepare_run_dir(config, run_dir, overwrite)
     data = _replicated_data(dataset)
-    lrs = np.asarray(config.train.learning_rate, np.float32)
+    lrs = np.asarray(config.train.learning_rate, np.float64)  # as written; float32 on device
     log = CompileLog.get()
     hiddens = config.model.hidden_sizes
     progress.begin(len(hiddens), config.train.epochs)

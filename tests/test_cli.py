@@ -1,0 +1,123 @@
+"""The command line end to end, on the real seed config shrunk to one short epoch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepmle import config as config_lib
+from deepmle import results
+from deepmle.cli import main
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+SHRINK = ["--set", "train.epochs=1", "--set", "train.seeds=2", "--set", "train.batch_size=32"]
+
+
+def _run(out: Path, *extra: str, config: str = "seed.toml") -> int:
+    return main(["run", str(CONFIGS / config), "--out", str(out), "--no-cache", *SHRINK, *extra])
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "seed"
+    assert _run(out, "--quiet") == 0
+    return out
+
+
+def test_run_writes_every_output_file(seed_run):
+    for name in (
+        "config.toml",
+        "summary.csv",
+        "members.csv",
+        "curves.csv",
+        "params.npz",
+        "meta.json",
+        "groups/h32.npz",
+        "groups/h32.json",
+    ):
+        assert (seed_run / name).is_file(), name
+    for name in ("heatmap", "curves", "weights", "misclassified"):
+        assert (seed_run / "plots" / f"{name}.png").stat().st_size > 1000
+    assert not list(seed_run.rglob("*.tmp"))
+
+
+def test_outputs_hold_the_run(seed_run):
+    config = config_lib.load(seed_run / "config.toml")
+    assert config.train.epochs == 1 and config.train.seeds == 2
+    (summary,) = results.read_csv(seed_run / "summary.csv")
+    for col in (
+        "hidden_sizes",
+        "learning_rate",
+        "seeds",
+        "diverged",
+        "train_ll_mean",
+        "val_accuracy_mean",
+        "val_accuracy_ci95",
+        "test_accuracy_mean",
+        "test_accuracy_ci95",
+    ):
+        assert col in summary
+    assert summary["hidden_sizes"] == "32" and summary["seeds"] == "2"
+    assert 0.9 < float(summary["test_accuracy_mean"]) <= 1.0  # a fraction, not a percentage
+    members = results.read_csv(seed_run / "members.csv")
+    assert [m["seed"] for m in members] == ["0", "1"]
+    assert np.mean([float(m["test_accuracy"]) for m in members]) == pytest.approx(
+        float(summary["test_accuracy_mean"])
+    )
+    assert len(results.read_csv(seed_run / "curves.csv")) == 2  # 1 epoch x 2 seeds
+    params = results.read_npz(seed_run / "params.npz")
+    assert params["h32/layer0/w"].shape == (2, 1, 784, 32)
+    assert params["h32/layer1/w"].shape == (2, 1, 32, 1)
+    meta = json.loads((seed_run / "meta.json").read_text())
+    for key in ("versions", "git_commit", "devices", "wall_s", "compile_s", "train_s"):
+        assert key in meta
+    assert meta["versions"]["jax"] and meta["compile_s"] > 0
+
+
+def test_same_config_again_resumes_and_skips(seed_run, capsys):
+    before = (seed_run / "groups" / "h32.npz").read_bytes()
+    assert _run(seed_run) == 0
+    err = capsys.readouterr().err
+    assert "h32: already done, skipped" in err
+    assert (seed_run / "groups" / "h32.npz").read_bytes() == before
+
+
+def test_different_config_is_refused_and_nothing_is_lost(seed_run, capsys):
+    before = {p: p.read_bytes() for p in seed_run.rglob("*") if p.is_file()}
+    assert _run(seed_run, "--set", "train.learning_rate=0.1") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err
+    assert before == {p: p.read_bytes() for p in seed_run.rglob("*") if p.is_file()}
+
+
+def test_overwrite_replaces(tmp_path):
+    out = tmp_path / "run"
+    assert _run(out, "--quiet", "--no-plots") == 0
+    assert (
+        _run(out, "--quiet", "--no-plots", "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    )
+    assert results.read_csv(out / "summary.csv")[0]["learning_rate"] == "0.1"
+
+
+def test_plot_redraws_from_the_run_directory(seed_run, capsys):
+    (seed_run / "plots" / "heatmap.png").unlink()
+    assert main(["plot", str(seed_run)]) == 0
+    assert (seed_run / "plots" / "heatmap.png").is_file()
+
+
+def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nhidden_sizes = [32, 0]\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepmle", "run", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"deepmle: error: {bad}: [model] hidden_sizes: hidden sizes must be >= 1, got 0"
+    ]

@@ -1,0 +1,133 @@
+import hashlib
+import zipfile
+
+import numpy as np
+import pytest
+
+from deepmle import config as config_lib
+from deepmle import data
+
+
+def _hashes(x: np.ndarray) -> set[str]:
+    return {hashlib.sha1(row.tobytes()).hexdigest() for row in x}
+
+
+def test_embedded_counts_shapes_and_values(embedded):
+    train, val, test = embedded
+    assert train.y.shape[0] + val.y.shape[0] == 12_700
+    assert val.y.shape[0] == 1_270
+    assert test.y.shape[0] == 2_167
+    for split in embedded:
+        assert split.x.dtype == np.float32 and split.y.dtype == np.float32
+        assert split.x.shape == (split.y.shape[0], 784)
+        assert split.x.min() == 0.0 and split.x.max() == 1.0
+        assert set(np.unique(split.y)) == {0.0, 1.0}
+    # MNIST's published counts of 1s (Y=1) in train+validation and in test.
+    assert int(train.y.sum() + val.y.sum()) == 6_742
+    assert int(test.y.sum()) == 1_135
+
+
+def test_splits_do_not_overlap(embedded):
+    train, val, test = (_hashes(s.x) for s in embedded)
+    assert not train & val
+    assert not train & test
+    assert not val & test
+
+
+def test_validation_carve_is_deterministic(embedded):
+    again = data.load(config_lib.DataConfig())
+    np.testing.assert_array_equal(again.validation.x, embedded.validation.x)
+
+
+def test_validation_fraction_is_honoured():
+    ds = data.load(config_lib.DataConfig(validation_fraction=0.25))
+    assert ds.validation.y.shape[0] == 3_175
+
+
+def test_embedded_data_carries_its_provenance():
+    from importlib import resources
+
+    text = (resources.files("deepmle") / "data" / "PROVENANCE.md").read_text()
+    assert "LeCun" in text and "CC BY-SA 3.0" in text
+
+
+def test_checksum_failure_is_caught(tmp_path):
+    arrays = data.load_embedded()
+    arrays["train_images"] = arrays["train_images"].copy()
+    arrays["train_images"][0, 14, 14] ^= 1  # one pixel off by one
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(data.DataError, match="train_images fails its sha256 check"):
+        data.load_embedded(bad)
+
+
+def test_truncated_file_is_caught(tmp_path):
+    raw = data._embedded_path().read_bytes()
+    bad = tmp_path / "truncated.npz"
+    bad.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(data.DataError, match=r"not a readable \.npz"):
+        data.load_embedded(bad)
+
+
+def test_missing_file_is_caught(tmp_path):
+    with pytest.raises(data.DataError, match="not found"):
+        data.load(config_lib.DataConfig(source="npz", path=str(tmp_path / "nope.npz")))
+
+
+def _keras_npz(path, rng):
+    def split(n):
+        return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
+
+    (x_train, y_train), (x_test, y_test) = split(600), split(200)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return x_train, y_train, x_test, y_test
+
+
+def test_npz_source_any_pair(tmp_path, rng):
+    path = tmp_path / "mnist.npz"
+    _, y_train, x_test, y_test = _keras_npz(path, rng)
+    ds = data.load(config_lib.DataConfig(source="npz", path=str(path), digits=(3, 8)))
+    n_train = int(np.isin(y_train, (3, 8)).sum())
+    assert ds.train.y.shape[0] + ds.validation.y.shape[0] == n_train
+    assert ds.test.y.shape[0] == int(np.isin(y_test, (3, 8)).sum())
+    assert int(ds.test.y.sum()) == int((y_test == 3).sum())  # first digit of the pair is Y=1
+    first = x_test[np.isin(y_test, (3, 8))][0].reshape(-1) / 255.0
+    np.testing.assert_allclose(ds.test.x[0], first, rtol=1e-6)
+
+
+def test_npz_source_with_missing_arrays(tmp_path):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(data.DataError, match="no array named y_train"):
+        data.load(config_lib.DataConfig(source="npz", path=str(path)))
+
+
+def test_npz_source_not_a_zip(tmp_path):
+    path = tmp_path / "mnist.npz"
+    path.write_text("not a zip")
+    with pytest.raises(data.DataError, match="not a readable"):
+        data.load(config_lib.DataConfig(source="npz", path=str(path)))
+    assert not zipfile.is_zipfile(path)
+
+
+def test_embedded_rejects_other_digits():
+    with pytest.raises(data.DataError, match="only digits 1 and 2"):
+        data.load(config_lib.DataConfig(digits=(3, 8)))
+
+
+def test_tfds_source_under_mock_data():
+    import tensorflow_datasets as tfds  # a declared dependency: no skip
+
+    with tfds.testing.mock_data(num_examples=400, policy=tfds.testing.MockPolicy.USE_CODE):
+        ds = data.load(config_lib.DataConfig(source="tfds", digits=(1, 7)))
+    for split in ds:
+        assert split.x.shape[1] == 784 and split.x.dtype == np.float32
+        assert 0.0 <= split.x.min() and split.x.max() <= 1.0
+        assert set(np.unique(split.y)) <= {0.0, 1.0}
+    assert ds.train.y.shape[0] > 0 and ds.test.y.shape[0] > 0
+    assert ds.validation.y.shape[0] == round(0.1 * (ds.train.y.shape[0] + ds.validation.y.shape[0]))
+
+
+def test_tfds_source_without_prepared_data_is_a_clear_error(tmp_path):
+    with pytest.raises(data.DataError, match="tfds build mnist"):
+        data.load(config_lib.DataConfig(source="tfds", path=str(tmp_path)))
