@@ -26,7 +26,9 @@ def closed_form_grad(params: Params, x: Array, y: Array) -> Grads:
     activations = [x]  # a_0 = x, a_l = σ(a_{l−1} θ_l + b_l)
     for layer in params[:-1]:
         activations.append(jax.nn.sigmoid(activations[-1] @ layer["w"] + layer["b"][None, :]))
-    y_hat = jax.nn.sigmoid(activations[-1] @ params[-1]["w"] + params[-1]["b"][None, :])  # [batch, 1]
+    y_hat = jax.nn.sigmoid(
+        activations[-1] @ params[-1]["w"] + params[-1]["b"][None, :]
+    )  # [batch, 1]
 
     delta = y[:, None] - y_hat  # ∂LL/∂ŷ · ŷ(1−ŷ), simplified: ∂LL/∂z of the output cell
     grads = []

@@ -96,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
 
         plots.draw(run_dir)
     print(report.table(rows))
+    for line in report.divergence_lines(groups):
+        print(line)
     print(f"results in {run_dir}/")
     if all(r["diverged"] == r["seeds"] for r in rows):
         print("deepmle: every member diverged", file=sys.stderr)

@@ -190,13 +190,11 @@ def draw(run_dir: Path) -> list[Path]:
         raise UserError(f"{run_dir}: not a finished run directory (no summary.csv)")
     out_dir = run_dir / "plots"
     out_dir.mkdir(exist_ok=True)
+    figures = [("heatmap", heatmap), ("curves", learning_curves)]
+    if _selected(run_dir)[1]:  # a selected model exists unless every member diverged
+        figures += [("weights", weights), ("misclassified", misclassified)]
     paths = []
-    for name, fn in (
-        ("heatmap", heatmap),
-        ("curves", learning_curves),
-        ("weights", weights),
-        ("misclassified", misclassified),
-    ):
+    for name, fn in figures:
         path = out_dir / f"{name}.png"
         tmp = out_dir / f".{name}.tmp.png"
         fn(run_dir, tmp)

@@ -156,3 +156,19 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         f"(mean ± half-width of the 95% t-interval over {n} seeds; diverged seeds excluded)"
     )
     return "\n".join(text)
+
+
+def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
+    """'hidden 32, lr 3: seeds 0, 5 diverged at epochs 2, 4' for each cell with a diverged seed."""
+    lines = []
+    for g in groups:
+        for li, lr in enumerate(g.learning_rates):
+            at = g.final["diverged_epoch"][:, li]
+            bad = [(int(s), int(e) + 1) for s, e in zip(g.seeds, at, strict=True) if e >= 0]
+            if bad:
+                lines.append(
+                    f"hidden {_hidden_label(g.hidden)}, lr {float(lr):g}: "
+                    + ", ".join(f"seed {s} diverged at epoch {e}" for s, e in bad)
+                    + " (frozen at its last finite parameters)"
+                )
+    return lines

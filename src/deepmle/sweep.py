@@ -5,17 +5,18 @@ Each finished shape ("group") is saved at once, atomically, under ``RUN_DIR/grou
 re-run of the same config into the same directory skips the groups already there.
 """
 
+import functools
 import hashlib
 import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
@@ -27,7 +28,15 @@ from deepmle.data import Dataset
 from deepmle.errors import UserError
 from deepmle.progress import Progress
 from deepmle.runtime import CompileLog
-from deepmle.train import Data, Spec, device_data, group_program, seed_keys, spec_from_config
+from deepmle.train import (
+    Data,
+    Spec,
+    TrainState,
+    device_data,
+    group_program,
+    seed_keys,
+    spec_from_config,
+)
 
 
 class RunDirError(UserError):
@@ -65,6 +74,8 @@ def prepare_run_dir(config: config_lib.Config, run_dir: Path, overwrite: bool) -
     """
     wanted = config_lib.to_toml(config)
     existing = run_dir / "config.toml"
+    if jax.process_index() != 0:
+        return False
     if run_dir.exists() and any(run_dir.iterdir()):
         if existing.is_file() and existing.read_text() == wanted and not overwrite:
             return True
@@ -75,8 +86,7 @@ def prepare_run_dir(config: config_lib.Config, run_dir: Path, overwrite: bool) -
                 "or --out to choose another"
             )
         shutil.rmtree(run_dir)
-    if jax.process_index() == 0:
-        results.atomic_write_text(existing, wanted)
+    results.atomic_write_text(existing, wanted)
     return False
 
 
@@ -93,6 +103,26 @@ def _to_host(tree: Any) -> Any:
     if jax.process_count() > 1:
         return multihost_utils.process_allgather(tree, tiled=True)
     return jax.device_get(tree)
+
+
+@functools.cache
+def compiled_program(spec: Spec) -> tuple[Callable, Callable, Callable]:
+    """The jitted (init, epoch, final) of a shape, made once per process and Spec.
+
+    Seeds and learning rates are array arguments, so new values (or a new sweep in the same
+    process) reuse the compiled executables; only their counts are part of the shape.
+    """
+    program = group_program(spec)
+
+    def init(seeds: jax.Array, lrs: jax.Array) -> TrainState:
+        return program.init(seed_keys(seeds), lrs)
+
+    def epoch(
+        state: TrainState, seeds: jax.Array, lrs: jax.Array, data: Data, e: jax.Array
+    ) -> tuple[TrainState, dict]:
+        return program.epoch(state, seed_keys(seeds), lrs, data, e)
+
+    return jax.jit(init), jax.jit(epoch, donate_argnums=0), jax.jit(program.final)
 
 
 def train_shape(
@@ -112,17 +142,12 @@ def train_shape(
     padded = math.ceil(n_seeds / n_dev) * n_dev
     seeds = _global(np.arange(padded, dtype=np.int32), NamedSharding(mesh, P("seeds")))
     lrs = _global(np.asarray(learning_rates, np.float32), NamedSharding(mesh, P()))
-    program = group_program(spec)
-    init = jax.jit(lambda s, lr: program.init(seed_keys(s), lr))
-    epoch = jax.jit(
-        lambda st, s, lr, d, e: program.epoch(st, seed_keys(s), lr, d, e), donate_argnums=0
-    )
-    final = jax.jit(program.final)
+    init, epoch, final = compiled_program(spec)
 
     state = init(seeds, lrs)
     curves = []
     for e in range(spec.epochs):
-        state, metrics = epoch(state, seeds, lrs, data, jnp.int32(e))
+        state, metrics = epoch(state, seeds, lrs, data, np.int32(e))
         metrics = _to_host(metrics)
         curves.append(metrics)
         progress.epoch(e, spec.epochs, float(np.nanmean(metrics["train_ll"][:n_seeds])))
@@ -183,10 +208,11 @@ def run(
     log = CompileLog.get()
     hiddens = config.model.hidden_sizes
     progress.begin(len(hiddens), config.train.epochs)
+    finished = _finished_groups(config, run_dir)
     out = []
     for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
-        done = load_group(run_dir, hidden)
-        if done is not None and done.info.get("hash") == group_hash(config, hidden):
+        done = finished[i]
+        if done is not None:
             progress.skip(i, len(hiddens), group_name(hidden), config.train.epochs)
             out.append(done)
             continue
@@ -219,3 +245,21 @@ def run(
 def _replicated_data(dataset: Dataset) -> Data:
     sharding = NamedSharding(_mesh(), P())
     return Data(*(_global(np.asarray(a), sharding) for a in device_data(dataset)))
+
+
+def _finished_groups(config: config_lib.Config, run_dir: Path) -> list[GroupResult | None]:
+    """Each group's saved result where it matches the config; process 0 decides for all, so
+    every process of a multi-process run trains the same groups."""
+    found = []
+    for hidden in config.model.hidden_sizes:
+        g = load_group(run_dir, hidden) if jax.process_index() == 0 else None
+        found.append(
+            g if g is not None and g.info.get("hash") == group_hash(config, hidden) else None
+        )
+    if jax.process_count() > 1:
+        flags = multihost_utils.broadcast_one_to_all(np.array([g is not None for g in found]))
+        found = [
+            g if g is not None else (load_group(run_dir, h) if f else None)
+            for g, f, h in zip(found, np.asarray(flags), config.model.hidden_sizes, strict=True)
+        ]
+    return found
