@@ -96,14 +96,13 @@ def run_deepmle(out: Path, cache: Path | None) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"deepmle run failed: {err}")
     meta = json.loads((out / "meta.json").read_text())
-    groups = meta["groups"].values()
     return {
         "wall_s": wall,
         "sweep_wall_s": meta["wall_s"],
         "compile_s": meta["compile_s"],
         "execute_s": meta["train_s"],
-        "compiles": sum(g["compiles"] for g in groups),
-        "cache_hits": sum(g["cache_hits"] for g in groups),
+        "compiles": meta["compiles"],
+        "cache_hits": meta["cache_hits"],
         "max_rss_mib_so_far": rss,
     }
 

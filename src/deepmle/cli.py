@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     run_dir = args.out or Path("runs") / config.name
     lead = jax.process_index() == 0
     progress = Progress(quiet=args.quiet or not lead)
-    groups = sweep.run(config, dataset, run_dir, progress, overwrite=args.overwrite)
+    groups, ahead = sweep.run(config, dataset, run_dir, progress, overwrite=args.overwrite)
     if not lead:
         return 0
     meta = {
@@ -85,8 +85,11 @@ def _run(args: argparse.Namespace) -> int:
         "overrides": args.overrides,
         "run_dir": str(run_dir),
         "wall_s": time.perf_counter() - t0,
-        "compile_s": sum(g.info["compile_s"] for g in groups),
+        "compile_s": ahead["wall_s"] + sum(g.info["compile_s"] for g in groups),
         "train_s": sum(g.info["train_s"] for g in groups),
+        "compiles": ahead["compiles"] + sum(g.info["compiles"] for g in groups),
+        "cache_hits": ahead["cache_hits"] + sum(g.info["cache_hits"] for g in groups),
+        "compile_ahead": ahead,
         "groups": {sweep.group_name(g.hidden): g.info for g in groups},
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

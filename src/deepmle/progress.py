@@ -30,6 +30,9 @@ class Progress:
         self.total_epochs = groups * epochs_per_group
         self.start = time.perf_counter()
 
+    def note(self, text: str) -> None:
+        self._print(text)
+
     def skip(self, index: int, groups: int, name: str, epochs: int) -> None:
         self.total_epochs -= epochs
         self._print(f"group {index + 1}/{groups} {name}: already done, skipped")

@@ -105,14 +105,24 @@ def _to_host(tree: Any) -> Any:
     return jax.device_get(tree)
 
 
+class Programs(NamedTuple):
+    """One shape's jitted programs, with the seed axis of state and metrics sharded over the
+    mesh and data and learning rates replicated."""
+
+    init: Callable
+    epoch: Callable
+    final: Callable
+
+
 @functools.cache
-def compiled_program(spec: Spec) -> tuple[Callable, Callable, Callable]:
-    """The jitted (init, epoch, final) of a shape, made once per process and Spec.
+def compiled_program(spec: Spec, mesh: Mesh) -> Programs:
+    """The jitted (init, epoch, final) of a shape, made once per process, Spec and mesh.
 
     Seeds and learning rates are array arguments, so new values (or a new sweep in the same
     process) reuse the compiled executables; only their counts are part of the shape.
     """
     program = group_program(spec)
+    by_seed, replicated = NamedSharding(mesh, P("seeds")), NamedSharding(mesh, P())
 
     def init(seeds: jax.Array, lrs: jax.Array) -> TrainState:
         return program.init(seed_keys(seeds), lrs)
@@ -122,7 +132,44 @@ def compiled_program(spec: Spec) -> tuple[Callable, Callable, Callable]:
     ) -> tuple[TrainState, dict]:
         return program.epoch(state, seed_keys(seeds), lrs, data, e)
 
-    return jax.jit(init), jax.jit(epoch, donate_argnums=0), jax.jit(program.final)
+    return Programs(
+        init=jax.jit(init, in_shardings=(by_seed, replicated), out_shardings=by_seed),
+        epoch=jax.jit(
+            epoch,
+            in_shardings=(by_seed, by_seed, replicated, replicated, replicated),
+            out_shardings=by_seed,
+            donate_argnums=0,
+        ),
+        final=jax.jit(program.final, in_shardings=(by_seed, replicated), out_shardings=by_seed),
+    )
+
+
+def _members(n_seeds: int, learning_rates: np.ndarray, mesh: Mesh) -> tuple[jax.Array, ...]:
+    """(seeds, lrs) as global arrays: seeds padded to a multiple of the device count and
+    sharded; learning rates replicated."""
+    padded = math.ceil(n_seeds / mesh.devices.size) * mesh.devices.size
+    return (
+        _global(np.arange(padded, dtype=np.int32), NamedSharding(mesh, P("seeds"))),
+        _global(np.asarray(learning_rates, np.float32), NamedSharding(mesh, P())),
+    )
+
+
+def compile_ahead(specs: list[Spec], n_seeds: int, learning_rates: np.ndarray, data: Data) -> None:
+    """Compile every shape's programs before any training, so that compile and execution
+    time are measured apart and each program compiles exactly once.
+
+    Lowered with the very arrays training passes, so the calls that follow reuse them.
+    (Compiling two shapes at once in threads did not help here: XLA:CPU's compile already
+    keeps both cores busy.)
+    """
+    mesh = _mesh()
+    seeds, lrs = _members(n_seeds, learning_rates, mesh)
+    for spec in specs:
+        init, epoch, final = compiled_program(spec, mesh)
+        state = jax.eval_shape(init, seeds, lrs)
+        init.lower(seeds, lrs).compile()
+        epoch.lower(state, seeds, lrs, data, np.int32(0)).compile()
+        final.lower(state, data).compile()
 
 
 def train_shape(
@@ -138,11 +185,8 @@ def train_shape(
     dropped (a seed's key does not depend on how many run beside it).
     """
     mesh = _mesh()
-    n_dev = mesh.devices.size
-    padded = math.ceil(n_seeds / n_dev) * n_dev
-    seeds = _global(np.arange(padded, dtype=np.int32), NamedSharding(mesh, P("seeds")))
-    lrs = _global(np.asarray(learning_rates, np.float32), NamedSharding(mesh, P()))
-    init, epoch, final = compiled_program(spec)
+    seeds, lrs = _members(n_seeds, learning_rates, mesh)
+    init, epoch, final = compiled_program(spec, mesh)
 
     state = init(seeds, lrs)
     curves = []
@@ -150,12 +194,18 @@ def train_shape(
         state, metrics = epoch(state, seeds, lrs, data, np.int32(e))
         metrics = _to_host(metrics)
         curves.append(metrics)
-        progress.epoch(e, spec.epochs, float(np.nanmean(metrics["train_ll"][:n_seeds])))
+        progress.epoch(e, spec.epochs, _mean_finite(metrics["train_ll"][:n_seeds]))
     final_metrics = _to_host(final(state, data))
     params = _to_host(state.params)
     drop = lambda a: np.asarray(a)[:n_seeds]  # noqa: E731
     stacked = {k: np.stack([c[k] for c in curves])[:, :n_seeds] for k in curves[0]}
     return jax.tree.map(drop, params), jax.tree.map(drop, final_metrics), stacked
+
+
+def _mean_finite(a: np.ndarray) -> float:
+    """Mean of the finite entries (diverged members are NaN in per-epoch LL); NaN if none."""
+    finite = np.asarray(a)[np.isfinite(a)]
+    return float(finite.mean()) if finite.size else float("nan")
 
 
 def _save_group(run_dir: Path, g: GroupResult) -> None:
@@ -190,14 +240,22 @@ def load_group(run_dir: Path, hidden: tuple[int, ...]) -> GroupResult | None:
     )
 
 
+class Sweep(NamedTuple):
+    """A run's groups, and what compiling them up front took (compiles, cache_hits,
+    compile_s summed over threads, wall_s)."""
+
+    groups: list[GroupResult]
+    compile_ahead: dict[str, float]
+
+
 def run(
     config: config_lib.Config,
     dataset: Dataset,
     run_dir: Path,
     progress: Progress | None = None,
     overwrite: bool = False,
-) -> list[GroupResult]:
-    """Train every group of ``config`` into ``run_dir`` (skipping finished ones); their results."""
+) -> Sweep:
+    """Train every group of ``config`` into ``run_dir``, skipping finished ones."""
     progress = progress or Progress(quiet=True)
     run_dir = Path(run_dir)
     n_train = dataset.train.y.shape[0]
@@ -209,6 +267,14 @@ def run(
     hiddens = config.model.hidden_sizes
     progress.begin(len(hiddens), config.train.epochs)
     finished = _finished_groups(config, run_dir)
+    todo = [spec for spec, done in zip(specs, finished, strict=True) if done is None]
+    if jax.process_count() == 1 and len(todo) > 1:
+        before, t0 = log.snapshot(), time.perf_counter()
+        compile_ahead(todo, config.train.seeds, lrs, data)
+        ahead = {**log.since(before), "wall_s": time.perf_counter() - t0}
+        progress.note(f"compiled {len(todo)} shapes in {ahead['wall_s']:.1f} s")
+    else:
+        ahead = {"compiles": 0, "cache_hits": 0, "compile_s": 0.0, "wall_s": 0.0}
     out = []
     for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
         done = finished[i]
@@ -235,11 +301,9 @@ def run(
         g = GroupResult(hidden, np.arange(config.train.seeds), lrs, params, final, curves, info)
         if jax.process_index() == 0:
             _save_group(run_dir, g)
-        progress.group_done(
-            float(np.nanmean(final["train_ll"])), info["compile_s"], info["train_s"]
-        )
+        progress.group_done(_mean_finite(final["train_ll"]), info["compile_s"], info["train_s"])
         out.append(g)
-    return out
+    return Sweep(out, ahead)
 
 
 def _replicated_data(dataset: Dataset) -> Data:
