@@ -221,3 +221,48 @@ def test_progress_bar_on_a_terminal_and_lines_otherwise():
     assert "ETA" not in lines and lines.count("\n") == 2
     assert "h8: already done" in lines and "group 2/2 h16: done" in lines
     assert drive(bar=True, quiet=True) == ""
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 1])
+def test_sweep_path_matches_the_straightforward_member(small, tmp_path, monkeypatch, chunk_bytes):
+    """The speed-ups (shared minibatch, sharded and chunked seeds, compile ahead) change
+    results only within float tolerance of `train_member`, one member at a time."""
+    import chex
+    import jax
+
+    from deepmle.train import device_data, seed_keys, spec_from_config, train_member
+
+    if chunk_bytes is not None:  # one seed per chunk
+        monkeypatch.setattr(sweep, "CHUNK_BYTES", chunk_bytes)
+        sweep.compiled_program.cache_clear()
+    config = _grid_config(seeds=3, epochs=2, learning_rate=(0.3, 2.0))
+    (g, _), _ = sweep.run(config, small, tmp_path / "run")
+    spec = spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
+    if chunk_bytes is not None:
+        assert sweep.seeds_per_chunk(spec, 3, 2) == 1
+    alone = jax.jit(lambda k, lr: train_member(spec, device_data(small), k, lr))
+    for s, li in [(0, 0), (2, 1)]:
+        params, metrics = alone(seed_keys(np.arange(3))[s], config.train.learning_rate[li])
+        member = [{k: v[s, li] for k, v in layer.items()} for layer in g.params]
+        chex.assert_trees_all_close(member, params, rtol=1e-4, atol=1e-5)
+        assert g.final["val_accuracy"][s, li] == pytest.approx(float(metrics["val_accuracy"]))
+    sweep.compiled_program.cache_clear()
+
+
+def test_rerun_is_bitwise_identical(small, tmp_path):
+    a, _ = sweep.run(_grid_config(), small, tmp_path / "a")
+    b, _ = sweep.run(_grid_config(), small, tmp_path / "b")
+    for ga, gb in zip(a, b, strict=True):
+        for la, lb in zip(ga.params, gb.params, strict=True):
+            assert all(np.array_equal(la[k], lb[k]) for k in la)
+        assert all(np.array_equal(ga.curves[k], gb.curves[k]) for k in ga.curves)
+
+
+def test_seeds_per_chunk_fits_the_budget():
+    from deepmle.train import Spec
+
+    big, small_net = Spec(layer_sizes=(784, 128, 1)), Spec(layer_sizes=(784, 16, 1))
+    assert sweep.seeds_per_chunk(big, 8, 4) == 1  # 1.6 MB of weights per seed
+    assert sweep.seeds_per_chunk(small_net, 8, 4) == 8  # 0.2 MB per seed
+    assert sweep.seeds_per_chunk(small_net, 12, 4) == 6  # the largest divisor that fits
+    assert sweep.seeds_per_chunk(Spec(layer_sizes=(784, 4096, 1)), 8, 4) == 1

@@ -144,36 +144,42 @@ def compiled_program(spec: Spec, mesh: Mesh) -> Programs:
     def local_epoch(
         state: TrainState, seeds: jax.Array, lrs: jax.Array, data: Data, e: jax.Array
     ) -> tuple[TrainState, dict]:
-        """One device's seeds [s_local], a chunk of seeds at a time (see seeds_per_chunk)."""
-        n = seeds.shape[0]
-        chunk = seeds_per_chunk(spec, n, lrs.shape[0])
-        split = lambda a: a.reshape(n // chunk, chunk, *a.shape[1:])  # noqa: E731
-        merge = lambda a: a.reshape(n, *a.shape[2:])  # noqa: E731
-
-        def one_chunk(args: tuple[TrainState, jax.Array]) -> tuple[TrainState, dict]:
-            chunk_state, chunk_seeds = args
+        def one(chunk_state: TrainState, chunk_seeds: jax.Array) -> tuple[TrainState, dict]:
             return program.epoch(chunk_state, seed_keys(chunk_seeds), lrs, data, e)
 
-        out = jax.lax.map(one_chunk, (jax.tree.map(split, state), split(seeds)))
-        return jax.tree.map(merge, out)
+        return _by_chunks(spec, one, state, seeds)
 
-    epoch = jax.shard_map(
-        local_epoch,
-        mesh=mesh,
-        in_specs=(P("seeds"), P("seeds"), P(), P(), P()),
-        out_specs=P("seeds"),
+    def local_final(state: TrainState, data: Data) -> dict:
+        return _by_chunks(spec, lambda chunk_state: program.final(chunk_state, data), state)
+
+    by_device = lambda f, in_specs: jax.shard_map(  # noqa: E731
+        f, mesh=mesh, in_specs=in_specs, out_specs=P("seeds")
     )
-
     return Programs(
         init=jax.jit(init, in_shardings=(by_seed, replicated), out_shardings=by_seed),
         epoch=jax.jit(
-            epoch,
+            by_device(local_epoch, (P("seeds"), P("seeds"), P(), P(), P())),
             in_shardings=(by_seed, by_seed, replicated, replicated, replicated),
             out_shardings=by_seed,
             donate_argnums=0,
         ),
-        final=jax.jit(program.final, in_shardings=(by_seed, replicated), out_shardings=by_seed),
+        final=jax.jit(
+            by_device(local_final, (P("seeds"), P())),
+            in_shardings=(by_seed, replicated),
+            out_shardings=by_seed,
+        ),
     )
+
+
+def _by_chunks(spec: Spec, fn: Callable, state: TrainState, *seeded: jax.Array) -> Any:
+    """``fn(state, *seeded)`` on one device's seeds [s_local], a chunk of seeds at a time
+    (a ``lax.map``; see seeds_per_chunk); every argument has the seed axis first."""
+    n, n_lrs = state.diverged_epoch.shape
+    chunk = seeds_per_chunk(spec, n, n_lrs)
+    split = lambda a: a.reshape(n // chunk, chunk, *a.shape[1:])  # noqa: E731
+    merge = lambda a: a.reshape(n, *a.shape[2:])  # noqa: E731
+    out = jax.lax.map(lambda args: fn(*args), jax.tree.map(split, (state, *seeded)))
+    return jax.tree.map(merge, out)
 
 
 def _members(n_seeds: int, learning_rates: np.ndarray, mesh: Mesh) -> tuple[jax.Array, ...]:
