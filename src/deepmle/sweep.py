@@ -114,6 +114,11 @@ class Programs(NamedTuple):
     final: Callable
 
 
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+"""On CPU the heavy work is Eigen's GEMMs, not LLVM-generated code: LLVM level 1 instead of
+the default cut W's compile from 11.0 s to 8.0 s here with no measurable change per epoch
+(h = 16, 32, 128). Not applied on other backends."""
+
 CHUNK_BYTES = 2 * 2**20
 """Weights a chunk of seeds may hold: about one core's L2 cache. Measured on the 2-core CPU
 (h=32, 512 members): chunks of 8 seeds ran at 120 GFLOP/s, all 128 seeds at once at 101,
@@ -155,18 +160,26 @@ def compiled_program(spec: Spec, mesh: Mesh) -> Programs:
     by_device = lambda f, in_specs: jax.shard_map(  # noqa: E731
         f, mesh=mesh, in_specs=in_specs, out_specs=P("seeds")
     )
+    options = CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else {}
     return Programs(
-        init=jax.jit(init, in_shardings=(by_seed, replicated), out_shardings=by_seed),
+        init=jax.jit(
+            init,
+            in_shardings=(by_seed, replicated),
+            out_shardings=by_seed,
+            compiler_options=options,
+        ),
         epoch=jax.jit(
             by_device(local_epoch, (P("seeds"), P("seeds"), P(), P(), P())),
             in_shardings=(by_seed, by_seed, replicated, replicated, replicated),
             out_shardings=by_seed,
             donate_argnums=0,
+            compiler_options=options,
         ),
         final=jax.jit(
             by_device(local_final, (P("seeds"), P())),
             in_shardings=(by_seed, replicated),
             out_shardings=by_seed,
+            compiler_options=options,
         ),
     )
 
