@@ -8,7 +8,7 @@ is reported as one ``UserError`` line naming the file and the key.
 import difflib
 import tomllib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +233,3 @@ def to_toml(config: Config) -> str:
     for section, body in to_dict(config).items():
         lines += ["", f"[{section}]"] + [f"{k} = {value(v)}" for k, v in body.items()]
     return "\n".join(lines) + "\n"
-
-
-def with_name(config: Config, name: str) -> Config:
-    return replace(config, name=name)

@@ -39,7 +39,6 @@ class Progress:
 
     def group_start(self, index: int, groups: int, name: str) -> None:
         self.group = f"group {index + 1}/{groups} {name}"
-        self.group_t0 = time.perf_counter()
 
     def epoch(self, epoch: int, epochs: int, mean_ll: float) -> None:
         self.done_epochs += 1

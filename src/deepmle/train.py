@@ -5,9 +5,11 @@ returns ``train(key, learning_rate) -> (params, metrics)``, jittable and vmappab
 Shapes (layer sizes, batch size, epochs) are static; the key and the learning rate are
 traced, so one compile serves every seed and every learning rate of a network shape.
 
-``train_group`` is the sweep's program: the same ``train_epoch``, vmapped over learning
-rates *inside* (members of one seed share its minibatch, so XLA's layer-1 matmul is one
-[batch, 784] x [784, lrs·h] GEMM) and over seeds *outside*.
+``group_program`` holds the pieces every sweep runs: the same ``train_epoch``, vmapped over
+learning rates *inside* (members of one seed share its minibatch, so XLA's layer-1 matmul
+is one [batch, 784] x [784, lrs·h] GEMM) and over seeds *outside*. ``train_group`` composes
+them with ``lax.scan`` as one pure function; ``deepmle.sweep`` calls them one epoch at a
+time, sharded over devices and in chunks of seeds.
 """
 
 from collections.abc import Callable
