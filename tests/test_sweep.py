@@ -176,9 +176,10 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def test_kill_and_interrupt_mid_sweep_then_resume(tmp_path):
+    """The groups after h16 and h192 take seconds, so each signal lands mid-group."""
     out = tmp_path / "run"
-    grid = ["--no-cache", "--set", "model.hidden_sizes=[[16], [24], [32]]",
-            "--set", "train.seeds=2", "--set", "train.epochs=4"]  # fmt: skip
+    grid = ["--no-cache", "--set", "model.hidden_sizes=[[16], [192], [256]]",
+            "--set", "train.seeds=8", "--set", "train.epochs=3"]  # fmt: skip
     groups = out / "groups"
 
     proc = _deepmle(out, *grid)
@@ -186,19 +187,20 @@ def test_kill_and_interrupt_mid_sweep_then_resume(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert sweep.load_group(out, (16,)) is not None  # finished group intact and readable
-    assert sweep.load_group(out, (24,)) is None
+    assert sweep.load_group(out, (192,)) is None
 
     proc = _deepmle(out, *grid)
-    _wait_for(groups / "h24.json", proc)
+    _wait_for(groups / "h192.json", proc)
     proc.send_signal(signal.SIGINT)
     code, _, err = _finish(proc)
     assert "h16: already done, skipped" in err
     assert code == 130 and "re-run to resume" in err.strip().splitlines()[-1]
-    assert sweep.load_group(out, (24,)) is not None
+    assert sweep.load_group(out, (192,)) is not None
+    assert sweep.load_group(out, (256,)) is None
 
     code, _, err = _finish(_deepmle(out, *grid))
     assert code == 0, err
-    assert "h16: already done" in err and "h24: already done" in err and "h32: done" in err
+    assert "h16: already done" in err and "h192: already done" in err and "h256: done" in err
     assert len(results.read_csv(out / "summary.csv")) == 3
     assert not list(out.rglob("*.tmp"))
 

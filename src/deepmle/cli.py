@@ -125,5 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepmle: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        if "jax" in sys.modules:
+            from deepmle.runtime import wait_for_device
+
+            wait_for_device()
         print("deepmle: interrupted; finished groups are saved, re-run to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
