@@ -189,7 +189,9 @@ def test_kill_and_interrupt_mid_sweep_then_resume(tmp_path):
     assert sweep.load_group(out, (16,)) is not None  # finished group intact and readable
     assert sweep.load_group(out, (192,)) is None
 
-    proc = _deepmle(out, *grid)
+    # A shell's background job (as CI may be) starts with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the child default SIGINT handling.
+    proc = _deepmle(out, *grid, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(groups / "h192.json", proc)
     proc.send_signal(signal.SIGINT)
     code, _, err = _finish(proc)
