@@ -189,9 +189,16 @@ def test_kill_and_interrupt_mid_sweep_then_resume(tmp_path):
     assert sweep.load_group(out, (16,)) is not None  # finished group intact and readable
     assert sweep.load_group(out, (192,)) is None
 
-    # A shell's background job (as CI may be) starts with SIGINT ignored, and Python then
-    # installs no KeyboardInterrupt handler: give the child default SIGINT handling.
-    proc = _deepmle(out, *grid, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # A shell's background job (as CI may be) starts with SIGINT ignored, an ignored signal
+    # stays ignored across exec, and Python then installs no KeyboardInterrupt handler.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        proc = _deepmle(out, *grid)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     _wait_for(groups / "h192.json", proc)
     proc.send_signal(signal.SIGINT)
     code, _, err = _finish(proc)
