@@ -319,13 +319,11 @@ def run(
     progress.begin(len(hiddens), config.train.epochs)
     finished = _finished_groups(config, run_dir)
     todo = [spec for spec, done in zip(specs, finished, strict=True) if done is None]
-    if jax.process_count() == 1 and len(todo) > 1:
-        before, t0 = log.snapshot(), time.perf_counter()
-        compile_ahead(todo, config.train.seeds, lrs, data)
-        ahead = {**log.since(before), "wall_s": time.perf_counter() - t0}
-        progress.note(f"compiled {len(todo)} shapes in {ahead['wall_s']:.1f} s")
-    else:
-        ahead = {"compiles": 0, "cache_hits": 0, "compile_s": 0.0, "wall_s": 0.0}
+    before, t0 = log.snapshot(), time.perf_counter()
+    compile_ahead(todo, config.train.seeds, lrs, data)
+    ahead = {**log.since(before), "wall_s": time.perf_counter() - t0}
+    if todo:
+        progress.note(f"compiled {len(todo)} of {len(specs)} shapes in {ahead['wall_s']:.1f} s")
     out = []
     for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
         done = finished[i]
