@@ -32,7 +32,6 @@ from deepmle.train import (
     Data,
     Spec,
     TrainState,
-    device_data,
     group_program,
     seed_keys,
     spec_from_config,
@@ -356,8 +355,10 @@ def run(
 
 
 def _replicated_data(dataset: Dataset) -> Data:
+    """The dataset's splits as float32 global arrays, replicated on every device, straight
+    from the host arrays (in Data's order: train, validation, test; x then y)."""
     sharding = NamedSharding(_mesh(), P())
-    return Data(*(_global(np.asarray(a), sharding) for a in device_data(dataset)))
+    return Data(*(_global(np.asarray(a, np.float32), sharding) for split in dataset for a in split))
 
 
 def _finished_groups(config: config_lib.Config, run_dir: Path) -> list[GroupResult | None]:

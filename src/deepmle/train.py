@@ -21,7 +21,11 @@ import jax.numpy as jnp
 import optax
 
 from deepmle.errors import UserError
-from deepmle.likelihood import accuracy_from_logits, log_likelihood_from_logits
+from deepmle.likelihood import (
+    accuracy_from_logits,
+    log_likelihood_from_logits,
+    mean_log_likelihood,
+)
 from deepmle.model import forward, init_params
 from deepmle.types import Array, Metrics, Params, PRNGKey
 
@@ -110,10 +114,6 @@ def make_optimizer(spec: Spec, learning_rate: Array) -> optax.GradientTransforma
     return optax.chain(direction, optax.scale_by_learning_rate(learning_rate, flip_sign=False))
 
 
-def _mean_ll(params: Params, x: Array, y: Array, activation: str) -> Array:
-    return log_likelihood_from_logits(forward(params, x, activation), y) / y.shape[0]
-
-
 def evaluate(spec: Spec, params: Params, x: Array, y: Array) -> tuple[Array, Array]:
     """(mean log-likelihood per example, accuracy) of params on x [n, 784], y [n]."""
     z = forward(params, x, spec.activation)
@@ -154,7 +154,7 @@ def train_epoch(
     train_ll is the mean over the epoch's minibatches of their per-example LL.
     """
     tx = make_optimizer(spec, learning_rate)
-    grad_fn = jax.value_and_grad(_mean_ll)
+    grad_fn = jax.value_and_grad(mean_log_likelihood)
 
     def step(carry: tuple[Params, optax.OptState], idx: Array) -> tuple[tuple, Array]:
         params, opt_state = carry
