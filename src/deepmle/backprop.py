@@ -15,6 +15,7 @@ product is ∞·0 = NaN, although the true value y − ŷ is finite and small.
 import jax
 import jax.numpy as jnp
 
+from deepmle import checks
 from deepmle.types import Array, Grads, Params
 
 
@@ -23,6 +24,7 @@ def closed_form_grad(params: Params, x: Array, y: Array) -> Grads:
 
     x: [batch, 784], y: [batch] of 0/1. LL is the sum over the batch (eq. 3).
     """
+    checks.labels(y, checks.inputs(x, checks.params(params)[0]))
     activations = [x]  # a_0 = x, a_l = σ(a_{l−1} θ_l + b_l)
     for layer in params[:-1]:
         activations.append(jax.nn.sigmoid(activations[-1] @ layer["w"] + layer["b"][None, :]))

@@ -12,11 +12,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from deepmle import registry
 from deepmle.errors import UserError
 
 SOURCES = ("embedded", "npz", "tfds")
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
-OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
 class ConfigError(UserError):
@@ -145,9 +144,9 @@ def _validate_section(section: str, raw: dict[str, Any], where: str) -> dict[str
             case ("model", "hidden_sizes"):
                 out[key] = _as_hidden_sizes(at, v)
             case ("model", "activation"):
-                out[key] = _as_choice(at, v, ACTIVATIONS)
+                out[key] = _as_choice(at, v, list(registry.ACTIVATIONS))
             case ("train", "optimizer"):
-                out[key] = _as_choice(at, v, OPTIMIZERS)
+                out[key] = _as_choice(at, v, list(registry.OPTIMIZERS))
             case ("train", "learning_rate"):
                 out[key] = _as_learning_rates(at, v)
             case ("train", "momentum"):

@@ -8,25 +8,48 @@ float32) ŷ rounds to exactly 0 or 1 and log ŷ would be −inf, while log σ(z)
 import jax
 import jax.numpy as jnp
 
-from deepmle.model import forward
+from deepmle import checks
+from deepmle.model import Activation, Matmul, forward
 from deepmle.types import Array, Params
+
+
+def example_log_likelihoods(z: Array, y: Array) -> Array:
+    """The terms of eq. 3, one per example: shape [batch] for logits z and labels y of [batch]."""
+    checks.labels(y, checks.logits(z))
+    return y * jax.nn.log_sigmoid(z) + (1.0 - y) * jax.nn.log_sigmoid(-z)
 
 
 def log_likelihood_from_logits(z: Array, y: Array) -> Array:
     """Eq. 3 summed over the batch; z and y of shape [batch], y in {0., 1.}."""
-    return jnp.sum(y * jax.nn.log_sigmoid(z) + (1.0 - y) * jax.nn.log_sigmoid(-z))
+    return jnp.sum(example_log_likelihoods(z, y))
 
 
-def log_likelihood(params: Params, x: Array, y: Array, activation: str = "sigmoid") -> Array:
+def log_likelihood(
+    params: Params,
+    x: Array,
+    y: Array,
+    activation: Activation = "sigmoid",
+    *,
+    matmul: Matmul = jnp.matmul,
+) -> Array:
     """LL(θ) of eq. 3: a scalar, the sum over the batch. x: [batch, 784], y: [batch] of 0/1."""
-    return log_likelihood_from_logits(forward(params, x, activation), y)
+    checks.labels(y, checks.inputs(x, checks.params(params)[0]))
+    return log_likelihood_from_logits(forward(params, x, activation, matmul=matmul), y)
 
 
-def mean_log_likelihood(params: Params, x: Array, y: Array, activation: str = "sigmoid") -> Array:
+def mean_log_likelihood(
+    params: Params,
+    x: Array,
+    y: Array,
+    activation: Activation = "sigmoid",
+    *,
+    matmul: Matmul = jnp.matmul,
+) -> Array:
     """LL(θ) / batch: the per-example average that training ascends (scale-free in batch size)."""
-    return log_likelihood(params, x, y, activation) / y.shape[0]
+    return log_likelihood(params, x, y, activation, matmul=matmul) / y.shape[0]
 
 
 def accuracy_from_logits(z: Array, y: Array) -> Array:
     """Fraction of examples where (ŷ > 1/2) equals y; z and y of shape [batch]."""
+    checks.labels(y, checks.logits(z))
     return jnp.mean((z > 0) == (y > 0.5))

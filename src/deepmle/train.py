@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from deepmle import registry
 from deepmle.errors import UserError
 from deepmle.likelihood import (
     accuracy_from_logits,
@@ -106,12 +107,7 @@ def make_optimizer(spec: Spec, learning_rate: Array) -> optax.GradientTransforma
     ``learning_rate`` may be a tracer: the transformation is built inside the traced
     function, so a new learning rate is a new value, never a new compile.
     """
-    direction = {
-        "sgd": optax.identity(),
-        "momentum": optax.trace(decay=spec.momentum),
-        "adam": optax.scale_by_adam(),
-    }[spec.optimizer]
-    return optax.chain(direction, optax.scale_by_learning_rate(learning_rate, flip_sign=False))
+    return registry.optimizer(spec.optimizer, spec.momentum)(learning_rate)
 
 
 def evaluate(spec: Spec, params: Params, x: Array, y: Array) -> tuple[Array, Array]:
