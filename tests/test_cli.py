@@ -1,5 +1,6 @@
 """The command line end to end, on the real seed config shrunk to one short epoch."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -14,6 +15,11 @@ from deepmle.cli import main
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 SHRINK = ["--set", "train.epochs=1", "--set", "train.seeds=2", "--set", "train.batch_size=32"]
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _run(out: Path, *extra: str, config: str = "seed.toml") -> int:
@@ -47,7 +53,7 @@ def test_run_writes_every_output_file(seed_run):
 def test_outputs_hold_the_run(seed_run):
     config = config_lib.load(seed_run / "config.toml")
     assert config.train.epochs == 1 and config.train.seeds == 2
-    (summary,) = results.read_csv(seed_run / "summary.csv")
+    (summary,) = _csv(seed_run / "summary.csv")
     for col in (
         "hidden_sizes",
         "learning_rate",
@@ -62,13 +68,13 @@ def test_outputs_hold_the_run(seed_run):
         assert col in summary
     assert summary["hidden_sizes"] == "32" and summary["seeds"] == "2"
     assert 0.9 < float(summary["test_accuracy_mean"]) <= 1.0  # a fraction, not a percentage
-    members = results.read_csv(seed_run / "members.csv")
+    members = _csv(seed_run / "members.csv")
     assert [m["seed"] for m in members] == ["0", "1"]
     assert np.mean([float(m["test_accuracy"]) for m in members]) == pytest.approx(
         float(summary["test_accuracy_mean"])
     )
-    assert len(results.read_csv(seed_run / "curves.csv")) == 2  # 1 epoch x 2 seeds
-    params = results.read_npz(seed_run / "params.npz")
+    assert len(_csv(seed_run / "curves.csv")) == 2  # 1 epoch x 2 seeds
+    params = np.load(seed_run / "params.npz")
     assert params["h32/layer0/w"].shape == (2, 1, 784, 32)
     assert params["h32/layer1/w"].shape == (2, 1, 32, 1)
     meta = json.loads((seed_run / "meta.json").read_text())
@@ -99,7 +105,7 @@ def test_overwrite_replaces(tmp_path):
     assert (
         _run(out, "--quiet", "--no-plots", "--overwrite", "--set", "train.learning_rate=0.1") == 0
     )
-    assert results.read_csv(out / "summary.csv")[0]["learning_rate"] == "0.1"
+    assert results.load_run(out).summary[0]["learning_rate"] == 0.1
 
 
 def test_plot_redraws_from_the_run_directory(seed_run, capsys):

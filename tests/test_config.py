@@ -99,7 +99,7 @@ def test_bad_config_is_one_line_and_exit_2(name, tmp_path, capsys):
         (["run", "CONFIG", "--set", "train.learning_rate=-1"], "must be > 0"),
         (["run"], "the following arguments are required: config"),
         (["fly"], "invalid choice: 'fly'"),
-        (["plot", "/no/such/run"], "not a finished run directory"),
+        (["plot", "/no/such/run"], "not a finished deepmle run directory"),
     ],
 )
 def test_bad_command_line_is_one_line_and_exit_2(argv, message, capsys):

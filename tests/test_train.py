@@ -1,3 +1,5 @@
+"""The one definition of training: one member, driven by a JAX key (make_train) or by host draws."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -5,30 +7,34 @@ import numpy as np
 import pytest
 
 from deepmle import config as config_lib
+from deepmle import model, randomness, train
 from deepmle.errors import UserError
-from deepmle.train import (
-    Spec,
-    device_data,
-    make_train,
-    seed_keys,
-    spec_from_config,
-    train_group,
-    train_member,
-)
 
 
-def _config(**train):
-    base = config_lib.Config()
+def _config(**train_kw) -> config_lib.Config:
     return config_lib.Config(
         model=config_lib.ModelConfig(hidden_sizes=((8,),)),
-        train=config_lib.TrainConfig(**{"epochs": 2, "batch_size": 64, "seeds": 2} | train),
-        data=base.data,
+        train=config_lib.TrainConfig(**{"epochs": 2, "batch_size": 64, "seeds": 2} | train_kw),
+    )
+
+
+def _spec(small, **train_kw) -> train.Spec:
+    return train.spec_from_config(_config(**train_kw), (784, 8, 1), small.train.y.shape[0])
+
+
+def _member_run(spec, small, seed, lr):
+    """One member from seed's host draws, the way deepmle run draws them."""
+    params = model.from_normals(randomness.init_normals(seed, spec.layer_sizes))
+    orders = randomness.epoch_orders(seed, spec.n_train, spec.batch_size, spec.epochs)
+    data = jax.tree.map(jnp.asarray, small)
+    return jax.jit(lambda p, o, lr: train.run(spec, train.member(spec), p, o, lr, data))(
+        params, orders, jnp.float32(lr)
     )
 
 
 def test_training_ascends_the_log_likelihood(small):
-    train = jax.jit(make_train(_config(epochs=3), small))
-    _, metrics = train(jax.random.key(0), 1.0)
+    run = jax.jit(train.make_train(_config(epochs=3), small))
+    _, metrics = run(jax.random.key(0), 1.0)
     curve = np.asarray(metrics["curves"]["train_ll"])
     assert curve.shape == (3,)
     assert curve[-1] > curve[0]
@@ -37,79 +43,118 @@ def test_training_ascends_the_log_likelihood(small):
 
 
 def test_same_key_same_result_and_new_key_new_result(small):
-    train = jax.jit(make_train(_config(), small))
-    a = train(jax.random.key(3), 0.5)
-    b = train(jax.random.key(3), 0.5)
-    c = train(jax.random.key(4), 0.5)
+    run = jax.jit(train.make_train(_config(), small))
+    a, b, c = (run(jax.random.key(k), 0.5) for k in (3, 3, 4))
     chex.assert_trees_all_equal(a, b)
     assert not np.allclose(a[0][0]["w"], c[0][0]["w"])
 
 
 def test_learning_rate_and_seed_sweep_compiles_once(small):
-    train = make_train(_config(epochs=1), small)
-    counted = jax.jit(chex.assert_max_traces(train, n=1))
+    counted = jax.jit(chex.assert_max_traces(train.make_train(_config(epochs=1), small), n=1))
     for seed, lr in [(0, 0.1), (1, 0.3), (2, 1.0), (3, 3.0)]:
         counted(jax.random.key(seed), lr)
 
 
-def test_vmapped_member_equals_member_trained_alone(small):
-    config = _config(epochs=2)
-    spec = spec_from_config(config, (784, 8, 1), small.train.y.shape[0])
-    data = device_data(small)
-    lrs = jnp.array([0.1, 1.0, 3.0])
-    keys = seed_keys(np.arange(3))
-    params, metrics = jax.jit(lambda k, lr: train_group(spec, data, k, lr))(keys, lrs)
-    alone = jax.jit(lambda k, lr: train_member(spec, data, k, lr))
-    for s, li in [(0, 0), (2, 1), (1, 2)]:
-        p1, m1 = alone(keys[s], lrs[li])
-        member = jax.tree.map(lambda a, s=s, li=li: a[s, li], params)
-        chex.assert_trees_all_close(member, p1, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(metrics["val_ll"][s, li], m1["val_ll"], rtol=1e-4)
-        np.testing.assert_allclose(
-            metrics["curves"]["train_ll"][:, s, li], m1["curves"]["train_ll"], rtol=1e-4
-        )
-
-
-def test_group_seed_does_not_depend_on_how_many_seeds_run(small):
-    spec = spec_from_config(_config(epochs=1), (784, 8, 1), small.train.y.shape[0])
-    data = device_data(small)
-    run = jax.jit(lambda k, lr: train_group(spec, data, k, lr))
-    lrs = jnp.array([0.5])
-    p2, _ = run(seed_keys(np.arange(2)), lrs)
-    p4, _ = run(seed_keys(np.arange(4)), lrs)
+def test_make_train_vmaps_over_keys_and_learning_rates(small):
+    one = train.make_train(_config(epochs=1), small)
+    many = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))
+    keys, lrs = jax.random.split(jax.random.key(0), 3), jnp.array([0.1, 1.0])
+    params, metrics = many(keys, lrs)
+    assert params[0]["w"].shape == (3, 2, 784, 8) and metrics["val_accuracy"].shape == (3, 2)
+    alone_params, alone = jax.jit(one)(keys[2], lrs[1])
     chex.assert_trees_all_close(
-        jax.tree.map(lambda a: a[:2], p2), jax.tree.map(lambda a: a[:2], p4), rtol=1e-5
+        jax.tree.map(lambda a: a[2, 1], params), alone_params, rtol=1e-4, atol=1e-6
     )
+    np.testing.assert_allclose(metrics["val_ll"][2, 1], alone["val_ll"], rtol=1e-4)
 
 
-def test_diverging_member_is_frozen_and_its_neighbours_unaffected(small):
-    spec = spec_from_config(_config(epochs=2), (784, 8, 1), small.train.y.shape[0])
-    data = device_data(small)
-    keys = seed_keys(np.arange(1))
-    run = jax.jit(lambda k, lr: train_group(spec, data, k, lr))
-    params, metrics = run(keys, jnp.array([0.5, 1e38]))
-    assert int(metrics["diverged_epoch"][0, 0]) == -1
-    assert int(metrics["diverged_epoch"][0, 1]) == 0
-    assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(params))
-    alone, _ = run(keys, jnp.array([0.5]))
-    chex.assert_trees_all_close(
-        jax.tree.map(lambda a: a[0, 0], params), jax.tree.map(lambda a: a[0, 0], alone)
-    )
+def test_every_epoch_sees_a_fresh_shuffle(small):
+    """Each epoch's minibatches come from its own permutation (a stale shuffle is a real bug)."""
+    spec = _spec(small, epochs=3)
+    orders = np.asarray(train.key_orders(spec, jax.random.key(0)))
+    assert orders.shape == (3, spec.steps_per_epoch, 64)
+    for e in range(3):
+        assert len(np.unique(orders[e])) == orders[e].size  # a permutation, no repeats
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+
+
+def _diverged(metrics) -> tuple[int, int]:
+    return int(metrics["diverged_epoch"]), int(metrics["diverged_reason"])
+
+
+def test_huge_learning_rate_diverges_by_getting_worse_than_its_start(small):
+    """lr 1000 keeps a sigmoid network finite but makes it far worse than its initialisation:
+    that is divergence, and the member freezes at its initial parameters."""
+    spec = _spec(small, epochs=2)
+    state, curves, metrics = _member_run(spec, small, seed=0, lr=1000.0)
+    assert _diverged(metrics) == (0, train.WORSE_THAN_INIT)
+    assert float(curves["train_ll"][0]) < -1.0  # what the epoch did, recorded
+    assert np.isnan(float(curves["train_ll"][1]))  # frozen: no train metrics after
+    initial = model.from_normals(randomness.init_normals(0, spec.layer_sizes))
+    chex.assert_trees_all_equal(state.params, jax.tree.map(jnp.asarray, initial))
+
+
+def test_non_finite_epoch_diverges_and_freezes(small):
+    spec = _spec(small, epochs=2)
+    state, _, metrics = _member_run(spec, small, seed=1, lr=1e38)
+    assert _diverged(metrics) == (0, train.NON_FINITE)
+    assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(state.params))
+
+
+def test_a_good_learning_rate_does_not_diverge(small):
+    _, curves, metrics = _member_run(_spec(small, epochs=3), small, seed=0, lr=0.3)
+    assert _diverged(metrics) == (-1, train.HEALTHY)
+    assert np.all(np.diff(np.asarray(curves["train_ll"])) > 0)
+
+
+def test_a_member_that_turns_bad_later_keeps_its_last_good_epoch(small):
+    """Diverging in epoch k restores the parameters at the end of epoch k-1, exactly."""
+    spec = _spec(small, epochs=2)
+    params = model.from_normals(randomness.init_normals(0, spec.layer_sizes))
+    orders = randomness.epoch_orders(0, spec.n_train, spec.batch_size, spec.epochs)
+    data = jax.tree.map(jnp.asarray, small)
+    one = train.member(spec)
+
+    @jax.jit
+    def two_epochs(params, orders):
+        state = one.init(params, 0.0, data)
+        out = []
+        for e, lr in enumerate((0.5, 1e38)):  # a good epoch, then a poisoned one
+            carry, (lls, accs) = jax.lax.scan(
+                lambda c, idx, lr=lr: one.step(jnp.float32(lr), c, idx, data),
+                (state.params, state.opt_state),
+                orders[e],
+            )
+            state, _ = one.end_epoch(state, carry, lls, accs, orders[e], jnp.int32(e), data)
+            out.append(state)
+        return out
+
+    after_good, after_bad = two_epochs(params, orders)
+    assert int(after_good.diverged_epoch) == -1 and int(after_bad.diverged_epoch) == 1
+    chex.assert_trees_all_equal(after_bad.params, after_good.params)
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_other_optimizers_train(small, optimizer):
     lr = {"momentum": 0.1, "adam": 0.01}[optimizer]
-    train = jax.jit(make_train(_config(optimizer=optimizer, epochs=2), small))
-    _, metrics = train(jax.random.key(0), lr)
+    run = jax.jit(train.make_train(_config(optimizer=optimizer, epochs=2), small))
+    _, metrics = run(jax.random.key(0), lr)
     assert float(metrics["val_accuracy"]) > 0.9
 
 
-def test_no_ragged_last_batch():
-    spec = Spec(layer_sizes=(784, 4, 1), batch_size=100, n_train=1050)
-    assert spec.steps_per_epoch == 10
+def test_no_ragged_last_batch(small):
+    spec = _spec(small, batch_size=100)
+    assert spec.steps_per_epoch == small.train.y.shape[0] // 100
+    orders = randomness.epoch_orders(0, 1050, 100, 2)
+    assert orders.shape == (2, 10, 100)
 
 
 def test_batch_larger_than_data_is_a_user_error(small):
     with pytest.raises(UserError, match="batch_size"):
-        make_train(_config(batch_size=5000), small)
+        train.make_train(_config(batch_size=5000), small)
+
+
+def test_strings_are_resolved_before_tracing(small):
+    spec = _spec(small)
+    assert callable(spec.activation) and not isinstance(spec.activation, str)
+    assert spec == _spec(small) and hash(spec) == hash(_spec(small))  # equal configs share programs

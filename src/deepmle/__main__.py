@@ -1,3 +1,3 @@
-from deepmle.cli import main
+from deepmle.cli import console
 
-raise SystemExit(main())
+console()

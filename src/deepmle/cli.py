@@ -1,20 +1,23 @@
-"""The `deepmle` command: parse, call the library, print. Bad input is one line and exit code 2.
+"""The `deepmle` command: parse, call the library, print.
 
-deepmle run CONFIG [--set section.key=value ...] [--out DIR] [--quiet] [--overwrite]
+deepmle run CONFIG [--set section.key=value ...] [--out DIR] [--quiet] [--overwrite] ...
 deepmle plot RUN_DIR
+
+Exit codes: 0 done; 1 every member diverged; 2 bad input (config, data, command line, an
+unusable run or cache directory, a grid that cannot fit in memory), one line, nothing lost;
+3 an internal error (a bug: traceback printed); 130 interrupted (finished groups are saved).
 """
 
 import argparse
+import os
 import sys
-import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from deepmle.errors import UserError
 
-EXIT_BAD_INPUT = 2
-EXIT_ALL_DIVERGED = 1
-EXIT_INTERRUPTED = 130
+EXIT_OK, EXIT_ALL_DIVERGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,12 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a run directory that holds a different config",
+        help="replace a deepmle run directory of another config (its own files only)",
     )
     r.add_argument("--no-plots", action="store_true", help="skip drawing the PNG figures")
-    r.add_argument(
-        "--no-cache", action="store_true", help="do not use the persistent compilation cache"
-    )
+    r.add_argument("--no-cache", action="store_true", help="no persistent compilation cache")
     r.add_argument("--cache-dir", type=Path, help="compilation cache directory")
     r.add_argument("--coordinator", help="host:port of process 0, for a multi-process run")
     r.add_argument("--num-processes", type=int, default=1)
@@ -68,44 +69,43 @@ def _run(args: argparse.Namespace) -> int:
 
     import jax
 
-    from deepmle import data, report, results, sweep
+    from deepmle import data, report, sweep
     from deepmle.progress import Progress
 
-    t0 = time.perf_counter()
     dataset = data.load(config.data)
     run_dir = args.out or Path("runs") / config.name
     lead = jax.process_index() == 0
-    progress = Progress(quiet=args.quiet or not lead)
-    groups, ahead = sweep.run(config, dataset, run_dir, progress, overwrite=args.overwrite)
-    if not lead:
-        return 0
-    meta = {
-        **results.environment(),
-        "config": str(args.config),
-        "overrides": args.overrides,
-        "run_dir": str(run_dir),
-        "wall_s": time.perf_counter() - t0,
-        "compile_s": ahead["wall_s"] + sum(g.info["compile_s"] for g in groups),
-        "train_s": sum(g.info["train_s"] for g in groups),
-        "compiles": ahead["compiles"] + sum(g.info["compiles"] for g in groups),
-        "cache_hits": ahead["cache_hits"] + sum(g.info["cache_hits"] for g in groups),
-        "compile_ahead": ahead,
-        "groups": {sweep.group_name(g.hidden): g.info for g in groups},
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    rows = report.write(run_dir, groups, meta)
-    if not args.no_plots:
-        from deepmle import plots
 
-        plots.draw(run_dir)
-    print(report.table(rows))
-    for line in report.divergence_lines(groups):
+    def finishing(results: "sweep.RunResults") -> None:
+        if not args.no_plots:
+            from deepmle import plots
+
+            plots.draw(results.run_dir, results)
+
+    outcome = sweep.run(
+        config,
+        dataset,
+        run_dir,
+        progress=Progress(quiet=args.quiet or not lead),
+        overwrite=args.overwrite,
+        extra_meta={"config": str(args.config), "overrides": args.overrides},
+        finishing=finishing,
+    )
+    if not lead:
+        return EXIT_OK
+    res = outcome.results
+    print(report.table(res.summary))
+    for line in [
+        *report.divergence_lines(res.groups),
+        *report.edge_lines(res.summary),
+        *outcome.notes,
+    ]:
         print(line)
-    print(f"results in {run_dir}/")
-    if all(r["diverged"] == r["seeds"] for r in rows):
+    print(f"results in {res.run_dir}/")
+    if res.selected is None:
         print("deepmle: every member diverged", file=sys.stderr)
         return EXIT_ALL_DIVERGED
-    return 0
+    return EXIT_OK
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -113,7 +113,11 @@ def _plot(args: argparse.Namespace) -> int:
 
     for path in plots.draw(args.run_dir):
         print(path)
-    return 0
+    return EXIT_OK
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return type(e).__name__ == "XlaRuntimeError" and "RESOURCE_EXHAUSTED" in str(e)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,9 +129,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepmle: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        if "jax" in sys.modules:
-            from deepmle.runtime import wait_for_device
-
-            wait_for_device()
         print("deepmle: interrupted; finished groups are saved, re-run to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as e:
+        if _out_of_memory(e):
+            print(f"deepmle: error: out of memory ({str(e).splitlines()[0][:200]}); "
+                  "run fewer seeds or shapes", file=sys.stderr)  # fmt: skip
+            return EXIT_BAD_INPUT
+        traceback.print_exc()
+        print(
+            f"deepmle: internal error ({type(e).__name__}); finished groups are saved. "
+            "This is a bug: please report it with the traceback above.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def console() -> None:
+    """The console script: ``main``, then exit. After Ctrl-C the process ends at once, without
+    the interpreter's teardown, which could crash while XLA still runs a program's threads."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

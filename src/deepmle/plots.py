@@ -1,24 +1,27 @@
-"""Figures drawn from a run directory alone (headless PNGs): ``deepmle plot RUN_DIR`` redraws them.
+"""Figures drawn from a run's results (headless PNGs): ``deepmle plot RUN_DIR`` redraws them.
 
-heatmap.png        mean validation accuracy over hidden sizes × learning rates
+heatmap.png        mean validation accuracy over hidden sizes × learning rates (a grid)
+lr.png             validation accuracy against learning rate (log axis), one line per shape
+                   with its 95% band over seeds (when 3 or more learning rates were swept)
 curves.png         validation accuracy per epoch, mean over seeds with a 95% t-interval band
 weights.png        the selected model's first-layer weights as 28×28 tiles
 misclassified.png  the selected model's misclassified test digits
 """
 
+import io
 import math
-from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from deepmle import config as config_lib
-from deepmle import results
-from deepmle.errors import UserError
+from deepmle import store
+from deepmle.results import RunResults, hidden_label, load_run
 from deepmle.stats import mean_ci95
 
 
-def _pyplot():
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,118 +30,103 @@ def _pyplot():
     return plt
 
 
-def _selected(run_dir: Path) -> tuple[list[dict], dict]:
-    rows = results.read_csv(run_dir / "summary.csv")
-    best = [r for r in rows if r["selected"] == "True"]
-    return rows, (best[0] if best else {})
-
-
-def heatmap(run_dir: Path, out: Path) -> None:
-    plt = _pyplot()
-    rows, _ = _selected(run_dir)
+def heatmap(res: RunResults, plt: Any) -> Any:
+    rows = res.summary
     shapes = list(dict.fromkeys(r["hidden_sizes"] for r in rows))
-    lrs = sorted({float(r["learning_rate"]) for r in rows})
+    lrs = sorted({r["learning_rate"] for r in rows})
     acc = np.full((len(shapes), len(lrs)), np.nan)
     note = [["" for _ in lrs] for _ in shapes]
     for r in rows:
-        i, j = shapes.index(r["hidden_sizes"]), lrs.index(float(r["learning_rate"]))
-        acc[i, j] = float(r["val_accuracy_mean"]) * 100
-        d, n = int(r["diverged"]), int(r["seeds"])
+        i, j = shapes.index(r["hidden_sizes"]), lrs.index(r["learning_rate"])
+        acc[i, j] = r["val_accuracy_mean"] * 100
+        d, n = r["diverged"], r["seeds"]
         note[i][j] = "diverged" if d == n else f"{acc[i, j]:.2f}" + (f"\n{d}/{n} div" if d else "")
-        if r["selected"] == "True":
+        if r["selected"]:
             note[i][j] += "\n(selected)"
     fig, ax = plt.subplots(figsize=(1.6 * len(lrs) + 2, 0.8 * len(shapes) + 2))
     finite = acc[np.isfinite(acc)]
     lo = np.percentile(finite, 10) if finite.size else 0
+    hi = finite.max() if finite.size else 1
     cmap = plt.get_cmap("viridis").with_extremes(bad="lightgray")
     im = ax.imshow(np.ma.masked_invalid(acc), cmap=cmap, vmin=lo, aspect="auto")
     for i in range(len(shapes)):
         for j in range(len(lrs)):
-            ax.text(
-                j,
-                i,
-                note[i][j],
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white"
-                if np.isfinite(acc[i, j]) and acc[i, j] < (lo + np.nanmax(acc)) / 2
-                else "black",
-            )
-    ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+            dark = np.isfinite(acc[i, j]) and acc[i, j] < (lo + hi) / 2
+            ax.text(j, i, note[i][j], ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")  # fmt: skip
+    ax.set_xticks(range(len(lrs)), [f"{lr:.3g}" for lr in lrs])
     ax.set_yticks(range(len(shapes)), shapes)
-    ax.set_xlabel("learning rate (log-spaced)")
+    ax.set_xlabel("learning rate")
     ax.set_ylabel("hidden sizes")
     ax.set_title("mean validation accuracy (%) over seeds")
     fig.colorbar(im, ax=ax, label="val accuracy %")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def learning_curves(run_dir: Path, out: Path) -> None:
-    plt = _pyplot()
-    by_cell: dict[tuple[str, float], dict[int, list[float]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for r in results.read_csv(run_dir / "curves.csv"):
-        by_cell[(r["hidden_sizes"], float(r["learning_rate"]))][int(r["epoch"])].append(
-            float(r["val_accuracy"]) * 100
-        )
-    shapes = list(dict.fromkeys(s for s, _ in by_cell))
-    cols = min(len(shapes), 3)
-    rows_n = math.ceil(len(shapes) / cols)
+def _band(values: np.ndarray) -> tuple[float, float]:
+    """(mean, 95% half-width) of the finite entries, the half-width 0 where undefined."""
+    mean, ci = mean_ci95(values[np.isfinite(values)])
+    return mean, (0.0 if math.isnan(ci) else ci)
+
+
+def lr_curve(res: RunResults, plt: Any) -> Any:
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for g in res.groups:
+        order = np.argsort(g.learning_rates)
+        diverged = g.final["diverged_epoch"] >= 0
+        acc = np.where(diverged, np.nan, g.final["val_accuracy"] * 100)  # [seeds, lrs]
+        stats = np.array([_band(acc[:, j]) for j in order])
+        x = g.learning_rates[order]
+        ax.plot(x, stats[:, 0], marker=".", label=f"hidden {hidden_label(g.hidden)}")
+        ax.fill_between(x, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("val accuracy %")
+    ax.set_title("validation accuracy: mean over seeds, band = 95% t-interval")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def learning_curves(res: RunResults, plt: Any) -> Any:
+    cols = min(len(res.groups), 3)
+    rows_n = math.ceil(len(res.groups) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.6 * rows_n), squeeze=False)
-    for ax, shape in zip(axes.flat, shapes, strict=False):
-        for (s, lr), epochs in sorted(by_cell.items()):
-            if s != shape:
-                continue
-            xs = sorted(epochs)
-            stats = [mean_ci95(np.array(epochs[e])) for e in xs]
-            mean = np.array([m for m, _ in stats])
-            ci = np.nan_to_num(np.array([c for _, c in stats]))
-            ax.plot(xs, mean, label=f"lr {lr:g}")
-            ax.fill_between(xs, mean - ci, mean + ci, alpha=0.25)
-        ax.set_title(f"hidden {shape}")
+    for ax, g in zip(axes.flat, res.groups, strict=False):
+        curves = g.curves["val_accuracy"] * 100  # [seeds, lrs, epochs]
+        epochs = np.arange(1, curves.shape[2] + 1)
+        for li, lr in enumerate(g.learning_rates):
+            stats = np.array([_band(curves[:, li, e]) for e in range(curves.shape[2])])
+            ax.plot(epochs, stats[:, 0], label=f"lr {lr:.3g}")
+            ax.fill_between(
+                epochs, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.25
+            )
+        ax.set_title(f"hidden {hidden_label(g.hidden)}")
         ax.set_xlabel("epoch")
         ax.set_ylabel("val accuracy %")
         ax.legend(fontsize=7)
-    for ax in axes.flat[len(shapes) :]:
+    for ax in axes.flat[len(res.groups) :]:
         ax.axis("off")
     fig.suptitle("validation accuracy: mean over seeds, band = 95% t-interval of the mean")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _selected_params(run_dir: Path) -> tuple[list[dict[str, np.ndarray]], str]:
-    """Parameters of the selected cell's seed with the best validation accuracy."""
-    _, best = _selected(run_dir)
-    if not best:
-        raise UserError(f"{run_dir}: no selected cell (every member diverged?)")
-    members = [
-        m
-        for m in results.read_csv(run_dir / "members.csv")
-        if m["hidden_sizes"] == best["hidden_sizes"]
-        and float(m["learning_rate"]) == float(best["learning_rate"])
-        and m["diverged"] == "False"
-    ]
-    seed = int(max(members, key=lambda m: float(m["val_accuracy"]))["seed"])
-    name = "h" + best["hidden_sizes"]
-    a = results.read_npz(run_dir / "params.npz")
-    si = list(a[f"{name}/seeds"]).index(seed)
-    li = [float(x) for x in a[f"{name}/learning_rates"]].index(float(best["learning_rate"]))
-    n_layers = len(best["hidden_sizes"].split("-")) + 1
-    params = [{k: a[f"{name}/layer{i}/{k}"][si, li] for k in ("w", "b")} for i in range(n_layers)]
-    return (
-        params,
-        f"hidden {best['hidden_sizes']}, lr {float(best['learning_rate']):g}, seed {seed}",
+def selected_member(res: RunResults) -> tuple[list[dict[str, np.ndarray]], str]:
+    """Parameters of the selected cell's seed with the best validation accuracy, and a label."""
+    best = res.selected
+    if best is None:
+        raise ValueError("no selected cell: every member diverged")
+    g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
+    li = int(np.flatnonzero(g.learning_rates == best["learning_rate"])[0])
+    acc = np.where(g.final["diverged_epoch"][:, li] >= 0, -np.inf, g.final["val_accuracy"][:, li])
+    si = int(np.argmax(acc))
+    label = (
+        f"hidden {best['hidden_sizes']}, lr {best['learning_rate']:.3g}, seed {int(g.seeds[si])}"
     )
+    return g.member_params(si, li), label
 
 
-def weights(run_dir: Path, out: Path) -> None:
-    plt = _pyplot()
-    params, label = _selected_params(run_dir)
+def weights(res: RunResults, plt: Any) -> Any:
+    params, label = selected_member(res)
     w = params[0]["w"]
     n = min(w.shape[1], 64)
     cols = min(n, 8)
@@ -150,18 +138,15 @@ def weights(run_dir: Path, out: Path) -> None:
             lim = np.abs(w[:, j]).max()
             ax.imshow(w[:, j].reshape(28, 28), cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.suptitle(f"θ^(h) columns as 28×28 (red +, blue −): {label}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def misclassified(run_dir: Path, out: Path) -> None:
+def misclassified(res: RunResults, plt: Any) -> Any:
     from deepmle import data
     from deepmle.model import predict_proba
 
-    plt = _pyplot()
-    params, label = _selected_params(run_dir)
-    config = config_lib.load(run_dir / "config.toml")
+    params, label = selected_member(res)
+    config = res.config
     test = data.load(config.data).test
     p = np.asarray(predict_proba(params, test.x, config.model.activation))
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
@@ -178,26 +163,32 @@ def misclassified(run_dir: Path, out: Path) -> None:
             truth = d1 if test.y[i] > 0.5 else d2
             ax.set_title(f"is {truth}, P({d1})={p[i]:.2f}", fontsize=7)
     fig.suptitle(f"{len(wrong)} of {len(test.y)} test digits misclassified: {label}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def draw(run_dir: Path) -> list[Path]:
-    """Every figure of ``run_dir`` into ``run_dir/plots/``; returns their paths."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "summary.csv").is_file():
-        raise UserError(f"{run_dir}: not a finished run directory (no summary.csv)")
-    out_dir = run_dir / "plots"
-    out_dir.mkdir(exist_ok=True)
-    figures = [("heatmap", heatmap), ("curves", learning_curves)]
-    if _selected(run_dir)[1]:  # a selected model exists unless every member diverged
-        figures += [("weights", weights), ("misclassified", misclassified)]
+def figures(res: RunResults) -> list[tuple[str, Callable[[RunResults, Any], Any]]]:
+    """The figures a run gets: the lr plot once 3 or more learning rates were swept, the
+    selected model's figures unless every member diverged."""
+    out = [("heatmap", heatmap), ("curves", learning_curves)]
+    if len(res.config.train.learning_rate) >= 3:
+        out.append(("lr", lr_curve))
+    if res.selected is not None:
+        out += [("weights", weights), ("misclassified", misclassified)]
+    return out
+
+
+def draw(run_dir: str | Path, results: RunResults | None = None) -> list[Path]:
+    """Every figure of a run into ``run_dir/plots/`` (each file atomically); their paths."""
+    res = results or load_run(run_dir)
+    plt = _pyplot()
     paths = []
-    for name, fn in figures:
-        path = out_dir / f"{name}.png"
-        tmp = out_dir / f".{name}.tmp.png"
-        fn(run_dir, tmp)
-        tmp.replace(path)
+    for name, fn in figures(res):
+        fig = fn(res, plt)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        path = Path(run_dir) / "plots" / f"{name}.png"
+        store.atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths

@@ -33,6 +33,10 @@ class Progress:
     def note(self, text: str) -> None:
         self._print(text)
 
+    def warn(self, text: str) -> None:
+        """What the user must hear (a damaged file set aside): printed even when quiet."""
+        print(f"deepmle: warning: {text}", file=self.stream, flush=True)
+
     def skip(self, index: int, groups: int, name: str, epochs: int) -> None:
         self.total_epochs -= epochs
         self._print(f"group {index + 1}/{groups} {name}: already done, skipped")

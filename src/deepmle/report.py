@@ -1,20 +1,33 @@
-"""From a run's group results to what a researcher reads: CSV tables, params.npz, the printed
-summary, and the honest selection (best cell on validation; its test accuracy beside it)."""
+"""From a run's groups to what a researcher reads: the summary per cell (shape × learning
+rate), the honest selection (best cell on validation only), paired comparisons with it, the
+printed table, and the CSV files and params.npz of the run directory."""
 
+import csv
+import io
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from deepmle import results
-from deepmle.stats import mean_ci95
-from deepmle.sweep import GroupResult, group_name
+import numpy as np
+
+from deepmle import store
+from deepmle.results import GroupResult, hidden_label, params_arrays
+from deepmle.stats import mean_ci95, paired_diff_ci95
+from deepmle.train import DIVERGENCE_REASONS
 
 SUMMARY_METRICS = ("train_ll", "val_ll", "val_accuracy", "test_accuracy")
+MEMBER_METRICS = (
+    "train_ll",
+    "train_accuracy",
+    "val_ll",
+    "val_accuracy",
+    "test_ll",
+    "test_accuracy",
+)
 
 
-def _hidden_label(hidden: Sequence[int]) -> str:
-    return "-".join(str(w) for w in hidden)
+def _diverged(g: GroupResult) -> np.ndarray:
+    return g.final["diverged_epoch"] >= 0
 
 
 def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
@@ -26,22 +39,15 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 d = int(g.final["diverged_epoch"][si, li])
                 rows.append(
                     {
-                        "hidden_sizes": _hidden_label(g.hidden),
+                        "hidden_sizes": hidden_label(g.hidden),
                         "learning_rate": float(lr),
                         "seed": int(seed),
                         "diverged": d >= 0,
                         "diverged_at_epoch": d + 1 if d >= 0 else "",
-                        **{
-                            k: float(g.final[k][si, li])
-                            for k in (
-                                "train_ll",
-                                "train_accuracy",
-                                "val_ll",
-                                "val_accuracy",
-                                "test_ll",
-                                "test_accuracy",
-                            )
-                        },
+                        "diverged_reason": DIVERGENCE_REASONS[
+                            int(g.final["diverged_reason"][si, li])
+                        ],
+                        **{k: float(g.final[k][si, li]) for k in MEMBER_METRICS},
                     }
                 )
     return rows
@@ -51,43 +57,57 @@ def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per (shape, learning rate, seed, epoch); epochs count from 1."""
     rows = []
     for g in groups:
-        epochs = g.curves["train_ll"].shape[0]
         for si, seed in enumerate(g.seeds):
             for li, lr in enumerate(g.learning_rates):
-                for e in range(epochs):
+                for e in range(g.curves["train_ll"].shape[2]):
                     rows.append(
                         {
-                            "hidden_sizes": _hidden_label(g.hidden),
+                            "hidden_sizes": hidden_label(g.hidden),
                             "learning_rate": float(lr),
                             "seed": int(seed),
                             "epoch": e + 1,
-                            **{k: float(v[e, si, li]) for k, v in g.curves.items()},
+                            **{k: float(v[si, li, e]) for k, v in g.curves.items()},
                         }
                     )
     return rows
 
 
+def _valid(g: GroupResult, li: int, metric: str) -> np.ndarray:
+    """[seeds] values of ``metric`` at learning-rate index ``li``, NaN where diverged."""
+    return np.where(_diverged(g)[:, li], np.nan, g.final[metric][:, li].astype(np.float64))
+
+
 def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
-    """One row per cell (shape × learning rate): mean and 95% interval over the seeds that
-    did not diverge, the diverged count, and ``selected`` for the best cell on validation."""
-    rows = []
+    """One row per cell (shape × learning rate): mean and 95% interval over the seeds that did
+    not diverge, the diverged count, ``selected`` for the best cell on validation, and each
+    cell's validation accuracy minus the selected cell's, paired by seed
+    (``val_accuracy_diff_mean``/``_ci95``; ``indistinguishable`` when that interval holds 0)."""
+    rows, cells = [], []
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
-            ok = g.final["diverged_epoch"][:, li] < 0
+            ok = ~_diverged(g)[:, li]
             row: dict[str, Any] = {
-                "hidden_sizes": _hidden_label(g.hidden),
+                "hidden_sizes": hidden_label(g.hidden),
                 "depth": len(g.hidden),
                 "learning_rate": float(lr),
                 "seeds": len(g.seeds),
                 "diverged": int((~ok).sum()),
             }
             for k in SUMMARY_METRICS:
-                mean, ci = mean_ci95(g.final[k][ok, li])
-                row[f"{k}_mean"], row[f"{k}_ci95"] = mean, ci
+                row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci95(g.final[k][ok, li])
             rows.append(row)
+            cells.append(_valid(g, li, "val_accuracy"))
     best = select_best(rows)
     for i, row in enumerate(rows):
         row["selected"] = i == best
+        if best is None:
+            diff = (math.nan, math.nan)
+        elif i == best:
+            diff = (0.0, 0.0)
+        else:
+            diff = paired_diff_ci95(cells[i], cells[best])
+        row["val_accuracy_diff_mean"], row["val_accuracy_diff_ci95"] = diff
+        row["indistinguishable"] = i != best and bool(abs(diff[0]) <= diff[1])
     return rows
 
 
@@ -102,39 +122,66 @@ def select_best(rows: Sequence[dict[str, Any]]) -> int | None:
     return -max(candidates)[2] if candidates else None
 
 
-def write(run_dir: Path, groups: Sequence[GroupResult], meta: dict[str, Any]) -> list[dict]:
-    """summary.csv, members.csv, curves.csv, params.npz and meta.json; returns the summary rows."""
-    summary = summary_rows(groups)
-    results.write_csv(run_dir / "members.csv", member_rows(groups))
-    results.write_csv(run_dir / "curves.csv", curve_rows(groups))
-    arrays = {}
-    for g in groups:
-        name = group_name(g.hidden)
-        arrays[f"{name}/seeds"] = g.seeds
-        arrays[f"{name}/learning_rates"] = g.learning_rates
-        for i, layer in enumerate(g.params):
-            arrays |= {f"{name}/layer{i}/{k}": v for k, v in layer.items()}
-    results.write_npz(run_dir / "params.npz", arrays)
-    results.write_json(run_dir / "meta.json", meta)
-    results.write_csv(run_dir / "summary.csv", summary)
-    return summary
+def edge_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A line with the word "edge" when the selected learning rate or shape is the smallest
+    or largest swept: the best may lie beyond the grid."""
+    best = next((r for r in rows if r["selected"]), None)
+    if best is None:
+        return []
+    lines = []
+    lrs = sorted({r["learning_rate"] for r in rows})
+    if len(lrs) > 1 and best["learning_rate"] in (lrs[0], lrs[-1]):
+        side = "smallest" if best["learning_rate"] == lrs[0] else "largest"
+        lines.append(
+            f"selected lr {best['learning_rate']:g} is at the edge of the grid (the {side} "
+            "swept); the best may lie beyond"
+        )
+
+    def size(label: str) -> tuple[int, int]:
+        widths = [int(w) for w in label.split("-")]
+        return sum(widths), len(widths)
+
+    shapes = sorted({r["hidden_sizes"] for r in rows}, key=size)
+    if len(shapes) > 1 and best["hidden_sizes"] in (shapes[0], shapes[-1]):
+        side = "smallest" if best["hidden_sizes"] == shapes[0] else "largest"
+        lines.append(
+            f"selected hidden sizes {best['hidden_sizes']} are at the edge of the grid (the "
+            f"{side} swept); the best may lie beyond"
+        )
+    return lines
+
+
+def _num(x: float, digits: int = 4) -> str:
+    """Fixed point for ordinary magnitudes, scientific for very large or very small ones."""
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and not 1e-4 <= abs(x) < 1e4:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}f}"
 
 
 def _pm(mean: float, ci: float, percent: bool) -> str:
-    scale, fmt = (100.0, "{:.2f}") if percent else (1.0, "{:.4f}")
     if math.isnan(mean):
         return "—"
-    text = fmt.format(mean * scale)
-    return text if math.isnan(ci) else f"{text} ± {fmt.format(ci * scale)}"
+    scale, digits = (100.0, 2) if percent else (1.0, 4)
+    text = _num(mean * scale, digits)
+    return text if math.isnan(ci) else f"{text} ± {_num(ci * scale, digits)}"
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The printed summary: one line per cell. Test accuracy is shown for the selected cell
-    only, so that a sweep's table cannot be read as selection on the test set."""
+    """The printed summary, one line per cell. Test accuracy is shown for the selected cell
+    only, so that a sweep's table cannot be read as selection on the test set; "≈" marks the
+    cells whose validation accuracy cannot be told apart from the selected one's."""
+    sweep = len(rows) > 1
     header = ("hidden", "lr", "diverged", "train LL", "val LL", "val acc %", "test acc %", "")
     lines = [header]
     for r in rows:
         sel = r["selected"]
+        mark = (
+            "<- selected on validation"
+            if sel and sweep
+            else ("≈" if r["indistinguishable"] else "")
+        )
         lines.append(
             (
                 r["hidden_sizes"],
@@ -144,7 +191,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
                 _pm(r["val_ll_mean"], r["val_ll_ci95"], False),
                 _pm(r["val_accuracy_mean"], r["val_accuracy_ci95"], True),
                 _pm(r["test_accuracy_mean"], r["test_accuracy_ci95"], True) if sel else "",
-                "<- selected on validation" if sel and len(rows) > 1 else "",
+                mark,
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -152,23 +199,55 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
     ]
     n = rows[0]["seeds"] if rows else 0
-    text.append(
-        f"(mean ± half-width of the 95% t-interval over {n} seeds; diverged seeds excluded)"
-    )
+    text.append(f"mean ± 95% t half-width over {n} seeds; diverged seeds excluded")
+    if sweep and any(r["indistinguishable"] for r in rows):
+        text.append(
+            "≈: validation accuracy within the 95% interval of the selected, paired by seed"
+        )
     return "\n".join(text)
 
 
 def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
-    """'hidden 32, lr 3: seeds 0, 5 diverged at epochs 2, 4' for each cell with a diverged seed."""
+    """'hidden 32, lr 3: seeds 0, 5 diverged at epochs 2, 4 (...)' for each cell with a
+    diverged seed."""
     lines = []
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
-            at = g.final["diverged_epoch"][:, li]
-            bad = [(int(s), int(e) + 1) for s, e in zip(g.seeds, at, strict=True) if e >= 0]
+            at, why = g.final["diverged_epoch"][:, li], g.final["diverged_reason"][:, li]
+            bad = [
+                (int(s), int(e) + 1, DIVERGENCE_REASONS[int(r)])
+                for s, e, r in zip(g.seeds, at, why, strict=True)
+                if e >= 0
+            ]
             if bad:
                 lines.append(
-                    f"hidden {_hidden_label(g.hidden)}, lr {float(lr):g}: "
-                    + ", ".join(f"seed {s} diverged at epoch {e}" for s, e in bad)
-                    + " (frozen at its last finite parameters)"
+                    f"hidden {hidden_label(g.hidden)}, lr {float(lr):g}: "
+                    + ", ".join(f"seed {s} diverged at epoch {e} ({r})" for s, e, r in bad)
+                    + "; frozen at its last good epoch"
                 )
     return lines
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def write(run: "store.RunDir", groups: Sequence[GroupResult], meta: dict[str, Any]) -> list[dict]:
+    """members.csv, curves.csv, params.npz, meta.json and summary.csv into the run directory;
+    returns the summary rows."""
+    summary = summary_rows(groups)
+    store.atomic_write_bytes(run.work / "members.csv", _csv(member_rows(groups)))
+    store.atomic_write_bytes(run.work / "curves.csv", _csv(curve_rows(groups)))
+    arrays = {}
+    for g in groups:
+        arrays |= {f"{g.name}/seeds": g.seeds, f"{g.name}/learning_rates": g.learning_rates}
+        arrays |= params_arrays(g.name, g.params)
+    store.atomic_write_bytes(run.work / "params.npz", store.npz_bytes(arrays))
+    store.write_json(run.work / "meta.json", meta)
+    store.atomic_write_bytes(run.work / "summary.csv", _csv(summary))
+    return summary

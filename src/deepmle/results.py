@@ -1,117 +1,174 @@
-"""Run directories: every file is written atomically (temporary file, fsync, rename).
+"""The results model: what a run produced, as typed arrays with member axes first.
 
-A crash or Ctrl-C mid-run leaves each file either as it was or complete, never half
-written, so a run directory is always readable and a re-run can resume from it.
+Every array of a group has the axes [seeds, lrs, ...]: params ``w`` [seeds, lrs, n_in,
+n_out], final metrics [seeds, lrs], curves [seeds, lrs, epochs]. Params have one on-disk
+layout, the keys ``<group>/layer<i>/w`` and ``<group>/layer<i>/b``, in ``params.npz`` and
+in each group file alike.
+
+``load_run(RUN_DIR)`` reads a finished run back: the report, the plots, the TensorBoard
+export and a notebook user all go through it.
 """
 
-import csv
-import io
-import json
-import os
-import platform
-import subprocess
-import tempfile
-from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from deepmle import config as config_lib
+from deepmle.errors import UserError
+from deepmle.types import Params
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path``: readers see the old file or the new one, nothing between."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+FINAL_METRICS = (
+    "train_ll",
+    "train_accuracy",
+    "val_ll",
+    "val_accuracy",
+    "test_ll",
+    "test_accuracy",
+    "diverged_epoch",
+    "diverged_reason",
+)
+CURVE_METRICS = ("train_ll", "train_accuracy", "val_ll", "val_accuracy")
 
 
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def group_name(hidden: tuple[int, ...]) -> str:
+    """'h32' for one hidden layer of 32, 'h64-32' for two."""
+    return "h" + "-".join(str(w) for w in hidden)
 
 
-def write_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """A CSV with a header from the first row's keys; floats keep full precision."""
-    rows = list(rows)
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+def hidden_label(hidden: tuple[int, ...]) -> str:
+    """'32' or '64-32', as the tables print a shape."""
+    return "-".join(str(w) for w in hidden)
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+class GroupResult(NamedTuple):
+    """One network shape's members. seeds [S] int; learning_rates [L] (as configured);
+    params per layer ``w`` [S, L, n_in, n_out], ``b`` [S, L, n_out]; final {name: [S, L]};
+    curves {name: [S, L, epochs]}; info: timings and identity."""
+
+    hidden: tuple[int, ...]
+    seeds: np.ndarray
+    learning_rates: np.ndarray
+    params: Params
+    final: dict[str, np.ndarray]
+    curves: dict[str, np.ndarray]
+    info: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return group_name(self.hidden)
+
+    def member_params(self, seed_index: int, lr_index: int) -> Params:
+        """One member's parameters, ready for ``deepmle.model.forward``."""
+        return [{k: v[seed_index, lr_index] for k, v in layer.items()} for layer in self.params]
 
 
-def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
-def git_commit() -> str:
-    """The commit of the deepmle source tree (with '+dirty' for local edits), or 'unknown'."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
-
-
-def environment() -> dict[str, Any]:
-    """Versions, devices and machine: what a reader needs to reproduce or compare a run."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import jax
-
-    versions = {}
-    for pkg in ("deepmle", "jax", "jaxlib", "optax", "chex", "numpy"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
+def params_arrays(name: str, params: Params) -> dict[str, np.ndarray]:
+    """The on-disk layout of a group's params: ``<name>/layer<i>/<w|b>``."""
     return {
-        "versions": versions,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "hostname": platform.node(),
-        "git_commit": git_commit(),
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "process_count": jax.process_count(),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        f"{name}/layer{i}/{k}": np.asarray(v)
+        for i, layer in enumerate(params)
+        for k, v in layer.items()
     }
+
+
+def params_from_arrays(name: str, arrays: dict[str, np.ndarray], n_layers: int) -> Params:
+    return [{k: arrays[f"{name}/layer{i}/{k}"] for k in ("w", "b")} for i in range(n_layers)]
+
+
+def group_arrays(g: GroupResult) -> dict[str, np.ndarray]:
+    """Everything of a group as named arrays (a group file's content)."""
+    return {
+        "seeds": g.seeds,
+        "learning_rates": g.learning_rates,
+        **params_arrays(g.name, g.params),
+        **{f"final/{k}": v for k, v in g.final.items()},
+        **{f"curves/{k}": v for k, v in g.curves.items()},
+    }
+
+
+def group_from_arrays(
+    hidden: tuple[int, ...], arrays: dict[str, np.ndarray], info: dict
+) -> GroupResult:
+    """The inverse of ``group_arrays``; KeyError if an array is missing."""
+    return GroupResult(
+        hidden=hidden,
+        seeds=arrays["seeds"],
+        learning_rates=arrays["learning_rates"],
+        params=params_from_arrays(group_name(hidden), arrays, len(hidden) + 1),
+        final={k: arrays[f"final/{k}"] for k in FINAL_METRICS},
+        curves={k: arrays[f"curves/{k}"] for k in CURVE_METRICS},
+        info=info,
+    )
+
+
+def check_group(
+    g: GroupResult, n_seeds: int, learning_rates: np.ndarray, epochs: int
+) -> str | None:
+    """Why ``g`` does not hold the members a config asks for (shapes, seeds, learning
+    rates), or None when it does."""
+    s, lr = n_seeds, len(learning_rates)
+    sizes = (784, *g.hidden, 1)
+    if not np.array_equal(g.seeds, np.arange(s)):
+        return f"holds seeds {g.seeds.tolist()}, not 0..{s - 1}"
+    if g.learning_rates.shape != (lr,) or not np.array_equal(g.learning_rates, learning_rates):
+        return f"holds learning rates {g.learning_rates.tolist()}"
+    for i, (layer, a, b) in enumerate(zip(g.params, sizes[:-1], sizes[1:], strict=True)):
+        if layer["w"].shape != (s, lr, a, b) or layer["b"].shape != (s, lr, b):
+            return f"layer {i} has shape {layer['w'].shape}, not {(s, lr, a, b)}"
+    if any(v.shape != (s, lr) for v in g.final.values()):
+        return "final metrics of the wrong shape"
+    if any(v.shape != (s, lr, epochs) for v in g.curves.values()):
+        return "curves of the wrong shape"
+    return None
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A run directory, read back: its config, groups, summary rows (typed, one per cell:
+    see deepmle.report.summary_rows) and meta.json."""
+
+    run_dir: Path
+    config: config_lib.Config
+    groups: list[GroupResult]
+    summary: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+    def group(self, hidden: tuple[int, ...] | str) -> GroupResult:
+        name = hidden if isinstance(hidden, str) else group_name(hidden)
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    @property
+    def selected(self) -> dict[str, Any] | None:
+        """The summary row selected on validation, or None if every member diverged."""
+        return next((r for r in self.summary if r["selected"]), None)
+
+
+def load_run(run_dir: str | Path) -> RunResults:
+    """A finished run from its directory: the resolved config, every group's arrays (verified
+    against their checksums) and the summary rows. UserError if it is not a finished run."""
+    import json
+
+    from deepmle import report, store
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file() or not (run_dir / "meta.json").is_file():
+        raise UserError(
+            f"{run_dir}: not a finished deepmle run directory (no config.toml or meta.json)"
+        )
+    config = config_lib.load(run_dir / "config.toml")
+    try:
+        meta = json.loads((run_dir / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{run_dir / 'meta.json'}: unreadable ({e})") from None
+    groups = []
+    for hidden in config.model.hidden_sizes:
+        g, problem = store.read_group(run_dir, config, hidden)
+        if g is None:
+            raise UserError(f"{run_dir}: group {group_name(hidden)} {problem}")
+        groups.append(g)
+    return RunResults(run_dir, config, groups, report.summary_rows(groups), meta)

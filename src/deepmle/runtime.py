@@ -2,9 +2,12 @@
 multi-host initialisation, and a log of compiles. The library itself never calls these."""
 
 import os
+import platform
+import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -100,3 +103,45 @@ def wait_for_device() -> None:
             array.block_until_ready()
         except Exception:  # an array whose computation failed is no longer in flight
             pass
+
+
+def git_commit() -> str:
+    """The commit of the deepmle source tree (with '+dirty' for local edits), or 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit, dirty = (
+            subprocess.run(
+                ["git", "-C", str(here), *args],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
+            ).stdout.strip()
+            for args in (["rev-parse", "HEAD"], ["status", "--porcelain", "--untracked-files=no"])
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def environment() -> dict[str, Any]:
+    """Versions, devices and machine: what a reader needs to reproduce or compare a run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("deepmle", "jax", "jaxlib", "optax", "numpy", "scipy"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "git_commit": git_commit(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "process_count": jax.process_count(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    }

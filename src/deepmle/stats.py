@@ -3,14 +3,19 @@
 import math
 
 import numpy as np
-from scipy import stats as _scipy_stats
+from scipy.special import stdtrit
+
+
+def t_quantile(df: int, p: float = 0.975) -> float:
+    """Student's t quantile: t_{0.975, df} (12.71 for df 1, 2.36 for df 7, → 1.96)."""
+    return float(stdtrit(df, p))
 
 
 def mean_ci95(values: np.ndarray) -> tuple[float, float]:
     """(mean, half-width) of the 95% t-interval for the mean of ``values`` [n].
 
-    The interval is mean ± t_{0.975, n−1} · s / √n with s the sample standard deviation;
-    it is NaN for n < 2, and both are NaN for n = 0 (e.g. every seed diverged).
+    The interval is mean ± t_{0.975, n−1} · s / √n with s the sample standard deviation
+    (ddof 1); the half-width is NaN for n < 2, and both are NaN for n = 0 (every seed diverged).
     """
     values = np.asarray(values, dtype=np.float64)
     n = values.size
@@ -19,5 +24,12 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
     mean = float(values.mean())
     if n < 2:
         return mean, math.nan
-    t = float(_scipy_stats.t.ppf(0.975, df=n - 1))
-    return mean, t * float(values.std(ddof=1)) / math.sqrt(n)
+    return mean, t_quantile(n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
+
+
+def paired_diff_ci95(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(mean, 95% t half-width) of a − b over the pairs where both are finite: a per-seed
+    comparison of two cells whose members share each seed's initialisation and minibatches."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    both = np.isfinite(a) & np.isfinite(b)
+    return mean_ci95(a[both] - b[both])

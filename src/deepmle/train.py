@@ -1,20 +1,25 @@
 """Training by MLE: gradient ascent on the mean log-likelihood of each minibatch, through optax.
 
-A whole run is a pure function of (key, learning rate): ``make_train(config, dataset)``
-returns ``train(key, learning_rate) -> (params, metrics)``, jittable and vmappable over both.
-Shapes (layer sizes, batch size, epochs) are static; the key and the learning rate are
-traced, so one compile serves every seed and every learning rate of a network shape.
+The one definition of training, for ONE network (a "member"):
 
-``group_program`` holds the pieces every sweep runs: the same ``train_epoch``, vmapped over
-learning rates *inside* (members of one seed share its minibatch, so XLA's layer-1 matmul
-is one [batch, 784] x [784, lrs·h] GEMM) and over seeds *outside*. ``train_group`` composes
-them with ``lax.scan`` as one pure function; ``deepmle.sweep`` calls them one epoch at a
-time, sharded over devices and in chunks of seeds.
+  init(spec, params, lr, data)            -> TrainState, with each example's LL at initialisation
+  step(spec, lr, carry, idx, data)        -> carry, (LL, accuracy) of one minibatch: grad + update
+  end_epoch(spec, state, carry, ...)      -> TrainState, metrics: divergence check, validation
+  final(spec, state, last, data)          -> the final metrics, test accuracy included
+
+``run_epoch`` scans the step over an epoch's minibatches and ends the epoch, for any
+``Members``; ``run`` adds init, the scan over epochs and final. ``member(spec)`` trains one
+network; ``deepmle.programs`` vmaps the same four functions over learning rates and seeds,
+shards them over devices and compiles one epoch of the result (init and final inside).
+``make_train(config, dataset) -> train(key, lr)`` is ``run`` for one member, from a JAX key.
+
+Shapes (layer sizes, batch size, epochs) are static; the learning rate and the random
+draws are arrays, so one compile serves every seed and every learning rate of a shape.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,30 +27,32 @@ import optax
 
 from deepmle import registry
 from deepmle.errors import UserError
-from deepmle.likelihood import (
-    accuracy_from_logits,
-    log_likelihood_from_logits,
-    mean_log_likelihood,
-)
-from deepmle.model import forward, init_params
+from deepmle.likelihood import accuracy_from_logits, example_log_likelihoods
+from deepmle.model import forward, init_params, training_matmul
 from deepmle.types import Array, Metrics, Params, PRNGKey
 
 if TYPE_CHECKING:
     from deepmle.config import Config
     from deepmle.data import Dataset
 
+HEALTHY, NON_FINITE, WORSE_THAN_INIT = 0, 1, 2
+"""Why a member stopped: ``TrainState.diverged_reason``."""
+DIVERGENCE_REASONS = ("", "non-finite LL or parameter", "train LL below its initial value")
+WORSE_RTOL = 1e-4
+"""An epoch is "worse than initialisation" when its mean train LL falls below the same
+examples' LL at initialisation by more than this fraction of it: float32 rounding of the two
+means, not a real loss, is what a tiny learning rate would otherwise trip over."""
 
-@dataclass(frozen=True)
-class Spec:
-    """Everything static about a run: it decides array shapes, so each value is one compile."""
+
+class Spec(NamedTuple):
+    """Everything static about one network shape's training: each distinct value is a compile."""
 
     layer_sizes: tuple[int, ...]
-    activation: str = "sigmoid"
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    batch_size: int = 128
-    epochs: int = 10
-    n_train: int = 0
+    activation: Callable[[Array], Array]
+    optimizer: registry.Optimizer
+    batch_size: int
+    epochs: int
+    n_train: int
 
     @property
     def steps_per_epoch(self) -> int:
@@ -53,27 +60,22 @@ class Spec:
         return self.n_train // self.batch_size
 
 
-class Data(NamedTuple):
-    """Device arrays: x_* float [n, 784] in [0, 1], y_* float [n] of 0/1."""
-
-    x_train: Array
-    y_train: Array
-    x_val: Array
-    y_val: Array
-    x_test: Array
-    y_test: Array
-
-
 class TrainState(NamedTuple):
+    """One member between epochs."""
+
     params: Params
     opt_state: optax.OptState
+    start_lls: Array
+    """[n_train]: every training example's log-likelihood (eq. 3 term) at initialisation."""
     diverged_epoch: Array
-    """int32 scalar: -1 while every epoch ended finite, else the (0-based) epoch that did not;
-    from then on the member is frozen at its parameters from the start of that epoch."""
+    """int32: -1 while healthy, else the 0-based epoch that diverged; the member then stays
+    frozen at its parameters from the end of the epoch before."""
+    diverged_reason: Array
+    """int32: HEALTHY, NON_FINITE or WORSE_THAN_INIT."""
 
 
 def spec_from_config(config: "Config", layer_sizes: tuple[int, ...], n_train: int) -> Spec:
-    """The Spec of one network shape of ``config``; rejects a batch larger than the data."""
+    """The Spec of one network shape of ``config``: names resolved through the registry."""
     if config.train.batch_size > n_train:
         raise UserError(
             f"[train] batch_size {config.train.batch_size} is larger than the "
@@ -81,130 +83,179 @@ def spec_from_config(config: "Config", layer_sizes: tuple[int, ...], n_train: in
         )
     return Spec(
         layer_sizes=tuple(layer_sizes),
-        activation=config.model.activation,
-        optimizer=config.train.optimizer,
-        momentum=config.train.momentum,
+        activation=registry.activation(config.model.activation),
+        optimizer=registry.optimizer(config.train.optimizer, config.train.momentum),
         batch_size=config.train.batch_size,
         epochs=config.train.epochs,
         n_train=n_train,
     )
 
 
-def device_data(dataset: "Dataset", dtype: jnp.dtype = jnp.float32) -> Data:
-    """The dataset's splits as device arrays of ``dtype``."""
-    return Data(
-        *(
-            jnp.asarray(a, dtype)
-            for split in (dataset.train, dataset.validation, dataset.test)
-            for a in split
-        )
-    )
-
-
-def make_optimizer(spec: Spec, learning_rate: Array) -> optax.GradientTransformation:
-    """The optax transformation for *ascent*: updates are +learning_rate times the direction.
-
-    ``learning_rate`` may be a tracer: the transformation is built inside the traced
-    function, so a new learning rate is a new value, never a new compile.
-    """
-    return registry.optimizer(spec.optimizer, spec.momentum)(learning_rate)
+def _objective(params: Params, x: Array, y: Array, spec: Spec) -> tuple[Array, Array]:
+    """(mean LL of the minibatch, its logits [batch]): what each step ascends."""
+    z = forward(params, x, spec.activation, matmul=training_matmul)
+    return jnp.mean(example_log_likelihoods(z, y)), z
 
 
 def evaluate(spec: Spec, params: Params, x: Array, y: Array) -> tuple[Array, Array]:
     """(mean log-likelihood per example, accuracy) of params on x [n, 784], y [n]."""
     z = forward(params, x, spec.activation)
-    return log_likelihood_from_logits(z, y) / y.shape[0], accuracy_from_logits(z, y)
+    return jnp.mean(example_log_likelihoods(z, y)), accuracy_from_logits(z, y)
 
 
-def _all_finite(tree: Params) -> Array:
+def init(spec: Spec, params: Params, lr: Array, data: "Dataset") -> TrainState:
+    """The state before the first step, from initial ``params``; ``lr`` plays no part, so a
+    seed's learning rates share one computation of it."""
+    del lr
+    z = forward(params, data.train.x, spec.activation)
+    return TrainState(
+        params=params,
+        opt_state=spec.optimizer(0.0).init(params),
+        start_lls=example_log_likelihoods(z, data.train.y),
+        diverged_epoch=jnp.int32(-1),
+        diverged_reason=jnp.int32(HEALTHY),
+    )
+
+
+Carry = tuple[Params, optax.OptState]
+
+
+def step(spec: Spec, lr: Array, carry: Carry, idx: Array, data: "Dataset") -> tuple[Carry, Any]:
+    """One minibatch (indices ``idx`` [batch] into the training split) of gradient ascent:
+    gradient, optax update and parameter update, one jitted region. Returns the new carry
+    and the minibatch's (mean LL, accuracy) before the update."""
+    params, opt_state = carry
+    x, y = data.train.x[idx], data.train.y[idx]
+    (ll, z), grads = jax.value_and_grad(_objective, has_aux=True)(params, x, y, spec)
+    updates, opt_state = spec.optimizer(lr).update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), (ll, accuracy_from_logits(z, y))
+
+
+def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
 
 
-def init(spec: Spec, key: PRNGKey) -> TrainState:
-    """The state before the first step; uses only the key's ``init`` stream."""
-    init_key, _ = jax.random.split(key)
-    params = init_params(init_key, spec.layer_sizes)
-    opt_state = make_optimizer(spec, jnp.float32(0.0)).init(params)
-    return TrainState(params, opt_state, jnp.int32(-1))
-
-
-def epoch_batches(spec: Spec, key: PRNGKey, epoch: Array) -> Array:
-    """Indices [steps, batch] of one epoch's minibatches: a fresh shuffle drawn from the key."""
-    _, shuffle_key = jax.random.split(key)
-    order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), spec.n_train)
-    return order[: spec.steps_per_epoch * spec.batch_size].reshape(
-        spec.steps_per_epoch, spec.batch_size
-    )
-
-
-def train_epoch(
-    spec: Spec, state: TrainState, key: PRNGKey, learning_rate: Array, data: Data, epoch: Array
+def end_epoch(
+    spec: Spec,
+    state: TrainState,
+    carry: Carry,
+    lls: Array,
+    accs: Array,
+    order: Array,
+    epoch: Array,
+    data: "Dataset",
 ) -> tuple[TrainState, Metrics]:
-    """One epoch of minibatch ascent (``lax.scan`` over steps), then validation metrics.
+    """Accept or refuse the epoch just run, then measure on validation.
 
-    Divergence is checked once per epoch, not per step (a per-step guard cost 10-30% of the
-    step time): a member whose epoch ends with a non-finite LL or parameter goes back to its
-    parameters from the start of that epoch, the last state checked finite, and stays there.
+    The epoch diverged when it ends with a non-finite LL or parameter, or when its mean train
+    LL (``lls`` [steps], one per minibatch) is below the LL at initialisation of the very
+    examples it saw (``order`` [steps, batch]): the ascent made the member worse than where it
+    started. A diverged member keeps its parameters from before the epoch and stays frozen.
+    Divergence is checked once per epoch, not per step (a per-step guard cost 10-30%).
 
-    Returns the new state and ``{"train_ll", "val_ll", "val_accuracy"}`` (scalars), where
-    train_ll is the mean over the epoch's minibatches of their per-example LL.
+    Returns ``{"train_ll", "train_accuracy", "val_ll", "val_accuracy"}`` (scalars); the train
+    metrics are means over the epoch's minibatches, NaN after the member froze.
     """
-    tx = make_optimizer(spec, learning_rate)
-    grad_fn = jax.value_and_grad(mean_log_likelihood)
-
-    def step(carry: tuple[Params, optax.OptState], idx: Array) -> tuple[tuple, Array]:
-        params, opt_state = carry
-        ll, grads = grad_fn(params, data.x_train[idx], data.y_train[idx], spec.activation)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), ll
-
-    (params, opt_state), lls = jax.lax.scan(
-        step, (state.params, state.opt_state), epoch_batches(spec, key, epoch)
-    )
+    params, opt_state = carry
     train_ll = jnp.mean(lls)
+    start_ll = jnp.mean(state.start_lls[order])
+    finite = jnp.isfinite(train_ll) & _all_finite(params)
+    worse = train_ll < start_ll - WORSE_RTOL * jnp.abs(start_ll)
     running = state.diverged_epoch < 0
-    ok = jnp.isfinite(train_ll) & _all_finite(params)
-    keep = lambda new, old: jnp.where(running & ok, new, old)  # noqa: E731
+    accept = running & finite & ~worse
+    stops = running & ~accept
+    keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
     state = TrainState(
         params=jax.tree.map(keep, params, state.params),
         opt_state=jax.tree.map(keep, opt_state, state.opt_state),
-        diverged_epoch=jnp.where(running & ~ok, epoch, state.diverged_epoch).astype(jnp.int32),
+        start_lls=state.start_lls,
+        diverged_epoch=jnp.where(stops, epoch, state.diverged_epoch).astype(jnp.int32),
+        diverged_reason=jnp.where(
+            stops, jnp.where(finite, WORSE_THAN_INIT, NON_FINITE), state.diverged_reason
+        ).astype(jnp.int32),
     )
-    val_ll, val_acc = evaluate(spec, state.params, data.x_val, data.y_val)
-    return state, {"train_ll": train_ll, "val_ll": val_ll, "val_accuracy": val_acc}
-
-
-def final_metrics(spec: Spec, state: TrainState, data: Data) -> Metrics:
-    """Scalars at the final parameters: LL on every split, accuracy on validation and test."""
-    train_ll, train_acc = evaluate(spec, state.params, data.x_train, data.y_train)
-    val_ll, val_acc = evaluate(spec, state.params, data.x_val, data.y_val)
-    test_ll, test_acc = evaluate(spec, state.params, data.x_test, data.y_test)
-    return {
-        "train_ll": train_ll,
-        "train_accuracy": train_acc,
+    val_ll, val_acc = evaluate(spec, state.params, data.validation.x, data.validation.y)
+    seen = running  # the epoch's own train metrics are meaningful up to the epoch that diverged
+    nan = jnp.float32(jnp.nan)
+    return state, {
+        "train_ll": jnp.where(seen, train_ll, nan),
+        "train_accuracy": jnp.where(seen, jnp.mean(accs), nan),
         "val_ll": val_ll,
         "val_accuracy": val_acc,
-        "test_ll": test_ll,
-        "test_accuracy": test_acc,
-        "diverged_epoch": state.diverged_epoch,
     }
 
 
-def train_member(
-    spec: Spec, data: Data, key: PRNGKey, learning_rate: Array
-) -> tuple[Params, Metrics]:
-    """One network trained for ``spec.epochs``: (final params, metrics).
+def final(spec: Spec, state: TrainState, last: Metrics, data: "Dataset") -> Metrics:
+    """The member's final metrics (scalars): train LL and accuracy of its last epoch (``last``,
+    means over that epoch's minibatches), validation at the final parameters, test accuracy
+    and LL (the only place the test split is used), and where and why it diverged."""
+    test_ll, test_acc = evaluate(spec, state.params, data.test.x, data.test.y)
+    return {
+        **last,
+        "test_ll": test_ll,
+        "test_accuracy": test_acc,
+        "diverged_epoch": state.diverged_epoch,
+        "diverged_reason": state.diverged_reason,
+    }
 
-    metrics["curves"] holds per-epoch arrays [epochs] of train_ll, val_ll and val_accuracy;
-    the other entries are ``final_metrics``.
+
+class Members(NamedTuple):
+    """How a batch of members applies the per-member functions, each with ``spec`` bound:
+    the functions themselves for one network, their vmaps for a sweep (deepmle.programs)."""
+
+    init: Callable[..., TrainState]
+    step: Callable[..., tuple[Carry, Any]]
+    end_epoch: Callable[..., tuple[TrainState, Metrics]]
+    final: Callable[..., Metrics]
+
+
+def member(spec: Spec) -> Members:
+    """The per-member functions of ``spec``, for one network."""
+    return Members(*(partial(f, spec) for f in (init, step, end_epoch, final)))
+
+
+def run_epoch(
+    members: Members, state: TrainState, order: Array, lr: Array, epoch: Array, data: "Dataset"
+) -> tuple[TrainState, Metrics]:
+    """One epoch of ``members``: ``lax.scan`` of the step over the minibatches of ``order``
+    [steps, ...batch], then ``end_epoch``."""
+
+    def one_step(carry: Carry, idx: Array) -> tuple[Carry, Any]:
+        return members.step(lr, carry, idx, data)
+
+    carry, (lls, accs) = jax.lax.scan(one_step, (state.params, state.opt_state), order)
+    return members.end_epoch(state, carry, lls, accs, order, epoch, data)
+
+
+def run(
+    spec: Spec, members: Members, params: Params, orders: Array, lr: Array, data: "Dataset"
+) -> tuple[TrainState, Metrics, Metrics]:
+    """Train ``members`` for ``spec.epochs``: (final state, curves, final metrics).
+
+    ``orders`` [epochs, steps, ...batch] holds every epoch's minibatch indices (for a sweep,
+    one row per seed between steps and batch). Curves have the epoch axis first, as
+    ``lax.scan`` stacks them.
     """
-    state = init(spec, key)
+    state = members.init(params, lr, data)
 
-    def body(state: TrainState, epoch: Array) -> tuple[TrainState, Metrics]:
-        return train_epoch(spec, state, key, learning_rate, data, epoch)
+    def one_epoch(state: TrainState, xs: tuple[Array, Array]) -> tuple[TrainState, Metrics]:
+        order, epoch = xs
+        return run_epoch(members, state, order, lr, epoch, data)
 
-    state, curves = jax.lax.scan(body, state, jnp.arange(spec.epochs))
-    return state.params, {**final_metrics(spec, state, data), "curves": curves}
+    state, curves = jax.lax.scan(one_epoch, state, (orders, jnp.arange(spec.epochs)))
+    return state, curves, members.final(state, jax.tree.map(lambda v: v[-1], curves), data)
+
+
+def key_orders(spec: Spec, key: PRNGKey) -> Array:
+    """int32 [epochs, steps, batch] minibatch indices from a JAX key: a fresh permutation per
+    epoch, ``fold_in(key, epoch)`` (the in-program counterpart of randomness.epoch_orders)."""
+    n = spec.steps_per_epoch * spec.batch_size
+
+    def one(epoch: Array) -> Array:
+        order = jax.random.permutation(jax.random.fold_in(key, epoch), spec.n_train)
+        return order[:n].reshape(spec.steps_per_epoch, spec.batch_size)
+
+    return jax.vmap(one)(jnp.arange(spec.epochs))
 
 
 def make_train(
@@ -212,72 +263,23 @@ def make_train(
 ) -> Callable[[PRNGKey, Array], tuple[Params, Metrics]]:
     """``train(key, learning_rate) -> (params, metrics)`` for the config's (single) network shape.
 
-    Pure, jittable and vmappable over the key and the learning rate.
+    Pure, jittable and vmappable over the key and the learning rate. The key is split by
+    purpose into ``init`` and ``shuffle``; metrics hold the ``final`` entries and
+    ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose random draws come from
+    numpy streams per seed instead (deepmle.randomness).
     """
     if len(config.shapes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
     spec = spec_from_config(config, config.shapes[0], dataset.train.y.shape[0])
-    data = device_data(dataset)
+    data = jax.tree.map(jnp.asarray, dataset)
 
     def train(key: PRNGKey, learning_rate: Array) -> tuple[Params, Metrics]:
-        return train_member(spec, data, key, jnp.asarray(learning_rate, jnp.float32))
+        init_key, shuffle_key = jax.random.split(key)
+        params = init_params(init_key, spec.layer_sizes)
+        lr = jnp.asarray(learning_rate, jnp.float32)
+        state, curves, metrics = run(
+            spec, member(spec), params, key_orders(spec, shuffle_key), lr, data
+        )
+        return state.params, {**metrics, "curves": curves}
 
     return train
-
-
-def seed_keys(seeds: Array, base: int = 0) -> PRNGKey:
-    """Keys [len(seeds)]: seed s gets fold_in(key(base), s), whatever other seeds run beside it."""
-    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(base), s))(jnp.asarray(seeds))
-
-
-class GroupProgram(NamedTuple):
-    """The three pieces of a group's training, each vmapped over [seeds, lrs] members.
-
-    ``init(keys, lrs) -> state``; ``epoch(state, keys, lrs, data, epoch) -> (state, metrics)``;
-    ``final(state, data) -> metrics``. keys: [seeds]; lrs: [lrs]; state leaves [seeds, lrs, ...].
-    The learning-rate vmap is the inner one and does not map the key, so a seed's shuffle and
-    gathered minibatch are computed once and shared by its learning rates.
-    """
-
-    init: Callable[..., TrainState]
-    epoch: Callable[..., tuple[TrainState, Metrics]]
-    final: Callable[..., Metrics]
-
-
-def group_program(spec: Spec) -> GroupProgram:
-    """The un-jitted group pieces for ``spec``; ``train_group`` and the sweep engine share them."""
-
-    def one_init(key: PRNGKey, lr: Array) -> TrainState:
-        return init(spec, key)
-
-    def one_epoch(
-        state: TrainState, key: PRNGKey, lr: Array, data: Data, epoch: Array
-    ) -> tuple[TrainState, Metrics]:
-        return train_epoch(spec, state, key, lr, data, epoch)
-
-    def one_final(state: TrainState, data: Data) -> Metrics:
-        return final_metrics(spec, state, data)
-
-    return GroupProgram(
-        init=jax.vmap(jax.vmap(one_init, (None, 0)), (0, None)),
-        epoch=jax.vmap(jax.vmap(one_epoch, (0, None, 0, None, None)), (0, 0, None, None, None)),
-        final=jax.vmap(jax.vmap(one_final, (0, None)), (0, None)),
-    )
-
-
-def train_group(
-    spec: Spec, data: Data, keys: PRNGKey, learning_rates: Array
-) -> tuple[Params, Metrics]:
-    """Every (seed, learning rate) member of one network shape, trained at once.
-
-    keys: [seeds] (one per seed); learning_rates: [lrs]. Returns params and metrics with
-    leading axes [seeds, lrs]; metrics["curves"] entries are [epochs, seeds, lrs].
-    """
-    program = group_program(spec)
-    state = program.init(keys, learning_rates)
-
-    def body(state: TrainState, epoch: Array) -> tuple[TrainState, Metrics]:
-        return program.epoch(state, keys, learning_rates, data, epoch)
-
-    state, curves = jax.lax.scan(body, state, jnp.arange(spec.epochs))
-    return state.params, {**program.final(state, data), "curves": curves}

@@ -1,0 +1,349 @@
+"""The run store: the run directory on disk, and the rules that keep a user's files safe.
+
+- Every file is written atomically (temporary file, fsync, rename) with the permissions the
+  umask gives, so a crash leaves each file as it was or complete.
+- A run directory carries a marker file (MARKER). deepmle writes only into an empty or new
+  directory or into its own run directory, and ``overwrite`` replaces only a run directory
+  holding nothing but deepmle's own files. The replacement is built beside the old run and
+  swapped in when it has finished, so a killed or failed replacement leaves the old run whole.
+- One process at a time writes a run directory (``flock`` on LOCK, which the kernel releases
+  when the process dies, even by kill -9).
+- Each finished shape ("group") is saved at once: ``groups/<name>.npz`` then
+  ``groups/<name>.json``, which records the npz's sha256 and the group's identity (a hash of
+  the config's content restricted to that shape, not of the file name). Resume uses a group
+  only after checking all of it; a damaged or foreign group file is renamed ``*.rejected``,
+  reported, and its group trained again.
+"""
+
+import ctypes
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepmle import config as config_lib
+from deepmle.errors import UserError
+from deepmle.results import GroupResult, check_group, group_arrays, group_from_arrays, group_name
+
+MARKER = ".deepmle-run"
+LOCK = ".deepmle-lock"
+OWN_FILES = re.compile(
+    r"^(config\.toml|summary\.csv|members\.csv|curves\.csv|params\.npz|meta\.json"
+    r"|groups/h[0-9-]+\.(npz|json)|plots/[a-z_]+\.png|tensorboard/.+/events\.out\.tfevents\..+"
+    r"|(.*/)?\.[^/]+\.tmp(\.[a-z]+)?)$"
+)
+"""Paths (relative to the run directory) of files deepmle writes, temporaries included."""
+
+
+class RunDirError(UserError):
+    """A run directory that cannot be used as asked (it would lose data, or the OS refuses)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
+def os_error(path: Path, e: OSError) -> RunDirError:
+    """One line naming the path and what the OS said (no space left, permission denied, ...)."""
+    return RunDirError(f"cannot write {path}: {e.strerror or e}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``: readers see the old file or the new one, nothing between."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise os_error(path, e) from None
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(
+        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+    )
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def identity(config: config_lib.Config, hidden: tuple[int, ...] | None = None) -> str:
+    """A hash of the config's content (not its name), restricted to one shape if given."""
+    if hidden is not None:
+        config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
+    return hashlib.sha256(config_lib.to_toml(replace(config, name="")).encode()).hexdigest()[:16]
+
+
+def foreign_files(run_dir: Path) -> list[str]:
+    """Paths under ``run_dir`` that deepmle did not write (its marker and lock aside)."""
+    out = []
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir).as_posix()
+        if path.is_dir() or rel in (MARKER, LOCK) or OWN_FILES.match(rel):
+            continue
+        out.append(rel)
+    return out
+
+
+class _Lock:
+    """An exclusive ``flock`` on ``dir/LOCK``; the kernel drops it when the process ends."""
+
+    def __init__(self, directory: Path) -> None:
+        path = directory / LOCK
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as e:
+            raise os_error(path, e) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise RunDirError(
+                f"{directory} is being written by another deepmle process (pid {holder}); "
+                "wait for it or choose another --out"
+            ) from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def _is_locked(directory: Path) -> bool:
+    try:
+        _Lock(directory).release()
+    except RunDirError:
+        return True
+    return False
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if the
+    system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(a))
+
+
+class RunDir:
+    """An open run directory. Writes go to ``work``: the run directory itself, or for a
+    replacement a sibling that ``finish`` swaps in."""
+
+    def __init__(self, path: Path, work: Path, locks: list[_Lock], resumed: bool) -> None:
+        self.path = path
+        self.work = work
+        self.resumed = resumed
+        self._locks = locks
+
+    @property
+    def replacing(self) -> bool:
+        return self.work != self.path
+
+    def finish(self) -> list[str]:
+        """Swap a replacement in and delete the old run; returns notes for the user."""
+        notes = []
+        if self.replacing:
+            try:
+                if not _exchange(self.work, self.path):
+                    old = self.path.with_name(f".{self.path.name}.deepmle-old-{os.getpid()}")
+                    os.rename(self.path, old)
+                    os.rename(self.work, self.path)
+                    os.rename(old, self.work)
+            except OSError as e:
+                raise os_error(self.path, e) from None
+            left = foreign_files(self.work)  # the old run, now at the staging path
+            if left:
+                notes.append(
+                    f"the replaced run is kept at {self.work}: files appeared in it while this "
+                    f"run trained ({', '.join(left[:3])})"
+                )
+            else:
+                shutil.rmtree(self.work, ignore_errors=True)
+            self.work = self.path
+        return notes
+
+    def release(self) -> None:
+        for lock in self._locks:
+            lock.release()
+        self._locks = []
+
+
+def _staging_dirs(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f".{path.name}.deepmle-*"))
+
+
+def _remove_stale_staging(path: Path) -> None:
+    """Staging directories left by a replacement that was killed: deepmle's own, unlocked."""
+    for d in _staging_dirs(path):
+        if (d / MARKER).is_file() and not _is_locked(d) and not foreign_files(d):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _make_run_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise os_error(path, e) from None
+    write_json(path / MARKER, {"format": 1, "what": "a deepmle run directory"})
+
+
+def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
+    """Open ``path`` for ``config``: create it, resume it (same config content), or with
+    ``overwrite`` prepare to replace it. Refuses, with a RunDirError, whatever could lose a
+    file deepmle did not write, and a directory another deepmle process is writing."""
+    path = Path(os.path.abspath(path))
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path} exists and is not a directory")
+    if not path.exists() or (not any(path.iterdir())):
+        _make_run_dir(path)
+        return RunDir(path, path, [_Lock(path)], resumed=False)
+    if not (path / MARKER).is_file():
+        found = sorted(p.name for p in path.iterdir())[:3]
+        raise RunDirError(
+            f"{path} is not a deepmle run directory (it holds {', '.join(found)}); "
+            "deepmle writes only into a new, empty or deepmle run directory: choose another --out"
+        )
+    locks = [_Lock(path)]
+    try:
+        same = _config_content(path / "config.toml") == _content(config)
+        if same and not overwrite:
+            return RunDir(path, path, locks, resumed=True)
+        if not overwrite:
+            raise RunDirError(
+                f"{path} holds a run of a different config; --overwrite replaces it (deepmle's "
+                "own files only, once the new run has finished), or choose another --out"
+            )
+        foreign = foreign_files(path)
+        if foreign:
+            raise RunDirError(
+                f"{path} holds files deepmle did not write ({', '.join(foreign[:3])}); "
+                "--overwrite never deletes those: move them, or choose another --out"
+            )
+        _remove_stale_staging(path)
+        work = path.with_name(f".{path.name}.deepmle-new-{os.getpid()}")
+        _make_run_dir(work)
+        locks.append(_Lock(work))
+        return RunDir(path, work, locks, resumed=False)
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+
+
+def _content(config: config_lib.Config) -> dict:
+    return config_lib.to_dict(config)
+
+
+def _config_content(path: Path) -> dict | None:
+    try:
+        return _content(config_lib.load(path))
+    except UserError:
+        return None
+
+
+def write_config(run: RunDir, config: config_lib.Config) -> None:
+    atomic_write_bytes(run.work / "config.toml", config_lib.to_toml(config).encode())
+
+
+def save_group(run: RunDir, config: config_lib.Config, g: GroupResult) -> None:
+    """groups/<name>.npz, then groups/<name>.json (its sha256 and identity): the json last,
+    so a group counts as saved only once both are whole."""
+    data = npz_bytes(group_arrays(g))
+    atomic_write_bytes(run.work / "groups" / f"{g.name}.npz", data)
+    record = {
+        "group": g.name,
+        "identity": identity(config, g.hidden),
+        "npz_sha256": hashlib.sha256(data).hexdigest(),
+        "info": g.info,
+    }
+    write_json(run.work / "groups" / f"{g.name}.json", record)
+
+
+def read_group(
+    run_dir: Path, config: config_lib.Config, hidden: tuple[int, ...]
+) -> tuple[GroupResult | None, str]:
+    """(the verified group, "") or (None, why it cannot be used) for ``hidden`` of ``config``."""
+    name = group_name(hidden)
+    json_path, npz_path = run_dir / "groups" / f"{name}.json", run_dir / "groups" / f"{name}.npz"
+    if not json_path.is_file() or not npz_path.is_file():
+        return None, "is not saved"
+    try:
+        record = json.loads(json_path.read_text())
+        data = npz_path.read_bytes()
+    except (OSError, ValueError) as e:
+        return None, f"is unreadable ({e})"
+    if not isinstance(record, dict) or record.get("group") != name:
+        return None, f"{json_path.name} is not the record of group {name}"
+    if record.get("identity") != identity(config, hidden):
+        return None, "was trained with a different config"
+    if record.get("npz_sha256") != hashlib.sha256(data).hexdigest():
+        return None, f"{npz_path.name} fails its checksum (damaged or replaced)"
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        g = group_from_arrays(hidden, arrays, record.get("info", {}))
+    except (ValueError, KeyError, OSError, EOFError) as e:
+        return None, f"{npz_path.name} is unreadable ({e})"
+    lrs = np.asarray(config.train.learning_rate, np.float64)
+    problem = check_group(g, config.train.seeds, lrs, config.train.epochs)
+    return (None, f"{npz_path.name} {problem}") if problem else (g, "")
+
+
+def reject_group(run: RunDir, name: str) -> list[str]:
+    """Rename a group's unusable files to ``*.rejected`` (kept, never deleted); their names."""
+    moved = []
+    for suffix in (".npz", ".json"):
+        path = run.work / "groups" / f"{name}{suffix}"
+        if path.exists():
+            target = path.with_name(path.name + ".rejected")
+            n = 1
+            while target.exists():
+                n += 1
+                target = path.with_name(f"{path.name}.rejected{n}")
+            try:
+                path.rename(target)
+            except OSError as e:
+                raise os_error(path, e) from None
+            moved.append(target.name)
+    return moved

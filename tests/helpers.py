@@ -1,0 +1,67 @@
+"""Shared by the test files: the real `deepmle` command in a subprocess, and result comparison."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deepmle import results
+
+ROOT = Path(__file__).parent.parent
+CONFIGS = ROOT / "configs"
+
+
+def env(devices: int = 1) -> dict[str, str]:
+    """The environment of a `deepmle` subprocess with ``devices`` forced CPU devices."""
+    out = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    out["JAX_PLATFORMS"] = "cpu"
+    return out
+
+
+def deepmle_process(
+    out: Path, *extra: str, config: str = "seed.toml", devices: int = 1, **kw
+) -> subprocess.Popen:
+    """`python -m deepmle run configs/<config> --out out --no-plots ...extra`, started. SIGINT
+    gets its default handling even where the test runner's shell ignores it (a background job)."""
+    cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / config), "--out", str(out),
+           "--no-plots", *extra]  # fmt: skip
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        return subprocess.Popen(cmd, env=env(devices), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Until ``path`` exists; fails if the process ends first."""
+    t0 = time.monotonic()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < timeout, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+def same_members(a: Path, b: Path) -> None:
+    """Two run directories hold the same members, every array within float tolerance."""
+    ra, rb = results.load_run(a), results.load_run(b)
+    for ga, gb in zip(ra.groups, rb.groups, strict=True):
+        assert ga.name == gb.name
+        for key in ga.final:
+            assert gb.final[key] == pytest.approx(ga.final[key], rel=1e-4, abs=1e-5), key
+        for la, lb in zip(ga.params, gb.params, strict=True):
+            for k in la:
+                assert lb[k] == pytest.approx(la[k], rel=1e-4, abs=1e-5)

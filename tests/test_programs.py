@@ -1,0 +1,152 @@
+"""The device layout and the compiled programs: the sweep's members equal the one definition
+run alone, one compile per shape, and any number of devices or processes gives the same
+results as one device."""
+
+import json
+import socket
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepmle import config as config_lib
+from deepmle import model, programs, randomness, runtime, sweep, train
+
+from .helpers import deepmle_process, finish, same_members
+
+GRID = [
+    "--set", "model.hidden_sizes=[[8], [8, 4]]",
+    "--set", "train.learning_rate=[0.3, 1.0]",
+    "--set", "train.seeds=3",
+    "--set", "train.epochs=1",
+    "--set", "train.batch_size=64",
+]  # fmt: skip
+
+
+def _grid(**train_kw) -> config_lib.Config:
+    return config_lib.Config(
+        model=config_lib.ModelConfig(hidden_sizes=((4,), (6, 4))),
+        train=config_lib.TrainConfig(
+            **{"learning_rate": (0.3, 1.0, 3.0), "seeds": 2, "epochs": 1, "batch_size": 64}
+            | train_kw
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("seeds", "lrs", "devices", "expected"),
+    [
+        (2, 4, 4, (2, 2)),  # the issue's example: 2 members per device, no padding
+        (8, 4, 1, (1, 1)),
+        (8, 4, 2, (2, 1)),  # seeds first: a seed's learning rates share its minibatch
+        (3, 2, 4, (4, 1)),  # 8 slots for 6 members; (2, 2) also pads 2, more seeds win
+        (1, 1000, 64, (1, 64)),
+        (125, 8, 64, (64, 1)),  # the README's pod: 1,024 slots for 1,000 members
+    ],
+)
+def test_mesh_shape_uses_every_device_with_least_padding(seeds, lrs, devices, expected):
+    assert programs.mesh_shape(seeds, lrs, devices) == expected
+
+
+def test_members_equal_the_one_definition_run_alone(small, tmp_path):
+    """vmaps, the [784, lrs, h] layout, training_matmul and sharding change results only
+    within float tolerance of train.run for one member with the same draws."""
+    config = _grid(seeds=3, epochs=2, learning_rate=(0.3, 2.0))
+    res = sweep.run(config, small, tmp_path / "run").results
+    spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
+    data = jax.tree.map(jnp.asarray, small)
+    alone = jax.jit(lambda p, o, lr: train.run(spec, train.member(spec), p, o, lr, data))
+    g = res.groups[0]
+    for s, li in [(0, 0), (2, 1)]:
+        params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
+        orders = randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs)
+        state, curves, final = alone(params, orders, jnp.float32(config.train.learning_rate[li]))
+        chex.assert_trees_all_close(g.member_params(s, li), state.params, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(g.curves["val_ll"][s, li], curves["val_ll"], rtol=1e-4)
+        assert g.final["val_accuracy"][s, li] == pytest.approx(float(final["val_accuracy"]))
+
+
+def test_one_compile_per_shape_and_new_learning_rates_compile_nothing(small, tmp_path):
+    cache, log = sweep.ProgramCache(), runtime.CompileLog.get()
+    before = log.snapshot()
+    res = sweep.run(_grid(), small, tmp_path / "a", cache=cache).results
+    assert log.since(before)["compiles"] == 2  # one program per shape
+    for g in res.groups:
+        assert g.final["val_accuracy"].shape == (2, 3) and g.curves["train_ll"].shape == (2, 3, 1)
+    before = log.snapshot()
+    again = sweep.run(_grid(learning_rate=(0.01, 0.1, 10.0)), small, tmp_path / "b", cache=cache)
+    assert log.since(before)["compiles"] == 0
+    assert not np.allclose(again.results.groups[0].final["val_ll"], res.groups[0].final["val_ll"])
+
+
+def test_rerun_is_bitwise_identical(small, tmp_path):
+    a = sweep.run(_grid(), small, tmp_path / "a").results
+    b = sweep.run(_grid(), small, tmp_path / "b").results
+    for ga, gb in zip(a.groups, b.groups, strict=True):
+        chex.assert_trees_all_equal(ga.params, gb.params)
+        chex.assert_trees_all_equal(ga.curves, gb.curves)
+
+
+@pytest.fixture(scope="module")
+def one_device_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("one") / "run"
+    code, _, err = finish(deepmle_process(out, "--no-cache", "--quiet", *GRID))
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.slow
+def test_four_devices_give_the_same_results(one_device_run, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = finish(deepmle_process(out, "--no-cache", "--quiet", *GRID, devices=4))
+    assert code == 0, err
+    meta = json.loads((out / "meta.json").read_text())
+    assert len(meta["devices"]) == 4
+    assert meta["layout"] == {"devices": 4, "mesh": {"seeds": 4, "lrs": 1},
+                              "members_per_device": 2, "padded_members": 2}  # fmt: skip
+    same_members(one_device_run, out)
+
+
+@pytest.mark.slow
+def test_two_seeds_by_four_learning_rates_fill_four_devices_without_padding(tmp_path):
+    grid = ["--set", "train.seeds=2", "--set", "train.learning_rate=[0.1, 0.3, 1.0, 3.0]",
+            "--set", "train.epochs=1", "--set", "train.batch_size=64",
+            "--quiet", "--no-cache"]  # fmt: skip
+    runs = {}
+    for devices in (1, 4):
+        runs[devices] = tmp_path / f"d{devices}"
+        code, _, err = finish(deepmle_process(runs[devices], *grid, devices=devices))
+        assert code == 0, err
+    meta = json.loads((runs[4] / "meta.json").read_text())
+    assert meta["layout"] == {"devices": 4, "mesh": {"seeds": 2, "lrs": 2},
+                              "members_per_device": 2, "padded_members": 0}  # fmt: skip
+    same_members(runs[1], runs[4])
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_results(one_device_run, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    procs = [
+        deepmle_process(out, "--no-cache", "--quiet", *GRID, "--coordinator", f"127.0.0.1:{port}",
+                        "--num-processes", "2", "--process-id", str(i), devices=2)
+        for i in range(2)
+    ]  # fmt: skip
+    for p in procs:
+        code, _, err = finish(p)
+        assert code == 0, err
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["process_count"] == 2 and len(meta["devices"]) == 4
+    same_members(one_device_run, out)
+
+
+def test_memory_estimate_refuses_a_grid_that_cannot_fit(small, tmp_path):
+    config = _grid(seeds=10**6, learning_rate=(0.1,))
+    with pytest.raises(sweep.UserError, match=r"need ~[0-9.]+ GB"):
+        sweep.run(config, small, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

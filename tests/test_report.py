@@ -1,0 +1,112 @@
+"""Honest statistics and selection: Student's t with the sample standard deviation, selection
+on validation only, paired comparisons with the selected cell, edges, and a readable table."""
+
+import math
+
+import numpy as np
+import pytest
+
+from deepmle import report, stats
+from deepmle.results import GroupResult
+
+
+def test_interval_uses_students_t_and_the_sample_standard_deviation():
+    values = np.array([0.97, 0.99, 0.98])
+    mean, half = stats.mean_ci95(values)
+    # by hand: s = 0.01 (ddof 1), t_{0.975, 2} = 4.3027, half = 4.3027 * 0.01 / sqrt(3)
+    assert mean == pytest.approx(0.98)
+    assert half == pytest.approx(4.302652729749 * 0.01 / math.sqrt(3), rel=1e-9)
+    assert half > 1.96 * values.std(ddof=1) / math.sqrt(3)  # wider than a normal interval
+    assert half > 4.3 * values.std(ddof=0) / math.sqrt(3)  # and uses ddof=1
+
+
+def test_interval_edge_cases():
+    assert all(math.isnan(v) for v in stats.mean_ci95(np.array([])))
+    mean, half = stats.mean_ci95(np.array([0.5]))
+    assert mean == 0.5 and math.isnan(half)
+
+
+def test_paired_difference_removes_the_shared_seed_noise():
+    seed_effect = np.array([0.0, 0.02, -0.02, 0.01, -0.01])
+    a, b = 0.95 + seed_effect + 0.003, 0.95 + seed_effect
+    mean, half = stats.paired_diff_ci95(a, b)
+    assert mean == pytest.approx(0.003) and half == pytest.approx(0.0, abs=1e-12)
+    assert stats.mean_ci95(a - b.mean())[1] > 0.01  # unpaired, the seeds' spread swamps it
+    mean, _ = stats.paired_diff_ci95(np.array([1.0, np.nan, 3.0]), np.array([0.0, 1.0, 1.0]))
+    assert mean == pytest.approx(1.5)  # pairs with a diverged member are left out
+
+
+def _group(hidden, lrs, val_acc, val_ll=None, diverged=None, test_acc=None):
+    s, lr = val_acc.shape
+    final = {
+        "train_ll": np.full((s, lr), -0.05),
+        "train_accuracy": np.full((s, lr), 0.99),
+        "val_ll": np.full((s, lr), -0.05) if val_ll is None else val_ll,
+        "val_accuracy": val_acc,
+        "test_ll": np.full((s, lr), -0.05),
+        "test_accuracy": np.full((s, lr), 0.5) if test_acc is None else test_acc,
+        "diverged_epoch": np.full((s, lr), -1) if diverged is None else diverged,
+        "diverged_reason": np.where(
+            np.full((s, lr), -1) if diverged is None else diverged >= 0, 2, 0
+        ),
+    }
+    return GroupResult(hidden, np.arange(s), np.asarray(lrs, float), [], final, {}, {})
+
+
+def test_selection_uses_validation_only_and_pairs_every_cell_with_it():
+    acc = np.array([[0.97, 0.99, 0.985], [0.96, 0.98, 0.975], [0.98, 1.0, 0.995]])
+    test = np.array([[1.0, 0.5, 0.5]] * 3)  # the best test accuracy is on the worst cell
+    rows = report.summary_rows([_group((8,), [0.1, 1.0, 3.0], acc, test_acc=test)])
+    assert [r["selected"] for r in rows] == [False, True, False]
+    assert rows[1]["val_accuracy_diff_mean"] == 0 and rows[1]["val_accuracy_diff_ci95"] == 0
+    assert rows[0]["val_accuracy_diff_mean"] == pytest.approx(-0.02)
+    assert rows[2]["val_accuracy_diff_mean"] == pytest.approx(-0.005)
+    assert rows[2]["val_accuracy_diff_ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert not rows[2]["indistinguishable"]  # consistently worse on every seed
+
+
+def test_cells_that_cannot_be_told_apart_are_marked():
+    acc = np.array([[0.98, 0.981], [0.99, 0.985], [0.97, 0.975]])
+    rows = report.summary_rows([_group((8,), [0.1, 1.0], acc)])
+    assert rows[1]["selected"] and rows[0]["indistinguishable"]
+    assert "≈" in report.table(rows)
+
+
+def test_ties_go_to_the_higher_validation_ll():
+    acc = np.full((2, 2), 0.99)
+    ll = np.array([[-0.05, -0.04], [-0.05, -0.04]])
+    rows = report.summary_rows([_group((8,), [0.1, 1.0], acc, val_ll=ll)])
+    assert [r["selected"] for r in rows] == [False, True]
+
+
+def test_diverged_members_are_left_out_and_an_all_diverged_grid_selects_nothing():
+    acc = np.array([[0.99, 0.5], [0.98, 0.5]])
+    div = np.array([[-1, 0], [-1, 0]])
+    rows = report.summary_rows([_group((8,), [0.1, 1e3], acc, diverged=div)])
+    assert rows[1]["diverged"] == 2 and math.isnan(rows[1]["val_accuracy_mean"])
+    assert rows[0]["selected"]
+    rows = report.summary_rows([_group((8,), [1e3], acc[:, 1:], diverged=div[:, 1:])])
+    assert report.select_best(rows) is None and not rows[0]["selected"]
+
+
+def test_a_selection_at_the_edge_of_the_grid_says_so():
+    acc = np.array([[0.97, 0.98, 0.99]] * 2)
+    groups = [_group((8,), [0.1, 0.3, 1.0], acc - 0.01), _group((16,), [0.1, 0.3, 1.0], acc)]
+    lines = report.edge_lines(report.summary_rows(groups))
+    assert any("lr 1" in line and "edge" in line and "largest" in line for line in lines)
+    assert any("hidden sizes 16" in line and "edge" in line for line in lines)
+    inner = np.array([[0.97, 0.99, 0.98]] * 2)
+    rows = report.summary_rows([_group((8,), [0.1, 0.3, 1.0], inner)])
+    assert report.edge_lines(rows) == []
+
+
+def test_huge_and_tiny_numbers_print_in_scientific_notation():
+    assert report._num(-1.0e29) == "-1.000e+29"
+    assert report._num(-105.25) == "-105.2500"
+    assert report._num(3e-7) == "3.000e-07"
+    assert report._num(0.0) == "0.0000"
+    rows = report.summary_rows([_group((8,), [1e30], np.array([[0.5], [0.5]]))])
+    rows[0]["train_ll_mean"], rows[0]["train_ll_ci95"] = -1.0e29, 4.0e27
+    table = report.table(rows)
+    assert "-1.000e+29 ± 4.000e+27" in table
+    assert max(len(line) for line in table.splitlines()) < 100

@@ -1,0 +1,239 @@
+"""The run store keeps a user's files safe: it never deletes what deepmle did not write,
+replaces a run only once the replacement has finished, lets one process at a time write a run
+directory, and resumes only from group files it has verified. Every failure is made for real:
+a real kill, a real corrupt file, a real OS refusal."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepmle import config as config_lib
+from deepmle import results, store
+from deepmle.cli import main
+
+from .helpers import CONFIGS, deepmle_process, env, finish, wait_for
+
+SHRINK = ["--set", "train.epochs=1", "--set", "train.seeds=2", "--set", "train.batch_size=64",
+          "--set", "model.hidden_sizes=[[8], [16]]"]  # fmt: skip
+
+
+def _run(out, *extra, quiet: bool = True) -> int:
+    return main(["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache", "--no-plots",
+                 *(["--quiet"] if quiet else []), *SHRINK, *extra])  # fmt: skip
+
+
+def _files(directory) -> dict:
+    """Every file's bytes but the lock's (which holds the pid of its last holder)."""
+    return {
+        p.relative_to(directory): p.read_bytes()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != store.LOCK
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("store") / "run"
+    assert _run(out) == 0
+    return out
+
+
+def _copy(finished, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    return out
+
+
+def test_a_directory_deepmle_did_not_make_is_never_touched(tmp_path, capsys):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("\\chapter{Results}")
+    for extra in ((), ("--overwrite",)):
+        assert _run(thesis, *extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a deepmle run directory" in err
+        assert "--overwrite" not in err.split("directory")[-1] or not extra
+    assert [p.name for p in thesis.iterdir()] == ["thesis.tex"]
+
+
+def test_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("keep me")
+    assert _run(target) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a directory" in err
+    assert target.read_text() == "keep me"
+
+
+def test_an_os_refusal_is_one_line_naming_the_path(capsys):
+    assert _run("/sys/deepmle-run") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/sys/deepmle-run" in err
+
+
+def test_overwrite_refuses_a_run_directory_holding_a_users_file(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    (out / "plots").mkdir(exist_ok=True)
+    (out / "plots" / "my_notes.txt").write_text("mine")
+    before = _files(out)
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 2
+    err = capsys.readouterr().err
+    assert "plots/my_notes.txt" in err and "never deletes" in err
+    assert _files(out) == before
+
+
+def test_overwrite_replaces_only_once_the_new_run_has_finished(finished, tmp_path):
+    """A replacing run killed mid-way leaves the old run whole; the next one replaces it."""
+    out = _copy(finished, tmp_path)
+    before = _files(out)
+    grid = ["--overwrite", "--set", "model.hidden_sizes=[[16], [256]]", "--set", "train.seeds=8",
+            "--set", "train.epochs=3", "--no-cache", "--quiet"]  # fmt: skip
+    proc = deepmle_process(out, *grid)
+    staging = out.with_name(f".{out.name}.deepmle-new-{proc.pid}")
+    wait_for(staging / "groups" / "h16.json", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _files(out) == before  # the old run, untouched
+    code, _, err = finish(deepmle_process(out, "--overwrite", "--no-cache", "--quiet", *SHRINK,
+                                          "--set", "train.learning_rate=0.1"))  # fmt: skip
+    assert code == 0, err
+    assert results.load_run(out).config.train.learning_rate == (0.1,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left behind
+
+
+def test_a_second_process_is_refused_and_a_killed_ones_lock_does_not_block(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    grid = ["--set", "model.hidden_sizes=[[256]]", "--set", "train.seeds=8",
+            "--set", "train.epochs=3", "--no-cache", "--quiet"]  # fmt: skip
+    first = deepmle_process(out, "--overwrite", *grid)
+    staging = out.with_name(f".{out.name}.deepmle-new-{first.pid}")
+    wait_for(staging / "config.toml", first)
+    code, _, err = finish(deepmle_process(out, "--overwrite", *grid))
+    assert code == 2 and "another deepmle process" in err and str(first.pid) in err
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    code, _, err = finish(deepmle_process(out, *SHRINK, "--no-cache", "--quiet"))
+    assert code == 0, err  # the same config as the run there: resumes, no stale lock
+
+
+def _resume(out, capsys) -> str:
+    assert _run(out, quiet=False) == 0
+    return capsys.readouterr().err
+
+
+def _corrupt(path, how: str) -> None:
+    raw = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif how == "bit flip":
+        raw[len(raw) // 2] ^= 0x01
+        path.write_bytes(bytes(raw))
+    elif how == "broken json":
+        path.write_text(path.read_text()[:-10])
+
+
+@pytest.mark.parametrize(
+    ("file", "how", "reason"),
+    [
+        ("h8.npz", "truncated", "fails its checksum"),
+        ("h8.npz", "bit flip", "fails its checksum"),
+        ("h8.json", "broken json", "unreadable"),
+    ],
+)
+def test_damaged_group_files_are_reported_and_retrained(
+    finished, tmp_path, capsys, file, how, reason
+):
+    out = _copy(finished, tmp_path)
+    _corrupt(out / "groups" / file, how)
+    err = _resume(out, capsys)
+    (warning,) = [line for line in err.splitlines() if "warning" in line]
+    assert warning.startswith("deepmle: warning: group h8 ") and reason in warning
+    assert "trained again" in warning and f"{file}.rejected" in warning
+    assert "h16: already done" in err
+    config = config_lib.load(out / "config.toml")
+    assert store.read_group(out, config, (8,))[0] is not None
+    assert (out / "groups" / f"{file}.rejected").is_file()  # kept, not deleted
+
+
+def test_a_foreign_group_file_is_never_used(finished, tmp_path, capsys):
+    """A valid group file of another shape copied over h8, its record with it."""
+    out = _copy(finished, tmp_path)
+    for suffix in (".npz", ".json"):
+        shutil.copy(out / "groups" / f"h16{suffix}", out / "groups" / f"h8{suffix}")
+    err = _resume(out, capsys)
+    assert "group h8" in err and "trained again" in err
+    g = results.load_run(out).group((8,))
+    assert g.params[0]["w"].shape == (2, 1, 784, 8)
+
+
+def test_a_group_recorded_for_another_config_is_not_reused(finished, tmp_path, capsys):
+    """The record's identity is checked, not just the checksum: a sound file whose identity
+    differs (here: re-signed by hand) is trained again."""
+    out = _copy(finished, tmp_path)
+    record_path = out / "groups" / "h8.json"
+    record = json.loads(record_path.read_text())
+    record["identity"] = "0" * 16
+    record_path.write_text(json.dumps(record))
+    err = _resume(out, capsys)
+    assert "group h8 was trained with a different config" in err
+
+
+def test_resume_depends_on_content_not_on_the_config_file_name(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    renamed = tmp_path / "renamed.toml"
+    shutil.copy(CONFIGS / "seed.toml", renamed)
+    args = ["run", str(renamed), "--out", str(out), "--no-cache", "--no-plots", *SHRINK]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "h8: already done" in err and "h16: already done" in err
+
+
+def test_group_record_holds_checksum_and_identity(finished):
+    record = json.loads((finished / "groups" / "h8.json").read_text())
+    data = (finished / "groups" / "h8.npz").read_bytes()
+    assert record["npz_sha256"] == hashlib.sha256(data).hexdigest()
+    assert record["identity"] == store.identity(config_lib.load(finished / "config.toml"), (8,))
+    assert record["group"] == "h8"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_files_follow_the_umask(tmp_path, umask):
+    code = (
+        f"import os; os.umask({umask}); from deepmle import store; from pathlib import Path; "
+        f"store.atomic_write_bytes(Path({str(tmp_path / 'f.txt')!r}), b'x')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_file(tmp_path):
+    """The OS refuses a write (a file-size limit here, as a full disk would): one line naming
+    the file, exit 2, no temporary file left, and the files already written intact."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
+           "--no-cache", "--no-plots", "--quiet", *SHRINK]  # fmt: skip
+    # bash: SIGXFSZ ignored (so the write fails with EFBIG instead of killing), files <= 20 KiB
+    limited = ["bash", "-c", 'trap "" XFSZ; ulimit -f 20; exec "$@"', "bash", *cmd]
+    proc = subprocess.run(limited, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write" in lines[0] and "File too large" in lines[0]
+    assert not list(out.rglob("*.tmp"))
+    assert config_lib.load(out / "config.toml").train.seeds == 2
+
+
+def test_foreign_files_lists_what_deepmle_did_not_write(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    assert store.foreign_files(out) == []
+    (out / "groups" / "extra.npz").write_bytes(np.zeros(1).tobytes())
+    (out / "README.txt").write_text("mine")
+    assert store.foreign_files(out) == ["README.txt", "groups/extra.npz"]
+    assert os.path.exists(out / store.MARKER)
