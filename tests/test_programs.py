@@ -51,11 +51,17 @@ def test_mesh_shape_uses_every_device_with_least_padding(seeds, lrs, devices, ex
     assert programs.mesh_shape(seeds, lrs, devices) == expected
 
 
-def test_members_equal_the_one_definition_run_alone(small, tmp_path):
-    """vmaps, the [784, lrs, h] layout, training_matmul and sharding change results only
-    within float tolerance of train.run for one member with the same draws."""
-    config = _grid(seeds=3, epochs=2, learning_rate=(0.3, 2.0))
-    res = sweep.run(config, small, tmp_path / "run").results
+@pytest.mark.parametrize(
+    ("optimizer", "lrs", "chunk_bytes"),
+    [("sgd", (0.3, 2.0), programs.CHUNK_BYTES), ("sgd", (0.3, 2.0), 1),
+     ("momentum", (0.1, 0.3), programs.CHUNK_BYTES), ("adam", (0.003, 0.01), programs.CHUNK_BYTES)],
+)  # fmt: skip
+def test_members_equal_the_one_definition_run_alone(small, tmp_path, optimizer, lrs, chunk_bytes):
+    """vmaps, the [784, lrs, h] layout, training_matmul, leaving out the pixels no image inks,
+    chunks of seeds and sharding change results only within float tolerance of train.run for
+    one member, on every pixel, with the same draws; for every registered optimizer."""
+    config = _grid(seeds=3, epochs=2, learning_rate=lrs, optimizer=optimizer)
+    res = sweep.run(config, small, tmp_path / "run", chunk_bytes=chunk_bytes).results
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
     data = jax.tree.map(jnp.asarray, small)
     alone = jax.jit(lambda p, o, lr: train.run(spec, train.member(spec), p, o, lr, data))
@@ -63,10 +69,34 @@ def test_members_equal_the_one_definition_run_alone(small, tmp_path):
     for s, li in [(0, 0), (2, 1)]:
         params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
         orders = randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs)
-        state, curves, final = alone(params, orders, jnp.float32(config.train.learning_rate[li]))
+        state, curves, final = alone(params, orders, jnp.float32(lrs[li]))
         chex.assert_trees_all_close(g.member_params(s, li), state.params, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(g.curves["val_ll"][s, li], curves["val_ll"], rtol=1e-4)
         assert g.final["val_accuracy"][s, li] == pytest.approx(float(final["val_accuracy"]))
+        assert g.final["test_ll"][s, li] == pytest.approx(float(final["test_ll"]), rel=1e-4)
+
+
+def test_pixels_no_training_image_inks_keep_their_initial_weights(embedded, small, tmp_path):
+    pixels = programs.split_pixels(embedded)
+    assert len(pixels.used) + len(pixels.unused) == 784 and len(pixels.unused) == 147
+    assert not embedded.train.x[:, pixels.unused].any()
+    assert embedded.test.x[:, pixels.unused].any()  # the test split does ink some of them
+    unused = programs.split_pixels(small).unused
+    res = sweep.run(_grid(seeds=2, epochs=1), small, tmp_path / "run").results
+    w0 = model.from_normals(randomness.init_normals(1, (784, 4, 1)))[0]["w"]
+    trained = res.groups[0].params[0]["w"][1]  # seed 1: [lrs, 784, 4]
+    for li in range(trained.shape[0]):
+        np.testing.assert_array_equal(trained[li][unused], w0[unused])
+        assert not np.allclose(trained[li][pixels.used[:50]], w0[pixels.used[:50]])
+
+
+def test_seeds_per_chunk_fits_the_budget():
+    spec = lambda h: train.Spec((784, h, 1), None, None, 128, 1, 1000)  # noqa: E731
+    assert programs.seeds_per_chunk(spec(128), 637, 4, 4, programs.CHUNK_BYTES) == 1
+    assert programs.seeds_per_chunk(spec(64), 637, 4, 4, programs.CHUNK_BYTES) == 2
+    assert programs.seeds_per_chunk(spec(16), 637, 4, 4, programs.CHUNK_BYTES) == 4
+    assert programs.seeds_per_chunk(spec(16), 637, 6, 4, 3 * 2**20) == 6
+    assert programs.seeds_per_chunk(spec(4096), 784, 8, 4, programs.CHUNK_BYTES) == 1
 
 
 def test_one_compile_per_shape_and_new_learning_rates_compile_nothing(small, tmp_path):

@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     from deepmle import runtime
 
     config = config_lib.load(args.config, args.overrides)
-    runtime.use_eigen_dots()
+    runtime.set_cpu_flags()
     if not args.no_cache:
         runtime.enable_compilation_cache(args.cache_dir or runtime.default_cache_dir())
     if args.coordinator:

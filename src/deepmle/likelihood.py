@@ -1,8 +1,9 @@
 """The log-likelihood of eq. 3, computed from the logit so that it stays finite.
 
-LL(θ) = Σ_i y log ŷ + (1 − y) log(1 − ŷ), with ŷ = σ(z). Written as
-y·log σ(z) + (1 − y)·log σ(−z), using log-sigmoid: for a saturated unit (|z| ≳ 17 in
-float32) ŷ rounds to exactly 0 or 1 and log ŷ would be −inf, while log σ(z) is ≈ z.
+LL(θ) = Σ_i y log ŷ + (1 − y) log(1 − ŷ), with ŷ = σ(z). Since log ŷ = log σ(z) = z + log σ(−z)
+and log(1 − ŷ) = log σ(−z), each term is y·z + log σ(−z): one log-sigmoid of the logit. For a
+saturated unit (|z| ≳ 17 in float32) ŷ rounds to exactly 0 or 1 and log ŷ would be −inf,
+while log σ(−z) stays finite (≈ −z for large z). Its derivative in z is y − σ(z) = y − ŷ.
 """
 
 import jax
@@ -16,7 +17,7 @@ from deepmle.types import Array, Params
 def example_log_likelihoods(z: Array, y: Array) -> Array:
     """The terms of eq. 3, one per example: shape [batch] for logits z and labels y of [batch]."""
     checks.labels(y, checks.logits(z))
-    return y * jax.nn.log_sigmoid(z) + (1.0 - y) * jax.nn.log_sigmoid(-z)
+    return y * z + jax.nn.log_sigmoid(-z)
 
 
 def log_likelihood_from_logits(z: Array, y: Array) -> Array:

@@ -1,18 +1,27 @@
 """The device layout and the compiled programs: how one network shape's members (seeds ×
 learning rates) are laid out over devices, and the ONE program per shape that trains them.
 
-The program is ``train.run`` over ``group(spec)``: the per-member functions of deepmle.train
-vmapped over learning rates inside (a seed's members share its minibatch, so the layer-1
-GEMM is one [batch, 784] x [784, lrs·h] per seed) and over seeds outside, then ``shard_map``
-over a ("seeds", "lrs") mesh of every device of every process. Learning rates, initial
-weights and minibatch orders are array arguments: new values never recompile.
+The program composes the per-member functions of deepmle.train: vmapped over learning rates
+inside (a seed's members share its minibatch, so the layer-1 GEMM is one
+[batch, 784] x [784, lrs·h] per seed) and over seeds outside, then ``shard_map`` over a
+("seeds", "lrs") mesh of every device of every process. One call runs one epoch
+(``train.run_epoch``), with ``init`` inside at epoch 0 and ``final`` at the last. Learning
+rates, initial weights and minibatch orders are array arguments: new values never recompile.
 
-Layout for speed, chosen here and only here: inside the program the first layer's weights of
-a seed are stored [784, lrs, h] (the lrs axis in the middle), so that with
-``model.training_matmul`` both layer-1 GEMMs read and write them with no transpose. Results
-leave the program member-first ([seeds, lrs, ...], curves [seeds, lrs, epochs]).
+Layouts for speed, chosen here and only here (the maths stays in deepmle.train):
+
+- a seed's first-layer weights are stored [784, lrs, h], the lrs axis in the middle, so that
+  with ``model.training_matmul`` both layer-1 GEMMs read and write them with no transpose;
+- pixels that are 0 in every training and validation image (147 of 784 on the embedded
+  data) are left out of training and validation: their weights get an exact zero gradient,
+  so under every registered optimizer they keep their initial values, and leaving them out
+  changes no result beyond float rounding (tested) while saving a fifth of the layer-1 work.
+  They are put back, at their initial values, for the test split and the saved parameters.
+
+Results leave the program member-first ([seeds, lrs, ...]; curves [seeds, lrs, epochs]).
 """
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -25,12 +34,16 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from deepmle import train
-from deepmle.data import Dataset
+from deepmle.data import Dataset, Split
 from deepmle.types import Metrics, Params
 
-CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
-"""On CPU the heavy work is Eigen's GEMMs, not LLVM-generated code, so LLVM's level 1 compiles
-faster at the same speed (experiments/benchmark.py). Not applied on other backends."""
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+"""On CPU the heavy work is Eigen's GEMMs, not generated code: LLVM's level 1 and XLA:CPU's
+older loop emitters compile a third faster for a few percent slower fusions, a net gain for
+programs run once (the README's speed section). Not applied on other backends."""
+
+CHUNK_BYTES = 2 * 2**20
+"""Default for ``chunk_bytes``: about one core's L2 cache."""
 
 
 class Layout(NamedTuple):
@@ -89,9 +102,25 @@ def plan(n_seeds: int, n_lrs: int, devices: list | None = None) -> Layout:
     return Layout(mesh, n_seeds, n_lrs, math.ceil(n_seeds / ds) * ds, math.ceil(n_lrs / dl) * dl)
 
 
-def _param_lr_axes(spec: train.Spec) -> Params:
+class Pixels(NamedTuple):
+    """The input pixels split by whether any training or validation image inks them."""
+
+    used: np.ndarray
+    unused: np.ndarray
+
+
+def split_pixels(dataset: Dataset, compact: bool = True) -> Pixels:
+    """``used`` and ``unused`` pixel indices; every pixel counts as used if not ``compact``."""
+    n = dataset.train.x.shape[1]
+    if not compact:
+        return Pixels(np.arange(n), np.arange(0))
+    inked = (dataset.train.x != 0).any(axis=0) | (dataset.validation.x != 0).any(axis=0)
+    return Pixels(np.flatnonzero(inked), np.flatnonzero(~inked))
+
+
+def _param_lr_axes(n_layers: int) -> Params:
     """Where the learning-rate axis sits in each member parameter (the layout note above)."""
-    return [{"w": 1 if i == 0 else 0, "b": 0} for i in range(len(spec.layer_sizes) - 1)]
+    return [{"w": 1 if i == 0 else 0, "b": 0} for i in range(n_layers)]
 
 
 def _lr_axes(tree: Any, param_axes: Params) -> Any:
@@ -102,6 +131,18 @@ def _lr_axes(tree: Any, param_axes: Params) -> Any:
     return jax.tree.map(lambda t: param_axes if params_like(t) else 0, tree, is_leaf=params_like)
 
 
+def _state_axes(spec: train.Spec, data: Dataset) -> train.TrainState:
+    """The learning-rate axes of every leaf of a member's TrainState, for ``data``'s inputs."""
+    sizes = (data.train.x.shape[1], *spec.layer_sizes[1:])
+    f32 = jnp.float32
+    params = [
+        {"w": jax.ShapeDtypeStruct((a, b), f32), "b": jax.ShapeDtypeStruct((b,), f32)}
+        for a, b in itertools.pairwise(sizes)
+    ]
+    shapes = jax.eval_shape(train.member(spec).init, params, 0.0, data)
+    return _lr_axes(shapes, _param_lr_axes(len(params)))
+
+
 def group(spec: train.Spec, data: Dataset) -> train.Members:
     """The per-member functions vmapped over [seeds, lrs] members, learning rates inside.
 
@@ -110,15 +151,7 @@ def group(spec: train.Spec, data: Dataset) -> train.Members:
     runs once per seed and is broadcast.
     """
     one = train.member(spec)
-    param_axes = _param_lr_axes(spec)
-    params_like = [
-        {
-            "w": jax.ShapeDtypeStruct((a, b), jnp.float32),
-            "b": jax.ShapeDtypeStruct((b,), jnp.float32),
-        }
-        for a, b in zip(spec.layer_sizes[:-1], spec.layer_sizes[1:], strict=True)
-    ]
-    state = _lr_axes(jax.eval_shape(one.init, params_like, 0.0, data), param_axes)
+    state = _state_axes(spec, data)
     carry = (state.params, state.opt_state)
 
     def members(f: Callable, lr_in: tuple, lr_out: Any, seed_in: tuple) -> Callable:
@@ -137,42 +170,60 @@ def group(spec: train.Spec, data: Dataset) -> train.Members:
     )
 
 
-def _state_specs(axes: Any) -> Any:
-    """shard_map specs of a group state from its learning-rate axes: the seed axis first, the
-    learning-rate axis after ``a`` more axes."""
-    return jax.tree.map(lambda a: P("seeds", *[None] * a, "lrs"), axes)
+def _with_all_pixels(params: Params, unused_w: jax.Array, pixels: Pixels) -> Params:
+    """Group params with the first layer's unused-pixel rows put back: w [seeds, used, lrs,
+    h] and unused_w [seeds, unused, h] (initial values) -> [seeds, 784, lrs, h]."""
+    w = params[0]["w"]
+    s, _, lrs, h = w.shape
+    full = jnp.zeros((s, len(pixels.used) + len(pixels.unused), lrs, h), w.dtype)
+    full = full.at[:, pixels.used].set(w)
+    unused = jnp.broadcast_to(unused_w[:, :, None], (s, len(pixels.unused), lrs, h))
+    full = full.at[:, pixels.unused].set(unused)
+    return [{**params[0], "w": full}, *params[1:]]
 
 
-class Program(NamedTuple):
-    """One shape's compiled epoch program and the global shapes of its state.
-
-    ``compiled(state, params, orders, lrs, data, epoch) -> (state, metrics, final)`` runs
-    epoch ``epoch``: at epoch 0 it first initialises the state from ``params`` (the state
-    passed in is then only a placeholder of the right shapes); at the last epoch ``final``
-    holds the final metrics, zeros before. ``state`` is donated.
-    """
-
-    spec: train.Spec
-    layout: Layout
-    compiled: Any
-    state_shapes: Any
+def seeds_per_chunk(
+    spec: train.Spec, n_inputs: int, n_seeds: int, n_lrs: int, chunk_bytes: int
+) -> int:
+    """The largest divisor of a device's ``n_seeds`` whose weights (all their learning rates)
+    fit in ``chunk_bytes``; at least 1. A chunk's steps then work out of one core's cache."""
+    sizes = (n_inputs, *spec.layer_sizes[1:])
+    per_seed = 4 * n_lrs * sum(a * b for a, b in itertools.pairwise(sizes))
+    fits = [c for c in range(1, n_seeds + 1) if n_seeds % c == 0 and c * per_seed <= chunk_bytes]
+    return max(fits, default=1)
 
 
-def _epoch_program(spec: train.Spec, axes: Any) -> Callable:
+def _by_chunks(fn: Callable, chunk: int, state: Any, order: jax.Array) -> Any:
+    """``fn(state, order)`` a chunk of ``chunk`` seeds at a time (``lax.map``): state leaves
+    [seeds, ...], order [steps, seeds, batch]; outputs with seeds first."""
+    n = order.shape[1]
+    if chunk >= n:
+        return fn(state, order)
+    split = lambda a: a.reshape(n // chunk, chunk, *a.shape[1:])  # noqa: E731
+    orders = jnp.moveaxis(order.reshape(order.shape[0], n // chunk, chunk, -1), 1, 0)
+    out = jax.lax.map(lambda xs: fn(*xs), (jax.tree.map(split, state), orders))
+    return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
+
+
+def _epoch_program(spec: train.Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
-        state: train.TrainState, params: Params, orders: jax.Array, lrs: jax.Array,
-        data: Dataset, epoch: jax.Array,
-    ) -> tuple[train.TrainState, Metrics, Metrics]:  # fmt: skip
+        state: train.TrainState, params: Params, unused_w: jax.Array, orders: jax.Array,
+        lrs: jax.Array, data: Dataset, epoch: jax.Array,
+    ) -> tuple[train.TrainState, Metrics, Metrics, Params]:  # fmt: skip
         members = group(spec, data)
         state = jax.lax.cond(epoch == 0, lambda: members.init(params, lrs, data), lambda: state)
-        state, metrics = train.run_epoch(members, state, orders[epoch], lrs, epoch, data)
-        shapes = jax.eval_shape(members.final, state, metrics, data)
-        final = jax.lax.cond(
-            epoch == spec.epochs - 1,
-            lambda: members.final(state, metrics, data),
-            lambda: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes),
-        )
-        return state, metrics, final
+        state, metrics = _by_chunks(
+            lambda st, order: train.run_epoch(members, st, order, lrs, epoch, data),
+            chunk, state, orders[epoch],
+        )  # fmt: skip
+
+        def last() -> tuple[Metrics, Params]:
+            full = _with_all_pixels(state.params, unused_w, pixels)
+            return members.final(state._replace(params=full), metrics, data), full
+
+        zeros = lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(last))  # noqa: E731
+        final, full = jax.lax.cond(epoch == spec.epochs - 1, last, zeros)
+        return state, metrics, final, full
 
     return epoch_program
 
@@ -182,24 +233,38 @@ def _global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
 
-def device_data(dataset: Dataset, mesh: Mesh) -> Dataset:
-    """The dataset's splits as float32 arrays replicated on every device of ``mesh``."""
+class DeviceData(NamedTuple):
+    """The dataset on every device of a mesh: training and validation images cut to the used
+    pixels, the test images whole."""
+
+    data: Dataset
+    pixels: Pixels
+
+
+def device_data(dataset: Dataset, mesh: Mesh, pixels: Pixels) -> DeviceData:
+    """The splits as float32 arrays replicated on every device of ``mesh``."""
+    used = lambda s: Split(s.x[:, pixels.used], s.y)  # noqa: E731
+    cut = Dataset(used(dataset.train), used(dataset.validation), dataset.test)
     sharding = NamedSharding(mesh, P())
-    return jax.tree.map(lambda a: _global(np.asarray(a, np.float32), sharding), dataset)
+    return DeviceData(
+        jax.tree.map(lambda a: _global(np.asarray(a, np.float32), sharding), cut), pixels
+    )
 
 
 class Inputs(NamedTuple):
-    """A program's arguments as global arrays: initial params (per seed, [seeds, ...]), orders
-    [epochs, steps, seeds, batch], learning rates [lrs] (padded), data."""
+    """A program's arguments as global arrays: initial params per seed ([seeds, ...], the
+    first layer's used-pixel rows), the unused rows [seeds, unused, h], orders [epochs,
+    steps, seeds, batch], learning rates [lrs] (padded), data."""
 
     params: Params
+    unused_w: jax.Array
     orders: jax.Array
     lrs: jax.Array
     data: Dataset
 
 
 def inputs(
-    layout: Layout, params: Params, orders: np.ndarray, lrs: np.ndarray, data: Dataset
+    layout: Layout, params: Params, orders: np.ndarray, lrs: np.ndarray, data: DeviceData
 ) -> Inputs:
     """Global arrays for a program from host arrays: ``params`` per seed [padded_seeds, ...],
     ``orders`` [padded_seeds, epochs, steps, batch], ``lrs`` [n_lrs] (padded here)."""
@@ -207,30 +272,68 @@ def inputs(
     lrs = np.asarray(lrs, np.float32)
     lrs = np.concatenate([lrs, np.repeat(lrs[-1:], layout.padded_lrs - lrs.size)])
     by_seed = NamedSharding(mesh, P("seeds"))
-    orders = np.ascontiguousarray(np.moveaxis(orders, 0, 2))
+    w = params[0]["w"]
+    used = [{**params[0], "w": w[:, data.pixels.used]}, *params[1:]]
+    put = lambda a: _global(np.asarray(a, np.float32), by_seed)  # noqa: E731
     return Inputs(
-        params=jax.tree.map(lambda a: _global(np.asarray(a, np.float32), by_seed), params),
-        orders=_global(orders, NamedSharding(mesh, P(None, None, "seeds"))),
+        params=jax.tree.map(put, used),
+        unused_w=put(w[:, data.pixels.unused]),
+        orders=_global(
+            np.ascontiguousarray(np.moveaxis(orders, 0, 2)),
+            NamedSharding(mesh, P(None, None, "seeds")),
+        ),
         lrs=_global(lrs, NamedSharding(mesh, P("lrs"))),
-        data=data,
+        data=data.data,
     )
 
 
-def compile_program(spec: train.Spec, layout: Layout, args: Inputs) -> Program:
-    """Trace, lower and compile the epoch program of ``spec`` for ``args``'s shapes."""
+def _state_specs(axes: Any) -> Any:
+    """shard_map specs of a group state from its learning-rate axes: the seed axis first, the
+    learning-rate axis after ``a`` more axes."""
+    return jax.tree.map(lambda a: P("seeds", *[None] * a, "lrs"), axes)
+
+
+class Program(NamedTuple):
+    """One shape's compiled epoch program and the global shapes of its state.
+
+    ``compiled(state, *inputs, epoch) -> (state, metrics, final, params)`` runs epoch
+    ``epoch``: at epoch 0 it first initialises the state from the inputs' params (the state
+    passed in is then only a placeholder of the right shapes); at the last epoch ``final``
+    holds the final metrics and ``params`` all of every member's parameters, zeros before.
+    ``state`` is donated.
+    """
+
+    spec: train.Spec
+    layout: Layout
+    compiled: Any
+    state_shapes: Any
+
+
+def compile_program(
+    spec: train.Spec, layout: Layout, args: Inputs, pixels: Pixels, chunk_bytes: int = CHUNK_BYTES
+) -> Program:
+    """Trace, lower and compile the epoch program of ``spec`` for ``args``'s shapes; each
+    device trains its seeds in chunks whose weights fit in ``chunk_bytes``."""
     mesh = layout.mesh
-    members = group(spec, args.data)
-    state_shapes = jax.eval_shape(members.init, args.params, args.lrs, args.data)
-    axes = _lr_axes(state_shapes, _param_lr_axes(spec))
-    seeds_lrs = P("seeds", "lrs")
-    in_specs = (_state_specs(axes), P("seeds"), P(None, None, "seeds"), P("lrs"), P(), P())
-    out_specs = (_state_specs(axes), seeds_lrs, seeds_lrs)
-    fn = jax.shard_map(_epoch_program(spec, axes), mesh=mesh, in_specs=in_specs,
+    shape = dict(mesh.shape)
+    chunk = seeds_per_chunk(spec, len(pixels.used), layout.padded_seeds // shape["seeds"],
+                            layout.padded_lrs // shape["lrs"], chunk_bytes)  # fmt: skip
+    state_specs = _state_specs(_state_axes(spec, args.data))
+    params_specs = [
+        {"w": P("seeds", None, "lrs") if i == 0 else P("seeds", "lrs"), "b": P("seeds", "lrs")}
+        for i in range(len(spec.layer_sizes) - 1)
+    ]
+    by_seed, seeds_lrs = P("seeds"), P("seeds", "lrs")
+    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), P(), P())
+    out_specs = (state_specs, seeds_lrs, seeds_lrs, params_specs)
+    fn = jax.shard_map(_epoch_program(spec, pixels, chunk), mesh=mesh, in_specs=in_specs,
                        out_specs=out_specs, check_vma=False)  # fmt: skip
     options = CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else {}
+    members = group(spec, args.data)
+    shapes = jax.eval_shape(members.init, args.params, args.lrs, args.data)
     state = jax.tree.map(
-        lambda a, spec: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, spec)),
-        state_shapes, _state_specs(axes),
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, s)),
+        shapes, state_specs,
     )  # fmt: skip
     jitted = jax.jit(fn, donate_argnums=0, compiler_options=options)
     compiled = jitted.lower(state, *args, np.int32(0)).compile()
@@ -244,6 +347,13 @@ def placeholder_state(program: Program) -> Any:
     )
 
 
+def to_host(tree: Any) -> Any:
+    """Global arrays to host numpy (all processes' shards)."""
+    if jax.process_count() > 1:
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
 class GroupArrays(NamedTuple):
     """One shape's members on the host, member axes first: params [seeds, lrs, ...], curves
     {name: [seeds, lrs, epochs]}, final {name: [seeds, lrs]}."""
@@ -253,18 +363,11 @@ class GroupArrays(NamedTuple):
     final: dict[str, np.ndarray]
 
 
-def to_host(tree: Any) -> Any:
-    """Global arrays to host numpy (all processes' shards)."""
-    if jax.process_count() > 1:
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.device_get(tree)
-
-
 def group_arrays(
     layout: Layout, params: Params, curves: list[Metrics], final: Metrics
 ) -> GroupArrays:
-    """Host arrays of a finished shape, padding dropped, member axes first: ``params`` the
-    final state's, ``curves`` one dict of [seeds, lrs] per epoch."""
+    """Host arrays of a finished shape, padding dropped, member axes first: ``params`` as the
+    program returns them, ``curves`` one dict of [seeds, lrs] per epoch."""
     s, lr = layout.n_seeds, layout.n_lrs
     member_params = [
         {
@@ -284,8 +387,7 @@ def estimate_bytes(spec: train.Spec, layout: Layout, n_data_floats: int) -> int:
     """A lower bound on one device's memory for the program: every member's parameters about
     four times over (params, the epoch's start, gradients, optimizer state up to Adam's two
     moments), its examples' initial LLs, and the replicated data."""
-    weights = sum(
-        a * b + b for a, b in zip(spec.layer_sizes[:-1], spec.layer_sizes[1:], strict=True)
-    )
+    sizes = spec.layer_sizes
+    weights = sum(a * b + b for a, b in itertools.pairwise(sizes))
     per_member = 4 * (5 * weights + spec.n_train)
     return layout.members_per_device * per_member + 4 * n_data_floats

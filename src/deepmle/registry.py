@@ -27,10 +27,14 @@ class Optimizer(NamedTuple):
     ``direction`` is an optax transformation factory (called with ``options``); the update is
     +learning_rate times its output. A NamedTuple of module-level functions and numbers, so
     equal configs give equal (hashable) optimizers and share compiled programs.
+    ``zero_gradient_keeps_weight``: a weight whose gradient is always 0 never moves (true of
+    SGD, momentum and Adam; not of weight decay), which lets deepmle.programs leave out
+    pixels no training image inks.
     """
 
     direction: Callable[..., optax.GradientTransformation]
     options: tuple[tuple[str, float], ...] = ()
+    zero_gradient_keeps_weight: bool = True
 
     def __call__(self, learning_rate: Array | float) -> optax.GradientTransformation:
         return optax.chain(
@@ -39,12 +43,13 @@ class Optimizer(NamedTuple):
         )
 
 
-OPTIMIZERS: dict[str, tuple[Callable[..., optax.GradientTransformation], tuple[str, ...]]] = {
-    "sgd": (optax.identity, ()),
-    "momentum": (optax.trace, ("decay",)),
-    "adam": (optax.scale_by_adam, ()),
+OPTIMIZERS: dict[str, tuple[Callable[..., optax.GradientTransformation], tuple[str, ...], bool]] = {
+    "sgd": (optax.identity, (), True),
+    "momentum": (optax.trace, ("decay",), True),
+    "adam": (optax.scale_by_adam, (), True),
 }
-"""name -> (direction factory, the config options it takes); ``decay`` is [train] momentum."""
+"""name -> (direction factory, the config options it takes, zero_gradient_keeps_weight);
+``decay`` is [train] momentum."""
 
 
 def _unknown(kind: str, name: object, table: dict) -> ValueError:
@@ -62,6 +67,6 @@ def optimizer(name: str, momentum: float = 0.9) -> Optimizer:
     """The ascent optimizer called ``name`` (``momentum`` is used by "momentum" only)."""
     if not isinstance(name, str) or name not in OPTIMIZERS:
         raise _unknown("optimizer", name, OPTIMIZERS)
-    direction, takes = OPTIMIZERS[name]
+    direction, takes, keeps = OPTIMIZERS[name]
     values = {"decay": float(momentum)}
-    return Optimizer(direction, tuple((k, values[k]) for k in takes))
+    return Optimizer(direction, tuple((k, values[k]) for k in takes), keeps)

@@ -7,6 +7,7 @@ config resumes from the groups already there.
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,14 +31,25 @@ class ProgramCache:
         self._programs: dict[Any, programs.Program] = {}
 
     def get(
-        self, spec: train.Spec, layout: programs.Layout, args: programs.Inputs
+        self,
+        spec: train.Spec,
+        layout: programs.Layout,
+        args: programs.Inputs,
+        pixels: programs.Pixels,
+        chunk_bytes: int,
     ) -> programs.Program:
         mesh = layout.mesh
-        key = (spec, mesh.axis_names, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat),
-               layout.padded_seeds, layout.padded_lrs,
-               tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(args.data)))  # fmt: skip
+        key = (
+            spec,
+            pixels.used.tobytes(),
+            mesh.axis_names,
+            tuple(d.id for d in mesh.devices.flat),
+            mesh.devices.shape,
+            (layout.padded_seeds, layout.padded_lrs, chunk_bytes),
+            tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(args.data)),
+        )
         if key not in self._programs:
-            self._programs[key] = programs.compile_program(spec, layout, args)
+            self._programs[key] = programs.compile_program(spec, layout, args, pixels, chunk_bytes)
         return self._programs[key]
 
 
@@ -86,6 +98,23 @@ def _host_draws(spec: train.Spec, layout: programs.Layout) -> tuple[list, np.nda
     return params, orders
 
 
+def _prepare(
+    spec: train.Spec,
+    layout: programs.Layout,
+    lrs: np.ndarray,
+    data: programs.DeviceData,
+    cache: ProgramCache,
+    chunk_bytes: int,
+) -> tuple[programs.Program, programs.Inputs, float]:
+    """A shape's host draws, its inputs on the devices and its compiled program; the seconds
+    that took (mostly compiling)."""
+    t0 = time.perf_counter()
+    params, orders = _host_draws(spec, layout)
+    args = programs.inputs(layout, params, orders, lrs, data)
+    program = cache.get(spec, layout, args, data.pixels, chunk_bytes)
+    return program, args, time.perf_counter() - t0
+
+
 def _train_group(
     program: programs.Program, args: programs.Inputs, on_epoch: Callable[[int, float], None]
 ) -> programs.GroupArrays:
@@ -96,7 +125,7 @@ def _train_group(
     pending = None
     for e in range(epochs + 1):
         if e < epochs:
-            state, metrics, final = program.compiled(state, *args, np.int32(e))
+            state, metrics, final, params = program.compiled(state, *args, np.int32(e))
         if pending is not None:
             _wait(pending)
             host = programs.to_host(pending)
@@ -104,7 +133,7 @@ def _train_group(
             on_epoch(e - 1, _finite_mean(host["train_ll"]))
         pending = metrics if e < epochs else None
     _wait(final)
-    params, final = programs.to_host((state.params, final))
+    params, final = programs.to_host((params, final))
     return programs.group_arrays(program.layout, params, curves, final)
 
 
@@ -161,6 +190,7 @@ def run(
     overwrite: bool = False,
     cache: ProgramCache | None = None,
     memory_limit: int | None = None,
+    chunk_bytes: int = programs.CHUNK_BYTES,
     extra_meta: dict[str, Any] | None = None,
     finishing: Callable[[RunResults], None] | None = None,
 ) -> Outcome:
@@ -182,61 +212,80 @@ def run(
         if run is not None:
             store.write_config(run, config)
         finished = _finished(config, run, progress)
-        data = programs.device_data(dataset, layout.mesh)
+        compact = all(spec.optimizer.zero_gradient_keeps_weight for spec in specs)
+        data = programs.device_data(
+            dataset, layout.mesh, programs.split_pixels(dataset, compact=compact)
+        )
         log = runtime.CompileLog.get()
+        before = log.snapshot()
         hiddens = config.model.hidden_sizes
         progress.begin(len(hiddens), config.train.epochs)
         groups = []
-        for i, (hidden, spec, done) in enumerate(zip(hiddens, specs, finished, strict=True)):
-            name = group_name(hidden)
-            if done is not None:
-                progress.skip(i, len(hiddens), name, config.train.epochs)
-                groups.append(done)
-                continue
-            progress.group_start(i, len(hiddens), name)
-            t0, before = time.perf_counter(), log.snapshot()
-            params, orders = _host_draws(spec, layout)
-            args = programs.inputs(layout, params, orders, lrs, data)
-            program = cache.get(spec, layout, args)
-            compiled = log.since(before)
-            t1 = time.perf_counter()
-            arrays = _train_group(
-                program, args, lambda e, ll, n=spec.epochs: progress.epoch(e, n, ll)
+        # On an accelerator, programs compile in a background thread while earlier shapes
+        # train; on CPU, compiling and training compete for the same cores (measured: no
+        # gain), so each shape compiles when its turn comes.
+        pool = None
+        if layout.mesh.devices.flat[0].platform != "cpu":
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepmle-compile")
+        try:
+            todo = [i for i, done in enumerate(finished) if done is None]
+            ahead = (
+                {
+                    i: pool.submit(_prepare, specs[i], layout, lrs, data, cache, chunk_bytes)
+                    for i in todo
+                }
+                if pool
+                else {}
             )
-            t2 = time.perf_counter()
-            info = {
-                "wall_s": t2 - t0,
-                "compile_s": t1 - t0,
-                "train_s": t2 - t1,
-                "compiles": compiled["compiles"],
-                "cache_hits": compiled["cache_hits"],
-                "layout": layout.describe(),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            }
-            g = GroupResult(
-                hidden,
-                np.arange(config.train.seeds),
-                lrs,
-                arrays.params,
-                arrays.final,
-                arrays.curves,
-                info,
-            )
-            if run is not None:
-                store.save_group(run, config, g)
-            healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
-            progress.group_done(_finite_mean(healthy), info["compile_s"], info["train_s"])
-            groups.append(g)
+
+            def prepared(i: int) -> tuple[programs.Program, programs.Inputs, float]:
+                if pool is not None:
+                    return ahead[i].result()
+                return _prepare(specs[i], layout, lrs, data, cache, chunk_bytes)
+
+            for i, (hidden, spec, done) in enumerate(zip(hiddens, specs, finished, strict=True)):
+                name = group_name(hidden)
+                if done is not None:
+                    progress.skip(i, len(hiddens), name, config.train.epochs)
+                    groups.append(done)
+                    continue
+                progress.group_start(i, len(hiddens), name)
+                t0 = time.perf_counter()
+                program, args, prepare_s = prepared(i)
+                t1 = time.perf_counter()
+                arrays = _train_group(
+                    program, args, lambda e, ll, n=spec.epochs: progress.epoch(e, n, ll)
+                )
+                t2 = time.perf_counter()
+                info = {
+                    "wall_s": t2 - t0,
+                    "compile_s": prepare_s,
+                    "compile_wait_s": t1 - t0,
+                    "train_s": t2 - t1,
+                    "layout": layout.describe(),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+                g = GroupResult(hidden, np.arange(config.train.seeds), lrs, arrays.params,
+                                arrays.final, arrays.curves, info)  # fmt: skip
+                if run is not None:
+                    store.save_group(run, config, g)
+                healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
+                progress.group_done(_finite_mean(healthy), info["compile_wait_s"], info["train_s"])
+                groups.append(g)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        trained = [g.info for g, done in zip(groups, finished, strict=True) if done is None]
         meta = {
             **runtime.environment(),
             **(extra_meta or {}),
             "run_dir": str(Path(run_dir)),
             "layout": layout.describe(),
             "wall_s": time.perf_counter() - t_start,
-            "compile_s": sum(g.info["compile_s"] for g in groups if "compile_s" in g.info),
-            "train_s": sum(g.info["train_s"] for g in groups if "train_s" in g.info),
-            "compiles": sum(g.info.get("compiles", 0) for g in groups),
-            "cache_hits": sum(g.info.get("cache_hits", 0) for g in groups),
+            "compile_s": sum(info["compile_s"] for info in trained),
+            "compile_wait_s": sum(info["compile_wait_s"] for info in trained),
+            "train_s": sum(info["train_s"] for info in trained),
+            **{k: log.since(before)[k] for k in ("compiles", "cache_hits")},
             "groups": {g.name: g.info for g in groups},
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
