@@ -127,3 +127,32 @@ def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"deepmle: error: {bad}: [model] hidden_sizes: hidden sizes must be >= 1, got 0"
     ]
+
+
+def test_plot_needs_no_params_npz_and_says_what_is_missing(seed_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(seed_run, run)
+    (run / "params.npz").unlink()
+    assert main(["plot", str(run)]) == 0  # the figures read the verified group files
+    capsys.readouterr()
+    shutil.rmtree(run / "groups")
+    assert main(["plot", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "group h32 is not saved" in err
+
+
+def test_an_internal_error_has_its_own_exit_code_and_a_traceback(tmp_path):
+    """A bug (here: an exception injected into the sweep) exits 3, not 1 or 2."""
+    code = (
+        "import sys; from deepmle import cli, sweep\n"
+        "def broken(*a, **k): raise RuntimeError('injected')\n"
+        "sweep.run = broken\n"
+        f"sys.exit(cli.main(['run', {str(CONFIGS / 'seed.toml')!r}, '--out', "
+        f"{str(tmp_path / 'run')!r}, '--no-cache']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3
+    assert "Traceback" in proc.stderr and "RuntimeError: injected" in proc.stderr
+    assert "internal error" in proc.stderr.strip().splitlines()[-1]

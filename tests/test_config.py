@@ -74,6 +74,22 @@ BAD = {
         '[data]\nsource = "npz"\npath = "/no/such/mnist.npz"',
         "data file not found: /no/such/mnist.npz",
     ),
+    "infinite learning rate": ("[train]\nlearning_rate = inf", "must be finite, got inf"),
+    "nan learning rate": ("[train]\nlearning_rate = [0.1, nan]", "must be finite, got nan"),
+    "no validation examples": (
+        "[data]\nvalidation_fraction = 0.00001",
+        "validation_fraction 1e-05 leaves 0 of 12700 training examples for validation",
+    ),
+    "no training examples": ("[data]\nvalidation_fraction = 0.99999", "and 0 for training"),
+    "bad search key": (
+        "[train]\nlearning_rate = { log_uniform = [0.1, 1.0], sample = 4 }",
+        "unknown search key 'sample' (did you mean 'samples'?)",
+    ),
+    "search bounds reversed": (
+        "[train]\nlearning_rate = { log_uniform = [1.0, 0.1], samples = 4 }",
+        "log_uniform needs low < high",
+    ),
+    "unknown activation": ('[model]\nactivation = "softmax"', "unknown value 'softmax'"),
 }
 
 
@@ -100,6 +116,19 @@ def test_bad_config_is_one_line_and_exit_2(name, tmp_path, capsys):
         (["run"], "the following arguments are required: config"),
         (["fly"], "invalid choice: 'fly'"),
         (["plot", "/no/such/run"], "not a finished deepmle run directory"),
+        (
+            ["run", "CONFIG", "--set", "train.learning_rate=inf"],
+            "--set train.learning_rate=inf: [train] learning_rate: must be finite",
+        ),
+        (
+            ["run", "CONFIG", "--set", "train.epochs=zero"],
+            "--set train.epochs=zero: [train] epochs: must be an integer",
+        ),
+        (
+            ["run", "CONFIG", "--set", "trian.epochs=2"],
+            "--set trian.epochs=2: unknown section [trian] (did you mean 'train'?)",
+        ),
+        (["run", "CONFIG", "--cache-dir", str(CONFIGS / "seed.toml")], "cache directory"),
     ],
 )
 def test_bad_command_line_is_one_line_and_exit_2(argv, message, capsys):
@@ -108,3 +137,30 @@ def test_bad_command_line_is_one_line_and_exit_2(argv, message, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and message in err
+
+
+def test_a_byte_order_mark_is_read_as_utf8(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (CONFIGS / "seed.toml").read_bytes())
+    assert config_lib.load(path).train.learning_rate == (1.0,)
+
+
+def test_random_search_draws_once_from_its_seed_and_records_the_draws(tmp_path):
+    text = (
+        "[train]\nlearning_rate = { log_uniform = [1e-3, 10.0], samples = 16 }\nsearch_seed = 3\n"
+    )
+    path = tmp_path / "in" / "search.toml"
+    path.parent.mkdir()
+    path.write_text(text)
+    a, b = config_lib.load(path), config_lib.load(path)
+    lrs = a.train.learning_rate
+    assert lrs == b.train.learning_rate and len(lrs) == 16 and list(lrs) == sorted(lrs)
+    assert all(1e-3 <= lr <= 10.0 for lr in lrs) and lrs[0] < 0.01 < 1.0 < lrs[-1]
+    other = config_lib.load(path, ["train.search_seed=4"]).train.learning_rate
+    assert other != lrs
+    resolved = tmp_path / "search.toml"
+    resolved.write_text(config_lib.to_toml(a))
+    assert (
+        "drawn log-uniformly from [0.001, 10.0], 16 samples, search_seed 3" in resolved.read_text()
+    )
+    assert config_lib.load(resolved) == a  # the run directory alone reproduces the draws

@@ -1,11 +1,14 @@
 import hashlib
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from deepmle import config as config_lib
 from deepmle import data
+
+CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 def _hashes(x: np.ndarray) -> set[str]:
@@ -131,3 +134,49 @@ def test_tfds_source_under_mock_data():
 def test_tfds_source_without_prepared_data_is_a_clear_error(tmp_path):
     with pytest.raises(data.DataError, match="tfds build mnist"):
         data.load(config_lib.DataConfig(source="tfds", path=str(tmp_path)))
+
+
+def _faulty(tmp_path, rng, **change):
+    """A Keras-format mnist.npz with one array changed, and the CLI's answer to it."""
+    x = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    y = np.tile(np.array([1, 2, 3]), 100)
+    arrays = {"x_train": x, "y_train": y, "x_test": x[:60], "y_test": y[:60]} | change
+    path = tmp_path / "mnist.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+FAULTS = {
+    "NaN pixel": (lambda x: {"x_train": np.where(np.arange(784).reshape(28, 28) == 5, np.nan,
+                                                  x / 255.0)},
+                  "x_train has 300 non-finite pixel(s)"),
+    "int16 pixels below 0": (lambda x: {"x_train": (x.astype(np.int16) - 128)},
+                             "x_train pixels must be 0..255, found -128..127"),
+    "float pixels above 1": (lambda x: {"x_train": x.astype(np.float32)},
+                             "x_train float pixels must lie in [0, 1], found 0..255"),
+    "lengths differ": (lambda x: {"y_train": np.tile(np.array([1, 2, 3]), 99)},
+                       "y_train must be [300] digits, one per image of x_train, got shape (297,)"),
+    "labels as a column": (lambda x: {"y_train": np.tile(np.array([1, 2, 3]), 100)[:, None]},
+                           "y_train must be [300] digits"),
+    "0-d labels": (lambda x: {"y_test": np.array(1)}, "y_test must be [60] digits"),
+    "wrong rank images": (lambda x: {"x_test": x[:60].reshape(60, 28, 28, 1, 1)},
+                          "x_test must be images [n, 28, 28] or [n, 784]"),
+    "no digit 2 in test": (lambda x: {"y_test": np.ones(60, np.int64)},
+                           "y_test has no examples of digit 2"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_data_faults_are_one_line_naming_file_and_array(tmp_path, rng, capsys, fault):
+    from deepmle.cli import main
+
+    make, message = FAULTS[fault]
+    base = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    path = _faulty(tmp_path, rng, **make(base))
+    out = tmp_path / "run"
+    code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache",
+                 "--set", "data.source=npz", "--set", f"data.path={path}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert str(path) in err and message in err
+    assert not out.exists()

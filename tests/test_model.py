@@ -57,3 +57,61 @@ def test_activation_is_selectable(rng):
     outs = {a: forward(params, x, a) for a in ("sigmoid", "tanh", "relu")}
     assert not np.allclose(outs["sigmoid"], outs["tanh"])
     assert not np.allclose(outs["sigmoid"], outs["relu"])
+
+
+def _params():
+    return init_params(jax.random.key(0), (784, 4, 1))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [((784, 0, 1), "positive integers"), ((784, 8, 2), "1 output"), ((784,), "from the input"),
+     ((784, 8.0, 1), "positive integers"), ((784, True, 1), "positive integers")],
+)  # fmt: skip
+def test_init_params_rejects_bad_layer_sizes(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        init_params(jax.random.key(0), sizes)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "message"),
+    [((784,), r"x: expected shape \[batch, 784\], got \[784\]"),
+     ((3, 28, 28), r"x: expected shape \[batch, 784\], got \[3, 28, 28\]"),
+     ((3, 783), r"got \[3, 783\]")],
+)  # fmt: skip
+def test_forward_names_a_misshapen_input(x_shape, message):
+    with pytest.raises(ValueError, match=message):
+        forward(_params(), jnp.zeros(x_shape))
+
+
+def test_forward_checks_shapes_inside_jit_too():
+    with pytest.raises(ValueError, match=r"x: expected shape \[batch, 784\]"):
+        jax.jit(forward)(_params(), jnp.zeros((3, 783)))
+
+
+def test_misshapen_params_are_named():
+    params = _params()
+    params[1]["w"] = jnp.zeros((5, 1))
+    with pytest.raises(ValueError, match=r'params\[1\]\["w"\]: expected shape \[4, n_out\]'):
+        forward(params, jnp.zeros((2, 784)))
+    with pytest.raises(ValueError, match="non-empty list of layers"):
+        forward({"w": 1}, jnp.zeros((2, 784)))
+
+
+def test_unknown_activation_lists_the_valid_ones():
+    with pytest.raises(
+        ValueError, match="unknown activation 'softmax'; valid: sigmoid, tanh, relu"
+    ):
+        forward(_params(), jnp.zeros((2, 784)), "softmax")
+
+
+def test_training_matmul_has_the_gradient_of_a_matmul(rng):
+    """Its hand-written VJP (input on the left) equals JAX's own for a @ w."""
+    from deepmle.model import training_matmul
+
+    a = jnp.asarray(rng.normal(size=(5, 7)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(7, 3)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    ours = jax.vjp(training_matmul, a, w)[1](g)
+    jaxs = jax.vjp(jnp.matmul, a, w)[1](g)
+    chex.assert_trees_all_close(ours, jaxs, rtol=1e-6)

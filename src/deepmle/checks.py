@@ -79,9 +79,7 @@ def labels(y: Any, n: int, name: str = "y") -> None:
         values = np.asarray(y)
         if values.size and not np.all((values == 0) | (values == 1)):
             odd = values[(values != 0) & (values != 1)].ravel()[:3]
-            raise ValueError(
-                f"{name}: labels must be 0 or 1 (Y=1 means the first digit), got {odd}"
-            )
+            raise ValueError(f"{name}: labels must be 0 or 1, got {odd.tolist()}")
 
 
 def logits(z: Any, name: str = "z") -> int:

@@ -1,14 +1,17 @@
 """Experiment configs: TOML files with [data], [model] and [train], as frozen dataclasses.
 
 A config sweeps when it gives lists where one value would do: ``model.hidden_sizes`` as a
-list of lists (one network shape each) and ``train.learning_rate`` as a list. Every problem
-is reported as one ``UserError`` line naming the file and the key.
+list of lists (one network shape each) and ``train.learning_rate`` as a list, or as a random
+search ``{ log_uniform = [1e-3, 10.0], samples = 16 }`` drawn once from ``train.search_seed``
+(the resolved config records the values drawn). Every problem is reported as one
+``UserError`` line naming the file (or the ``--set``) and the key.
 """
 
 import difflib
+import math
 import tomllib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,9 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 10
     seeds: int = 8
+    search_seed: int = 0
+    learning_rate_search: str = field(default="", compare=False)
+    """How the learning rates were drawn, if by random search (a note, not part of identity)."""
 
 
 @dataclass(frozen=True)
@@ -109,23 +115,67 @@ def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(s) for s in shapes)
 
 
-def _as_learning_rates(where: str, v: Any) -> tuple[float, ...]:
+def _as_positive(where: str, lr: Any) -> float:
+    _check(where, _is_number(lr), f"must be a number or a list of numbers, got {lr!r}")
+    _check(where, math.isfinite(lr), f"must be finite, got {lr}")
+    _check(where, lr > 0, f"must be > 0 (gradient ascent needs a positive step), got {lr}")
+    return float(lr)
+
+
+def _as_learning_rates(where: str, v: Any) -> tuple[float, ...] | dict[str, Any]:
+    """A number, a list of numbers, or a random-search table (drawn later, in ``from_dict``)."""
+    if isinstance(v, dict):
+        return _as_search(where, v)
     values = v if isinstance(v, list) else [v]
     _check(where, len(values) > 0, "must not be an empty list")
-    for lr in values:
-        _check(where, _is_number(lr), f"must be a number or a list of numbers, got {lr!r}")
-        _check(where, lr > 0, f"must be > 0 (gradient ascent needs a positive step), got {lr}")
-    return tuple(float(lr) for lr in values)
+    return tuple(_as_positive(where, lr) for lr in values)
 
 
-def _validate_section(section: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
-    cls = SECTIONS[section]
-    names = [f.name for f in fields(cls)]
+def _as_search(where: str, v: dict[str, Any]) -> dict[str, Any]:
+    """{ log_uniform = [low, high], samples = n }, checked."""
+    keys = ["log_uniform", "samples"]
+    for key in v:
+        _check(where, key in keys, f"unknown search key {key!r}" + _did_you_mean(key, keys))
+    bounds = v.get("log_uniform")
+    _check(where, isinstance(bounds, list) and len(bounds) == 2,
+           f"a search needs log_uniform = [low, high], got {bounds!r}")  # fmt: skip
+    low, high = (_as_positive(where, b) for b in bounds)
+    _check(where, low < high, f"log_uniform needs low < high, got [{low}, {high}]")
+    samples = v.get("samples")
+    _check(
+        where,
+        _is_int(samples) and samples >= 1,
+        f"samples must be an integer >= 1, got {samples!r}",
+    )
+    return {"log_uniform": (low, high), "samples": samples}
+
+
+def draw_learning_rates(search: dict[str, Any], seed: int) -> tuple[float, ...]:
+    """``samples`` learning rates log-uniform in ``log_uniform``, from ``seed``, ascending."""
+    import numpy as np
+
+    low, high = search["log_uniform"]
+    logs = np.random.default_rng(seed).uniform(math.log(low), math.log(high), search["samples"])
+    return tuple(sorted(float(x) for x in np.exp(logs)))
+
+
+def _keys(cls: type) -> list[str]:
+    """The keys a section's file may set (notes such as learning_rate_search are not keys)."""
+    return [f.name for f in fields(cls) if f.compare]
+
+
+def _validate_section(
+    section: str, raw: dict[str, Any], where: str, origins: dict[tuple[str, str], str]
+) -> dict[str, Any]:
+    names = _keys(SECTIONS[section])
     out: dict[str, Any] = {}
     for key, v in raw.items():
-        at = f"{where}: [{section}] {key}"
+        source = origins.get((section, key), where)
+        at = f"{source}: [{section}] {key}"
         if key not in names:
-            raise ConfigError(f"{where}: unknown key [{section}] {key}" + _did_you_mean(key, names))
+            raise ConfigError(
+                f"{source}: unknown key [{section}] {key}" + _did_you_mean(key, names)
+            )
         match (section, key):
             case ("data", "source"):
                 out[key] = _as_choice(at, v, SOURCES)
@@ -152,25 +202,46 @@ def _validate_section(section: str, raw: dict[str, Any], where: str) -> dict[str
             case ("train", "momentum"):
                 _check(at, _is_number(v) and 0 <= v < 1, f"must be in [0, 1), got {v!r}")
                 out[key] = float(v)
+            case ("train", "search_seed"):
+                out[key] = _as_int(at, v, 0)
             case ("train", "batch_size" | "epochs" | "seeds"):
                 out[key] = _as_int(at, v, 1)
     return out
 
 
-def from_dict(raw: dict[str, Any], where: str = "<config>", name: str = "config") -> Config:
-    """A validated Config from parsed TOML; ``where`` names the source in error messages."""
+def from_dict(
+    raw: dict[str, Any],
+    where: str = "<config>",
+    name: str = "config",
+    origins: dict[tuple[str, str], str] | None = None,
+) -> Config:
+    """A validated Config from parsed TOML; ``where`` names the source in error messages, and
+    ``origins`` the ``--set`` that gave a (section, key), where one did."""
+    origins = origins or {}
     sections = {}
     for section, body in raw.items():
         if section not in SECTIONS:
+            source = next((o for (s, _), o in origins.items() if s == section), where)
             raise ConfigError(
-                f"{where}: unknown section [{section}]" + _did_you_mean(section, list(SECTIONS))
+                f"{source}: unknown section [{section}]" + _did_you_mean(section, list(SECTIONS))
             )
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: [{section}] must be a table, got {body!r}")
-        sections[section] = SECTIONS[section](**_validate_section(section, body, where))
+        values = _validate_section(section, body, where, origins)
+        if section == "train" and isinstance(values.get("learning_rate"), dict):
+            search = values["learning_rate"]
+            seed = values.get("search_seed", TrainConfig.search_seed)
+            values["learning_rate"] = draw_learning_rates(search, seed)
+            low, high = search["log_uniform"]
+            values["learning_rate_search"] = (
+                f"drawn log-uniformly from [{low!r}, {high!r}], {search['samples']} samples, "
+                f"search_seed {seed}"
+            )
+        sections[section] = SECTIONS[section](**values)
     config = Config(**sections, name=name)
     if config.data.source in ("npz",) and not config.data.path:
-        raise ConfigError(f"{where}: [data] path: source 'npz' needs the path of an mnist.npz")
+        source = origins.get(("data", "source"), where)
+        raise ConfigError(f"{source}: [data] path: source 'npz' needs the path of an mnist.npz")
     return config
 
 
@@ -189,22 +260,27 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Read and validate a TOML config, then apply ``"section.key=value"`` overrides."""
+    """Read and validate a TOML config (UTF-8, a byte-order mark allowed), then apply
+    ``"section.key=value"`` overrides; an error in an override names the ``--set``."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    origins = {}
     for item in overrides:
         section, key, value = _parse_override(item)
         if not isinstance(raw.setdefault(section, {}), dict):
             raise ConfigError(f"--set {item}: [{section}] is not a table")
         raw[section][key] = value
-    return from_dict(raw, where=str(path), name=path.stem)
+        origins[(section, key)] = f"--set {item}"
+    return from_dict(raw, where=str(path), name=path.stem, origins=origins)
 
 
 def to_dict(config: Config) -> dict[str, Any]:
@@ -213,7 +289,10 @@ def to_dict(config: Config) -> dict[str, Any]:
     def plain(v: Any) -> Any:
         return [plain(x) for x in v] if isinstance(v, tuple | list) else v
 
-    return {s: {k: plain(v) for k, v in asdict(getattr(config, s)).items()} for s in SECTIONS}
+    return {
+        s: {k: plain(getattr(getattr(config, s), k)) for k in _keys(cls)}
+        for s, cls in SECTIONS.items()
+    }
 
 
 def to_toml(config: Config) -> str:
@@ -230,5 +309,9 @@ def to_toml(config: Config) -> str:
 
     lines = [f"# resolved config of {config.name!r}"]
     for section, body in to_dict(config).items():
-        lines += ["", f"[{section}]"] + [f"{k} = {value(v)}" for k, v in body.items()]
+        lines += ["", f"[{section}]"]
+        for k, v in body.items():
+            if (section, k) == ("train", "learning_rate") and config.train.learning_rate_search:
+                lines.append(f"# learning rates {config.train.learning_rate_search}")
+            lines.append(f"{k} = {value(v)}")
     return "\n".join(lines) + "\n"

@@ -86,27 +86,67 @@ def load_embedded(path: Path | None = None) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _pixels(where: str, name: str, images: np.ndarray) -> np.ndarray:
+    """``images`` [n, 28, 28] or [n, 784] as float32 [n, 784] darkness in [0, 1]: integers must
+    lie in 0..255 (divided by 255), floats be finite and lie in [0, 1]; DataError otherwise."""
+    a = np.asarray(images)
+    if a.ndim not in (2, 3) or a.shape[0] == 0:
+        raise DataError(
+            f"{where}: {name} must be images [n, 28, 28] or [n, 784], got shape {a.shape}"
+        )
+    flat = a.reshape(a.shape[0], -1)
+    if flat.shape[1] != 784:
+        raise DataError(f"{where}: {name} images must be 28x28, got {a.shape[1:]}")
+    if a.dtype.kind in "iu":
+        lo, hi = int(flat.min()), int(flat.max())
+        if lo < 0 or hi > 255:
+            raise DataError(f"{where}: {name} pixels must be 0..255, found {lo}..{hi}")
+        return flat.astype(np.float32) / np.float32(255)
+    if a.dtype.kind != "f":
+        raise DataError(f"{where}: {name} must hold numbers, got dtype {a.dtype}")
+    bad = int(np.size(flat) - np.count_nonzero(np.isfinite(flat)))
+    if bad:
+        raise DataError(f"{where}: {name} has {bad} non-finite pixel(s) (NaN or inf)")
+    lo, hi = float(flat.min()), float(flat.max())
+    if lo < 0 or hi > 1:
+        raise DataError(f"{where}: {name} float pixels must lie in [0, 1], found {lo:g}..{hi:g}")
+    return flat.astype(np.float32)
+
+
+def _labels(where: str, name: str, labels: np.ndarray, n: int, images: str) -> np.ndarray:
+    """``labels`` as int [n], one digit per image of ``images``; DataError otherwise."""
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise DataError(
+            f"{where}: {name} must be [{n}] digits, one per image of {images}, got shape {y.shape}"
+        )
+    if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0)):
+        raise DataError(f"{where}: {name} must hold whole digits, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
 def _select_pair(
-    images: np.ndarray, labels: np.ndarray, digits: tuple[int, int], where: str
+    where: str,
+    names: tuple[str, str],
+    images: np.ndarray,
+    labels: np.ndarray,
+    digits: tuple[int, int],
 ) -> Split:
-    keep = np.isin(labels, digits)
-    if not np.any(labels[keep] == digits[0]) or not np.any(labels[keep] == digits[1]):
-        raise DataError(f"{where}: no examples of digit {digits[0]} or {digits[1]}")
-    x = images[keep].reshape(int(keep.sum()), -1)
-    if x.shape[1] != 784:
-        raise DataError(f"{where}: images must be 28x28, got {images.shape[1:]}")
-    scale = 255.0 if x.dtype == np.uint8 or x.max() > 1.0 else 1.0
-    return Split(
-        x=(x.astype(np.float32) / np.float32(scale)),
-        y=(labels[keep] == digits[0]).astype(np.float32),
-    )
+    """The examples of the pair ``digits``: x [n, 784] in [0, 1], y = 1. for the first digit."""
+    x = _pixels(where, names[0], images)
+    y = _labels(where, names[1], labels, x.shape[0], names[0])
+    keep = np.isin(y, digits)
+    for d in digits:
+        if not np.any(y == d):
+            raise DataError(f"{where}: {names[1]} has no examples of digit {d}")
+    return Split(x=x[keep], y=(y[keep] == digits[0]).astype(np.float32))
 
 
 def _load_npz_source(path: Path, digits: tuple[int, int]) -> tuple[Split, Split]:
     a = _read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
     return (
-        _select_pair(a["x_train"], a["y_train"], digits, f"{path} (train)"),
-        _select_pair(a["x_test"], a["y_test"], digits, f"{path} (test)"),
+        _select_pair(str(path), ("x_train", "y_train"), a["x_train"], a["y_train"], digits),
+        _select_pair(str(path), ("x_test", "y_test"), a["x_test"], a["y_test"], digits),
     )
 
 
@@ -127,15 +167,21 @@ def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Sp
             ) from e
         images = np.stack([np.asarray(r["image"])[..., 0] for r in records])
         labels = np.asarray([int(r["label"]) for r in records])
-        return _select_pair(images, labels, digits, f"tfds mnist ({name})")
+        return _select_pair(f"tfds mnist ({name})", ("image", "label"), images, labels, digits)
 
     return split("train"), split("test")
 
 
 def carve_validation(train: Split, fraction: float) -> tuple[Split, Split]:
-    """(train, validation): a fixed permutation sends round(fraction·n) examples to validation."""
+    """(train, validation): a fixed permutation sends round(fraction·n) examples to validation.
+    DataError if either part would be empty."""
     n = train.y.shape[0]
     n_val = round(fraction * n)
+    if not 0 < n_val < n:
+        raise DataError(
+            f"[data] validation_fraction {fraction:g} leaves {n_val} of {n} training examples "
+            f"for validation and {n - n_val} for training; both must be at least 1"
+        )
     order = np.random.default_rng(VALIDATION_PERMUTATION_SEED).permutation(n)
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     return (
@@ -151,8 +197,11 @@ def load(config: "DataConfig") -> Dataset:
         if set(digits) != set(EMBEDDED_DIGITS):
             raise DataError(f"the embedded data holds only digits 1 and 2, not {digits}")
         a = load_embedded(Path(config.path) if config.path else None)
-        train = _select_pair(a["train_images"], a["train_labels"], digits, "embedded train")
-        test = _select_pair(a["test_images"], a["test_labels"], digits, "embedded test")
+        where = config.path or "the embedded data"
+        train = _select_pair(where, ("train_images", "train_labels"), a["train_images"],
+                             a["train_labels"], digits)  # fmt: skip
+        test = _select_pair(where, ("test_images", "test_labels"), a["test_images"],
+                            a["test_labels"], digits)  # fmt: skip
     elif config.source == "npz":
         train, test = _load_npz_source(Path(config.path).expanduser(), digits)
     elif config.source == "tfds":

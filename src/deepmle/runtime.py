@@ -4,12 +4,15 @@ multi-host initialisation, and a log of compiles. The library itself never calls
 import os
 import platform
 import subprocess
+import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import jax
+
+from deepmle.errors import UserError
 
 EIGEN_DOTS_FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 """Route XLA:CPU dots to its Eigen kernels instead of YNNPACK fusions (faster for these
@@ -41,7 +44,20 @@ def default_cache_dir() -> Path:
 
 
 def enable_compilation_cache(path: Path) -> None:
-    """Keep compiled programs on disk at ``path`` so that a re-run of a shape compiles nothing."""
+    """Keep compiled programs on disk at ``path`` so that a re-run of a shape compiles nothing.
+    UserError, one line, if the directory cannot be used."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(20, "exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(
+            f"cache directory {path}: {e.strerror or e}; choose another with --cache-dir, "
+            "or run with --no-cache"
+        ) from None
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
