@@ -15,16 +15,22 @@ ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"
 
 
-def env(devices: int = 1) -> dict[str, str]:
+def env(devices: int = 1, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a `deepmle` subprocess with ``devices`` forced CPU devices."""
-    out = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    out = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("SLURM_")}
+    out |= extra or {}
     out["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     out["JAX_PLATFORMS"] = "cpu"
     return out
 
 
 def deepmle_process(
-    out: Path, *extra: str, config: str = "seed.toml", devices: int = 1, **kw
+    out: Path,
+    *extra: str,
+    config: str = "seed.toml",
+    devices: int = 1,
+    extra_env: dict[str, str] | None = None,
+    **kw,
 ) -> subprocess.Popen:
     """`python -m deepmle run configs/<config> --out out --no-plots ...extra`, started. SIGINT
     gets its default handling even where the test runner's shell ignores it (a background job)."""
@@ -34,7 +40,7 @@ def deepmle_process(
     if ignored:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
-        return subprocess.Popen(cmd, env=env(devices), stdout=subprocess.PIPE,
+        return subprocess.Popen(cmd, env=env(devices, extra_env), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
     finally:
         if ignored:

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,58 @@ def test_an_internal_error_has_its_own_exit_code_and_a_traceback(tmp_path):
     assert proc.returncode == 3
     assert "Traceback" in proc.stderr and "RuntimeError: injected" in proc.stderr
     assert "internal error" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_sweep_of_three_learning_rates_gets_the_learning_rate_plot(tmp_path, seed_run):
+    out = tmp_path / "run"
+    assert _run(out, "--quiet", "--set", "train.learning_rate=[0.1, 0.3, 1.0]") == 0
+    assert (out / "plots" / "lr.png").stat().st_size > 1000
+    assert not (seed_run / "plots" / "lr.png").exists()  # one learning rate: no lr plot
+
+
+def _python(code: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)  # fmt: skip
+
+
+def test_the_main_job_imports_neither_tfds_nor_tensorboard(tmp_path):
+    code = (
+        "import sys; from deepmle import cli\n"
+        f"code = cli.main(['run', {str(CONFIGS / 'seed.toml')!r}, '--out', 'run', '--no-cache',"
+        " '--quiet', '--set', 'train.epochs=1', '--set', 'train.seeds=2'])\n"
+        "heavy = [m for m in ('tensorflow_datasets', 'pyarrow', 'tensorboard', 'tensorflow')"
+        " if m in sys.modules]\n"
+        "print(code, heavy)"
+    )
+    proc = _python(code, tmp_path)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("missing", "args", "message"),
+    [("tensorflow_datasets", ["--set", "data.source=tfds"], "pip install 'deepmle[tfds]'"),
+     ("tensorboard", ["--tensorboard"], "pip install 'deepmle[tensorboard]'")],
+)  # fmt: skip
+def test_an_extra_asked_for_but_not_installed_is_one_line(tmp_path, missing, args, message):
+    """The package made unimportable, as on a core install: one line, exit 2, nothing run."""
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "from deepmle import cli\n"
+        f"sys.exit(cli.main(['run', {str(CONFIGS / 'seed.toml')!r}, '--out', 'run', "
+        f"'--no-cache', *{args!r}]))"
+    )
+    proc = _python(code, tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_distributed_without_a_cluster_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--distributed",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--distributed found no cluster" in proc.stderr

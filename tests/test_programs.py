@@ -112,6 +112,19 @@ def test_one_compile_per_shape_and_new_learning_rates_compile_nothing(small, tmp
     assert not np.allclose(again.results.groups[0].final["val_ll"], res.groups[0].final["val_ll"])
 
 
+def test_a_random_search_is_one_compile_per_shape_whatever_its_samples(small, tmp_path):
+    cache, log = sweep.ProgramCache(), runtime.CompileLog.get()
+    for samples, shapes in ((3, ((4,),)), (7, ((4,), (6, 4)))):
+        search = {"log_uniform": [0.01, 3.0], "samples": samples}
+        config = config_lib.from_dict({"model": {"hidden_sizes": [list(h) for h in shapes]},
+                                       "train": {"learning_rate": search, "seeds": 2,
+                                                 "epochs": 1, "batch_size": 64}})  # fmt: skip
+        assert len(config.train.learning_rate) == samples
+        before = log.snapshot()
+        sweep.run(config, small, tmp_path / f"s{samples}", cache=cache)
+        assert log.since(before)["compiles"] == len(shapes)
+
+
 def test_rerun_is_bitwise_identical(small, tmp_path):
     a = sweep.run(_grid(), small, tmp_path / "a").results
     b = sweep.run(_grid(), small, tmp_path / "b").results
@@ -180,3 +193,33 @@ def test_memory_estimate_refuses_a_grid_that_cannot_fit(small, tmp_path):
     with pytest.raises(sweep.UserError, match=r"need ~[0-9.]+ GB"):
         sweep.run(config, small, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_distributed_joins_a_cluster_it_detects(one_device_run, tmp_path):
+    """--distributed with no arguments: two processes find each other from a Slurm
+    environment (as srun would set it), with no --coordinator given."""
+    port = next(p for p in range(61440 + 100, 65536) if _free(p))
+    slurm = {"SLURM_JOB_ID": str(port - 61440), "SLURM_STEP_NODELIST": "localhost",
+             "SLURM_NTASKS": "2"}  # fmt: skip
+    out = tmp_path / "run"
+    procs = []
+    for i in range(2):
+        env = {**slurm, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)}
+        procs.append(deepmle_process(out, "--no-cache", "--quiet", *GRID, "--distributed",
+                                     devices=2, extra_env=env))  # fmt: skip
+    for p in procs:
+        code, _, err = finish(p)
+        assert code == 0, err
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["process_count"] == 2 and len(meta["devices"]) == 4
+    same_members(one_device_run, out)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

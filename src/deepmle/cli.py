@@ -2,6 +2,7 @@
 
 deepmle run CONFIG [--set section.key=value ...] [--out DIR] [--quiet] [--overwrite] ...
 deepmle plot RUN_DIR
+deepmle tensorboard RUN_DIR
 
 Exit codes: 0 done; 1 every member diverged; 2 bad input (config, data, command line, an
 unusable run or cache directory, a grid that cannot fit in memory), one line, nothing lost;
@@ -46,13 +47,21 @@ def _parser() -> argparse.ArgumentParser:
         help="replace a deepmle run directory of another config (its own files only)",
     )
     r.add_argument("--no-plots", action="store_true", help="skip drawing the PNG figures")
+    r.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
     r.add_argument("--no-cache", action="store_true", help="no persistent compilation cache")
     r.add_argument("--cache-dir", type=Path, help="compilation cache directory")
+    r.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run described by the cluster (Slurm, Open MPI, Cloud TPU)",
+    )
     r.add_argument("--coordinator", help="host:port of process 0, for a multi-process run")
     r.add_argument("--num-processes", type=int, default=1)
     r.add_argument("--process-id", type=int, default=0)
     pl = sub.add_parser("plot", help="redraw the figures of a run directory")
     pl.add_argument("run_dir", type=Path)
+    tb = sub.add_parser("tensorboard", help="write TensorBoard event files for a finished run")
+    tb.add_argument("run_dir", type=Path)
     return p
 
 
@@ -61,10 +70,18 @@ def _run(args: argparse.Namespace) -> int:
     from deepmle import runtime
 
     config = config_lib.load(args.config, args.overrides)
+    if args.tensorboard:
+        from deepmle import tensorboard
+
+        tensorboard.require()
     runtime.set_cpu_flags()
     if not args.no_cache:
         runtime.enable_compilation_cache(args.cache_dir or runtime.default_cache_dir())
-    if args.coordinator:
+    if args.distributed and args.coordinator:
+        raise UserError("--distributed detects the cluster; --coordinator names it: use one")
+    if args.distributed:
+        runtime.initialize_distributed()
+    elif args.coordinator:
         runtime.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
 
     import jax
@@ -81,6 +98,10 @@ def _run(args: argparse.Namespace) -> int:
             from deepmle import plots
 
             plots.draw(results.run_dir, results)
+        if args.tensorboard:
+            from deepmle import tensorboard
+
+            tensorboard.write(results)
 
     outcome = sweep.run(
         config,
@@ -116,6 +137,13 @@ def _plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tensorboard(args: argparse.Namespace) -> int:
+    from deepmle import results, tensorboard
+
+    print(tensorboard.write(results.load_run(args.run_dir)))
+    return EXIT_OK
+
+
 def _out_of_memory(e: BaseException) -> bool:
     return type(e).__name__ == "XlaRuntimeError" and "RESOURCE_EXHAUSTED" in str(e)
 
@@ -124,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `deepmle` console script; returns the exit code."""
     try:
         args = _parser().parse_args(argv)
-        return {"run": _run, "plot": _plot}[args.command](args)
+        return {"run": _run, "plot": _plot, "tensorboard": _tensorboard}[args.command](args)
     except UserError as e:
         print(f"deepmle: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -154,7 +154,9 @@ def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Sp
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
-        raise DataError("data source 'tfds' needs tensorflow-datasets installed") from e
+        raise DataError(
+            "data source 'tfds' needs tensorflow-datasets: pip install 'deepmle[tfds]'"
+        ) from e
 
     def split(name: str) -> Split:
         try:

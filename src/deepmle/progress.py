@@ -1,67 +1,81 @@
-"""Progress over a sweep's groups and epochs: a bar on a terminal, one line per group otherwise."""
+"""Progress over a sweep's groups and epochs: a tqdm bar on a terminal or in a Jupyter notebook
+(tqdm.auto: a widget there, so no carriage-return garbage), one line per group otherwise."""
 
 import sys
-import time
-from typing import TextIO
+from typing import Any, TextIO
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel."""
+    shell = sys.modules.get("IPython")
+    ipython = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return type(ipython).__name__ == "ZMQInteractiveShell"
 
 
 class Progress:
-    """Reports to stderr unless told otherwise; ``quiet`` silences it; ``bar``: isatty."""
+    """Reports to stderr unless told otherwise. ``quiet`` silences progress (warnings still
+    print); ``bar``: a live bar (default: on a terminal or in a notebook), else lines."""
 
     def __init__(self, quiet: bool = False, stream: TextIO | None = None, bar: bool | None = None):
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.bar = self.stream.isatty() if bar is None else bar
-        self.total_epochs = 0
-        self.done_epochs = 0
-        self.start = time.perf_counter()
+        if bar is None:
+            bar = in_notebook() or bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar = bar
         self.group = ""
+        self._tqdm: Any = None
 
-    def _print(self, text: str, end: str = "\n") -> None:
-        if not self.quiet:
-            print(text, end=end, file=self.stream, flush=True)
+    def _line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self._tqdm is not None:
+            self._tqdm.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def begin(self, groups: int, epochs_per_group: int) -> None:
-        self.total_epochs = groups * epochs_per_group
-        self.start = time.perf_counter()
+        if self.bar and not self.quiet:
+            from tqdm.auto import tqdm
+
+            self._tqdm = tqdm(total=groups * epochs_per_group, file=self.stream, unit="epoch",
+                              dynamic_ncols=True, leave=True)  # fmt: skip
 
     def note(self, text: str) -> None:
-        self._print(text)
+        self._line(text)
 
     def warn(self, text: str) -> None:
         """What the user must hear (a damaged file set aside): printed even when quiet."""
-        print(f"deepmle: warning: {text}", file=self.stream, flush=True)
+        line = f"deepmle: warning: {text}"
+        if self._tqdm is not None:
+            self._tqdm.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
 
     def skip(self, index: int, groups: int, name: str, epochs: int) -> None:
-        self.total_epochs -= epochs
-        self._print(f"group {index + 1}/{groups} {name}: already done, skipped")
+        if self._tqdm is not None:
+            self._tqdm.total -= epochs
+            self._tqdm.refresh()
+        self._line(f"group {index + 1}/{groups} {name}: already done, skipped")
 
     def group_start(self, index: int, groups: int, name: str) -> None:
         self.group = f"group {index + 1}/{groups} {name}"
+        if self._tqdm is not None:
+            self._tqdm.set_description(self.group)
 
     def epoch(self, epoch: int, epochs: int, mean_ll: float) -> None:
-        self.done_epochs += 1
-        if self.bar:
-            elapsed = time.perf_counter() - self.start
-            left = self.total_epochs - self.done_epochs
-            eta = elapsed / self.done_epochs * left
-            frac = self.done_epochs / max(self.total_epochs, 1)
-            filled = int(20 * frac)
-            self._print(
-                f"\r[{'#' * filled}{'.' * (20 - filled)}] {self.group} epoch {epoch + 1}/{epochs} "
-                f"LL {mean_ll:.4f} ETA {_clock(eta)}  ",
-                end="",
+        if self._tqdm is not None:
+            self._tqdm.set_postfix_str(
+                f"epoch {epoch + 1}/{epochs} LL {mean_ll:.4f}", refresh=False
             )
+            self._tqdm.update(1)
 
     def group_done(self, mean_ll: float, compile_s: float, run_s: float) -> None:
-        if self.bar:
-            self._print("")
-        self._print(
+        self._line(
             f"{self.group}: done, final mean train LL {mean_ll:.4f} "
             f"(compile {compile_s:.1f} s, train {run_s:.1f} s)"
         )
+
+    def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+            self._tqdm = None

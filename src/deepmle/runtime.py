@@ -63,11 +63,24 @@ def enable_compilation_cache(path: Path) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def initialize_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
-    """Join a multi-process run, before any computation. CPU processes exchange data
-    through gloo (the setting is ignored by GPU and TPU backends)."""
+def initialize_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
+    """Join a multi-process run, before any computation: with a coordinator given, as told;
+    without, as the cluster environment says (JAX detects Slurm, Open MPI and Cloud TPU).
+    CPU processes exchange data through gloo (GPU and TPU backends ignore that setting)."""
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator, num_processes, process_id)
+    try:
+        jax.distributed.initialize(coordinator, num_processes, process_id)
+    except (ValueError, RuntimeError) as e:
+        if coordinator is None:
+            raise UserError(
+                "--distributed found no cluster to join (Slurm, Open MPI or Cloud TPU "
+                f"environment): {str(e).splitlines()[0].rstrip('.')}; use --coordinator HOST:PORT "
+                "--num-processes N --process-id I instead"
+            ) from None
+        why = str(e).splitlines()[0].rstrip(".")
+        raise UserError(f"cannot join the run at {coordinator}: {why}") from None
 
 
 class CompileLog:

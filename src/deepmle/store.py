@@ -40,8 +40,8 @@ MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"
 OWN_FILES = re.compile(
     r"^(config\.toml|summary\.csv|members\.csv|curves\.csv|params\.npz|meta\.json"
-    r"|groups/h[0-9-]+\.(npz|json)|plots/[a-z_]+\.png|tensorboard/.+/events\.out\.tfevents\..+"
-    r"|(.*/)?\.[^/]+\.tmp(\.[a-z]+)?)$"
+    r"|groups/h[0-9-]+\.(npz|json)|plots/[a-z_]+\.png|tensorboard/(.+/)?events\.out\.tfevents\..+"
+    r"|\.tensorboard\.(tmp|old)-[0-9]+/.+|(.*/)?\.[^/]+\.tmp(\.[a-z]+)?)$"
 )
 """Paths (relative to the run directory) of files deepmle writes, temporaries included."""
 

@@ -300,6 +300,7 @@ def run(
             summary = report.summary_rows(groups)
             final_dir = Path(run_dir)
     finally:
+        progress.close()
         if run is not None:
             run.release()
     return Outcome(RunResults(final_dir, config, groups, summary, meta), notes)

@@ -1,0 +1,105 @@
+"""TensorBoard export: read back with TensorBoard's own event reader, and once from a real
+`tensorboard` server on localhost through its HTTP API."""
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from deepmle import results
+from deepmle.cli import main
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+GRID = ["--set", "model.hidden_sizes=[[8], [16]]", "--set", "train.learning_rate=[0.3, 1.0]",
+        "--set", "train.seeds=3", "--set", "train.epochs=2",
+        "--set", "train.batch_size=64"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tb") / "run"
+    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache", "--quiet",
+            "--no-plots", "--tensorboard", *GRID]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def _scalars(path: Path, tag: str) -> list[tuple[int, float]]:
+    acc = EventAccumulator(str(path))
+    acc.Reload()
+    return [(s.step, s.value) for s in acc.Scalars(tag)]
+
+
+def test_one_tensorboard_run_per_cell_with_mean_curves(run):
+    runs = sorted(p.name for p in (run / "tensorboard").iterdir() if p.is_dir())
+    assert runs == ["h16_lr0.3", "h16_lr1", "h8_lr0.3", "h8_lr1"]
+    g = results.load_run(run).group((16,))
+    for tag in ("train_ll", "val_ll", "val_accuracy"):
+        got = _scalars(run / "tensorboard" / "h16_lr0.3", tag)
+        assert [step for step, _ in got] == [1, 2]  # step = epoch
+        want = g.curves[tag][:, 0].mean(axis=0)  # mean over the 3 seeds, per epoch
+        np.testing.assert_allclose([v for _, v in got], want, rtol=1e-6)
+    acc = EventAccumulator(str(run / "tensorboard" / "h8_lr1"))
+    acc.Reload()
+    assert "test_accuracy" not in acc.Tags()["scalars"]  # validation only
+
+
+def test_the_command_writes_for_any_finished_run(run, capsys):
+    import shutil
+
+    shutil.rmtree(run / "tensorboard")
+    assert main(["tensorboard", str(run)]) == 0
+    assert capsys.readouterr().out.strip().endswith("tensorboard")
+    assert _scalars(run / "tensorboard" / "h8_lr0.3", "val_accuracy")
+
+
+def _get(url: str, data: dict | None = None) -> object:
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_a_real_tensorboard_server_serves_the_cells_and_hparams(run):
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(run / "tensorboard"),
+           "--host", "127.0.0.1", "--port", "0", "--load_fast", "false"]  # fmt: skip
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        url = None
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True).start()
+        while url is None:
+            assert time.monotonic() < deadline and server.poll() is None, f"no server: {lines}"
+            found = re.search(r"http://127\.0\.0\.1:\d+", "".join(lines))
+            url = found.group(0) if found else time.sleep(0.2)
+        while True:  # the server loads the logdir in the background
+            try:
+                points = _get(f"{url}/data/plugin/scalars/scalars?run=h16_lr1&tag=val_accuracy")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+        want = results.load_run(run).group((16,)).curves["val_accuracy"][:, 1].mean(axis=0)
+        assert [p[1] for p in points] == [1, 2]
+        np.testing.assert_allclose([p[2] for p in points], want, rtol=1e-6)
+        groups = _get(f"{url}/data/plugin/hparams/session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN"],
+            "colParams": [{"metric": {"tag": "val_accuracy"}, "order": "ORDER_DESC"}],
+            "startIndex": 0, "sliceSize": 10,
+        })  # fmt: skip
+        cells = {g["name"]: g for g in groups["sessionGroups"]}
+        assert set(cells) == {"h8_lr0.3", "h8_lr1", "h16_lr0.3", "h16_lr1"}
+        assert cells["h16_lr1"]["hparams"] == {"hidden_sizes": "16", "learning_rate": 1.0}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
