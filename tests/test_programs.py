@@ -3,6 +3,7 @@ run alone, one compile per shape, and any number of devices or processes gives t
 results as one device."""
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -193,6 +194,26 @@ def test_memory_estimate_refuses_a_grid_that_cannot_fit(small, tmp_path):
     with pytest.raises(sweep.UserError, match=r"need ~[0-9.]+ GB"):
         sweep.run(config, small, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_resume_what_process_0_finds_done(one_device_run, tmp_path):
+    """Only process 0 reads the run directory; the other skips the same groups (else their
+    collectives would not match and the run would hang)."""
+    out = tmp_path / "run"
+    shutil.copytree(one_device_run, out)
+    (out / "groups" / "h8-4.json").unlink()  # h8 finished, h8-4 not
+    port = next(p for p in range(20000, 30000) if _free(p))
+    procs = [
+        deepmle_process(out, "--no-cache", *GRID, "--coordinator", f"127.0.0.1:{port}",
+                        "--num-processes", "2", "--process-id", str(i), devices=2)
+        for i in range(2)
+    ]  # fmt: skip
+    results = [finish(p, timeout=240) for p in procs]
+    for code, _, err in results:
+        assert code == 0, err
+    assert "h8: already done" in results[0][2] and "h8-4: done" in results[0][2]
+    same_members(one_device_run, out)
 
 
 @pytest.mark.slow

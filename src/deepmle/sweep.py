@@ -152,9 +152,10 @@ def _wait(outputs: Any) -> None:
 
 def _finished(
     config: config_lib.Config, run: store.RunDir | None, progress: Progress
-) -> list[GroupResult | None]:
-    """Each group's verified saved result; process 0 decides for all, so every process of a
-    multi-process run trains the same groups. Unusable group files are set aside and reported."""
+) -> tuple[list[GroupResult | None], list[bool]]:
+    """Each group's verified saved result (on process 0; None elsewhere) and whether it is
+    done. Process 0 decides for all, so every process of a multi-process run trains the same
+    groups without reading the run directory. Unusable group files are set aside, reported."""
     found: list[GroupResult | None] = []
     for hidden in config.model.hidden_sizes:
         g = None
@@ -167,10 +168,10 @@ def _finished(
                     + (f" (kept as {', '.join(moved)})" if moved else "")
                 )
         found.append(g)
+    done = np.array([g is not None for g in found])
     if jax.process_count() > 1:
-        flags = multihost_utils.broadcast_one_to_all(np.array([g is not None for g in found]))
-        found = [g if f else None for g, f in zip(found, np.asarray(flags), strict=True)]
-    return found
+        done = np.asarray(multihost_utils.broadcast_one_to_all(done))
+    return found, [bool(d) for d in done]
 
 
 class Outcome(NamedTuple):
@@ -211,7 +212,7 @@ def run(
     try:
         if run is not None:
             store.write_config(run, config)
-        finished = _finished(config, run, progress)
+        finished, done = _finished(config, run, progress)
         compact = all(spec.optimizer.zero_gradient_keeps_weight for spec in specs)
         data = programs.device_data(
             dataset, layout.mesh, programs.split_pixels(dataset, compact=compact)
@@ -220,7 +221,7 @@ def run(
         before = log.snapshot()
         hiddens = config.model.hidden_sizes
         progress.begin(len(hiddens), config.train.epochs)
-        groups = []
+        groups, trained = [], []
         # On an accelerator, programs compile in a background thread while earlier shapes
         # train; on CPU, compiling and training compete for the same cores (measured: no
         # gain), so each shape compiles when its turn comes.
@@ -228,7 +229,7 @@ def run(
         if layout.mesh.devices.flat[0].platform != "cpu":
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepmle-compile")
         try:
-            todo = [i for i, done in enumerate(finished) if done is None]
+            todo = [i for i, d in enumerate(done) if not d]
             ahead = (
                 {
                     i: pool.submit(_prepare, specs[i], layout, lrs, data, cache, chunk_bytes)
@@ -243,11 +244,12 @@ def run(
                     return ahead[i].result()
                 return _prepare(specs[i], layout, lrs, data, cache, chunk_bytes)
 
-            for i, (hidden, spec, done) in enumerate(zip(hiddens, specs, finished, strict=True)):
+            for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
                 name = group_name(hidden)
-                if done is not None:
+                if done[i]:
                     progress.skip(i, len(hiddens), name, config.train.epochs)
-                    groups.append(done)
+                    if finished[i] is not None:  # process 0 holds the saved results
+                        groups.append(finished[i])
                     continue
                 progress.group_start(i, len(hiddens), name)
                 t0 = time.perf_counter()
@@ -272,10 +274,10 @@ def run(
                 healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
                 progress.group_done(_finite_mean(healthy), info["compile_wait_s"], info["train_s"])
                 groups.append(g)
+                trained.append(info)
         finally:
             if pool is not None:
                 pool.shutdown(wait=False, cancel_futures=True)
-        trained = [g.info for g, done in zip(groups, finished, strict=True) if done is None]
         meta = {
             **runtime.environment(),
             **(extra_meta or {}),
