@@ -17,3 +17,25 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_readme_main_job_command_runs_the_seed_config():
     readme = (ROOT / "README.md").read_text()
     assert "pip install -e . && deepmle run configs/seed.toml\n```" in readme
+
+
+def _python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_readmes_library_examples_run(tmp_path, monkeypatch):
+    """Every Python block of the README, run as written (its run directory moved to tmp)."""
+    monkeypatch.chdir(ROOT)
+    blocks = _python_blocks()
+    assert len(blocks) == 2
+    spaces = []
+    for block in blocks:
+        code = block.replace('"runs/notebook"', repr(str(tmp_path / "notebook")))
+        spaces.append({})
+        exec(compile(code, "README.md", "exec"), spaces[-1])
+    sweep_block, one_network = spaces
+    g = sweep_block["g"]
+    assert g.final["val_accuracy"].shape == (4, 6) and g.curves["val_ll"].shape == (4, 6, 2)
+    assert sweep_block["again"].selected == sweep_block["run"].selected
+    assert one_network["metrics"]["val_accuracy"].shape == (8, 3)
