@@ -65,7 +65,7 @@ def test_members_equal_the_one_definition_run_alone(small, tmp_path, optimizer, 
     res = sweep.run(config, small, tmp_path / "run", chunk_bytes=chunk_bytes).results
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
     data = jax.tree.map(jnp.asarray, small)
-    alone = jax.jit(lambda p, o, lr: train.run(spec, train.member(spec), p, o, lr, data))
+    alone = jax.jit(lambda p, o, lr: train.run(train.member(spec), p, o, lr, data))
     g = res.groups[0]
     for s, li in [(0, 0), (2, 1)]:
         params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))

@@ -27,14 +27,14 @@ def _member_run(spec, small, seed, lr):
     params = model.from_normals(randomness.init_normals(seed, spec.layer_sizes))
     orders = randomness.epoch_orders(seed, spec.n_train, spec.batch_size, spec.epochs)
     data = jax.tree.map(jnp.asarray, small)
-    return jax.jit(lambda p, o, lr: train.run(spec, train.member(spec), p, o, lr, data))(
+    return jax.jit(lambda p, o, lr: train.run(train.member(spec), p, o, lr, data))(
         params, orders, jnp.float32(lr)
     )
 
 
 def test_training_ascends_the_log_likelihood(small):
     run = jax.jit(train.make_train(_config(epochs=3), small))
-    _, metrics = run(jax.random.key(0), 1.0)
+    _, metrics = run(jax.random.key(0), 1.0, small)
     curve = np.asarray(metrics["curves"]["train_ll"])
     assert curve.shape == (3,)
     assert curve[-1] > curve[0]
@@ -44,24 +44,27 @@ def test_training_ascends_the_log_likelihood(small):
 
 def test_same_key_same_result_and_new_key_new_result(small):
     run = jax.jit(train.make_train(_config(), small))
-    a, b, c = (run(jax.random.key(k), 0.5) for k in (3, 3, 4))
+    data = jax.device_put(small)
+    a, b, c = (run(jax.random.key(k), 0.5, data) for k in (3, 3, 4))
     chex.assert_trees_all_equal(a, b)
     assert not np.allclose(a[0][0]["w"], c[0][0]["w"])
 
 
 def test_learning_rate_and_seed_sweep_compiles_once(small):
     counted = jax.jit(chex.assert_max_traces(train.make_train(_config(epochs=1), small), n=1))
+    data = jax.device_put(small)
     for seed, lr in [(0, 0.1), (1, 0.3), (2, 1.0), (3, 3.0)]:
-        counted(jax.random.key(seed), lr)
+        counted(jax.random.key(seed), lr, data)
 
 
 def test_make_train_vmaps_over_keys_and_learning_rates(small):
     one = train.make_train(_config(epochs=1), small)
-    many = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))
+    many = jax.jit(jax.vmap(jax.vmap(one, (None, 0, None)), (0, None, None)))
     keys, lrs = jax.random.split(jax.random.key(0), 3), jnp.array([0.1, 1.0])
-    params, metrics = many(keys, lrs)
+    data = jax.device_put(small)
+    params, metrics = many(keys, lrs, data)
     assert params[0]["w"].shape == (3, 2, 784, 8) and metrics["val_accuracy"].shape == (3, 2)
-    alone_params, alone = jax.jit(one)(keys[2], lrs[1])
+    alone_params, alone = jax.jit(one)(keys[2], lrs[1], data)
     chex.assert_trees_all_close(
         jax.tree.map(lambda a: a[2, 1], params), alone_params, rtol=1e-4, atol=1e-6
     )
@@ -117,7 +120,7 @@ def test_a_member_that_turns_bad_later_keeps_its_last_good_epoch(small):
 
     @jax.jit
     def two_epochs(params, orders):
-        state = one.init(params, 0.0, data)
+        state = one.init(params, data)
         out = []
         for e, lr in enumerate((0.5, 1e38)):  # a good epoch, then a poisoned one
             carry, (lls, accs) = jax.lax.scan(
@@ -138,7 +141,7 @@ def test_a_member_that_turns_bad_later_keeps_its_last_good_epoch(small):
 def test_other_optimizers_train(small, optimizer):
     lr = {"momentum": 0.1, "adam": 0.01}[optimizer]
     run = jax.jit(train.make_train(_config(optimizer=optimizer, epochs=2), small))
-    _, metrics = run(jax.random.key(0), lr)
+    _, metrics = run(jax.random.key(0), lr, small)
     assert float(metrics["val_accuracy"]) > 0.9
 
 
@@ -158,3 +161,11 @@ def test_strings_are_resolved_before_tracing(small):
     spec = _spec(small)
     assert callable(spec.activation) and not isinstance(spec.activation, str)
     assert spec == _spec(small) and hash(spec) == hash(_spec(small))  # equal configs share programs
+
+
+def test_make_train_takes_the_data_as_an_argument_not_a_constant(small):
+    """Closed over, jit would bake the dataset into the program text."""
+    lowered = jax.jit(train.make_train(_config(epochs=1), small)).lower(
+        jax.random.key(0), 0.5, jax.device_put(small)
+    )
+    assert len(lowered.as_text()) < 2_000_000  # the small set alone is 1.6M floats

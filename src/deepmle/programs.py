@@ -39,8 +39,8 @@ from deepmle.types import Metrics, Params
 
 CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 """On CPU the heavy work is Eigen's GEMMs, not generated code: LLVM's level 1 and XLA:CPU's
-older loop emitters compile a third faster for a few percent slower fusions, a net gain for
-programs run once (the README's speed section). Not applied on other backends."""
+older loop emitters compile faster and run the small fusions a little slower, a net gain
+for programs run once per shape (measured: the README's speed section). CPU only."""
 
 CHUNK_BYTES = 2 * 2**20
 """Default for ``chunk_bytes``: about one core's L2 cache."""
@@ -132,23 +132,24 @@ def _lr_axes(tree: Any, param_axes: Params) -> Any:
 
 
 def _state_axes(spec: train.Spec, data: Dataset) -> train.TrainState:
-    """The learning-rate axes of every leaf of a member's TrainState, for ``data``'s inputs."""
+    """The learning-rate axes of every leaf of a member's TrainState, for ``data``'s inputs;
+    None for ``start_lls``, which a seed's learning rates share (kept once per seed)."""
     sizes = (data.train.x.shape[1], *spec.layer_sizes[1:])
     f32 = jnp.float32
     params = [
         {"w": jax.ShapeDtypeStruct((a, b), f32), "b": jax.ShapeDtypeStruct((b,), f32)}
         for a, b in itertools.pairwise(sizes)
     ]
-    shapes = jax.eval_shape(train.member(spec).init, params, 0.0, data)
-    return _lr_axes(shapes, _param_lr_axes(len(params)))
+    shapes = jax.eval_shape(train.member(spec).init, params, data)
+    return _lr_axes(shapes, _param_lr_axes(len(params)))._replace(start_lls=None)
 
 
-def group(spec: train.Spec, data: Dataset) -> train.Members:
-    """The per-member functions vmapped over [seeds, lrs] members, learning rates inside.
+def group(spec: train.Spec, data: Dataset, n_lrs: int) -> train.Members:
+    """The per-member functions vmapped over [seeds, n_lrs] members, learning rates inside.
 
     The inner vmap does not map the minibatch indices, so a seed's gather is computed once
     and shared by its learning rates; ``init`` does not depend on the learning rate, so it
-    runs once per seed and is broadcast.
+    runs once per seed and is broadcast (its ``start_lls`` kept once per seed).
     """
     one = train.member(spec)
     state = _state_axes(spec, data)
@@ -157,8 +158,9 @@ def group(spec: train.Spec, data: Dataset) -> train.Members:
     def members(f: Callable, lr_in: tuple, lr_out: Any, seed_in: tuple) -> Callable:
         return jax.vmap(jax.vmap(f, in_axes=lr_in, out_axes=lr_out), in_axes=seed_in)
 
+    init = jax.vmap(one.init, in_axes=(None, None), out_axes=state, axis_size=n_lrs)
     return train.Members(
-        init=members(one.init, (None, 0, None), state, (0, None, None)),
+        init=jax.vmap(init, in_axes=(0, None)),
         step=members(one.step, (0, carry, None, None), (carry, 0), (None, 0, 0, None)),
         end_epoch=members(
             one.end_epoch,
@@ -210,8 +212,8 @@ def _epoch_program(spec: train.Spec, pixels: Pixels, chunk: int) -> Callable:
         state: train.TrainState, params: Params, unused_w: jax.Array, orders: jax.Array,
         lrs: jax.Array, data: Dataset, epoch: jax.Array,
     ) -> tuple[train.TrainState, Metrics, Metrics, Params]:  # fmt: skip
-        members = group(spec, data)
-        state = jax.lax.cond(epoch == 0, lambda: members.init(params, lrs, data), lambda: state)
+        members = group(spec, data, lrs.shape[0])
+        state = jax.lax.cond(epoch == 0, lambda: members.init(params, data), lambda: state)
         state, metrics = _by_chunks(
             lambda st, order: train.run_epoch(members, st, order, lrs, epoch, data),
             chunk, state, orders[epoch],
@@ -289,8 +291,12 @@ def inputs(
 
 def _state_specs(axes: Any) -> Any:
     """shard_map specs of a group state from its learning-rate axes: the seed axis first, the
-    learning-rate axis after ``a`` more axes."""
-    return jax.tree.map(lambda a: P("seeds", *[None] * a, "lrs"), axes)
+    learning-rate axis after ``a`` more axes (none for a leaf shared by a seed's lrs)."""
+
+    def spec(a: int | None) -> P:
+        return P("seeds") if a is None else P("seeds", *[None] * a, "lrs")
+
+    return jax.tree.map(spec, axes, is_leaf=lambda a: a is None)
 
 
 class Program(NamedTuple):
@@ -326,11 +332,13 @@ def compile_program(
     by_seed, seeds_lrs = P("seeds"), P("seeds", "lrs")
     in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), P(), P())
     out_specs = (state_specs, seeds_lrs, seeds_lrs, params_specs)
+    # check_vma off: at epoch 0 the state comes from init, identical across the "lrs" mesh
+    # axis, and the cond's two branches then differ in which mesh axes they vary over.
     fn = jax.shard_map(_epoch_program(spec, pixels, chunk), mesh=mesh, in_specs=in_specs,
                        out_specs=out_specs, check_vma=False)  # fmt: skip
     options = CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else {}
-    members = group(spec, args.data)
-    shapes = jax.eval_shape(members.init, args.params, args.lrs, args.data)
+    members = group(spec, args.data, args.lrs.shape[0])
+    shapes = jax.eval_shape(members.init, args.params, args.data)
     state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, s)),
         shapes, state_specs,
@@ -367,7 +375,8 @@ def group_arrays(
     layout: Layout, params: Params, curves: list[Metrics], final: Metrics
 ) -> GroupArrays:
     """Host arrays of a finished shape, padding dropped, member axes first: ``params`` as the
-    program returns them, ``curves`` one dict of [seeds, lrs] per epoch."""
+    program returns them (the first layer's w [seeds, 784, lrs, h], the rest [seeds, lrs,
+    ...]), ``curves`` one dict of [seeds, lrs] per epoch."""
     s, lr = layout.n_seeds, layout.n_lrs
     member_params = [
         {
@@ -384,10 +393,12 @@ def group_arrays(
 
 
 def estimate_bytes(spec: train.Spec, layout: Layout, n_data_floats: int) -> int:
-    """A lower bound on one device's memory for the program: every member's parameters about
-    four times over (params, the epoch's start, gradients, optimizer state up to Adam's two
-    moments), its examples' initial LLs, and the replicated data."""
+    """A lower bound on one device's memory for the program, in bytes: every member's
+    parameters five times over (params, the epoch's start, gradients, optimizer state up to
+    Adam's two moments), each seed's examples' initial LLs and minibatch orders, and the
+    replicated data."""
     sizes = spec.layer_sizes
     weights = sum(a * b + b for a, b in itertools.pairwise(sizes))
-    per_member = 4 * (5 * weights + spec.n_train)
-    return layout.members_per_device * per_member + 4 * n_data_floats
+    seeds = layout.padded_seeds // dict(layout.mesh.shape)["seeds"]
+    per_seed = spec.n_train + spec.epochs * spec.steps_per_epoch * spec.batch_size
+    return 4 * (layout.members_per_device * 5 * weights + seeds * per_seed + n_data_floats)

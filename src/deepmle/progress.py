@@ -40,9 +40,6 @@ class Progress:
             self._tqdm = tqdm(total=groups * epochs_per_group, file=self.stream, unit="epoch",
                               dynamic_ncols=True, leave=True)  # fmt: skip
 
-    def note(self, text: str) -> None:
-        self._line(text)
-
     def warn(self, text: str) -> None:
         """What the user must hear (a damaged file set aside): printed even when quiet."""
         line = f"deepmle: warning: {text}"

@@ -89,6 +89,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {
                 "hidden_sizes": hidden_label(g.hidden),
                 "depth": len(g.hidden),
+                "hidden_units": sum(g.hidden),
                 "learning_rate": float(lr),
                 "seeds": len(g.seeds),
                 "diverged": int((~ok).sum()),
@@ -136,12 +137,8 @@ def edge_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
             f"selected lr {best['learning_rate']:g} is at the edge of the grid (the {side} "
             "swept); the best may lie beyond"
         )
-
-    def size(label: str) -> tuple[int, int]:
-        widths = [int(w) for w in label.split("-")]
-        return sum(widths), len(widths)
-
-    shapes = sorted({r["hidden_sizes"] for r in rows}, key=size)
+    size = {r["hidden_sizes"]: (r["hidden_units"], r["depth"]) for r in rows}
+    shapes = sorted(size, key=size.__getitem__)
     if len(shapes) > 1 and best["hidden_sizes"] in (shapes[0], shapes[-1]):
         side = "smallest" if best["hidden_sizes"] == shapes[0] else "largest"
         lines.append(

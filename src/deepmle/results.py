@@ -104,12 +104,11 @@ def group_from_arrays(
 
 
 def check_group(
-    g: GroupResult, n_seeds: int, learning_rates: np.ndarray, epochs: int
+    g: GroupResult, sizes: tuple[int, ...], n_seeds: int, learning_rates: np.ndarray, epochs: int
 ) -> str | None:
-    """Why ``g`` does not hold the members a config asks for (shapes, seeds, learning
-    rates), or None when it does."""
+    """Why ``g`` does not hold the members a config asks for (layer ``sizes``, seeds,
+    learning rates, epochs), or None when it does."""
     s, lr = n_seeds, len(learning_rates)
-    sizes = (784, *g.hidden, 1)
     if not np.array_equal(g.seeds, np.arange(s)):
         return f"holds seeds {g.seeds.tolist()}, not 0..{s - 1}"
     if g.learning_rates.shape != (lr,) or not np.array_equal(g.learning_rates, learning_rates):

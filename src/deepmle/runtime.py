@@ -136,17 +136,6 @@ class CompileLog:
         return {k: now[k] - before[k] for k in now}
 
 
-def wait_for_device() -> None:
-    """Block until every computation in flight has finished. Called on Ctrl-C before
-    exiting: JAX dispatches asynchronously, and tearing the interpreter down while XLA
-    still runs an epoch on its threads crashed the process (SIGSEGV) in testing."""
-    for array in jax.live_arrays():
-        try:
-            array.block_until_ready()
-        except Exception:  # an array whose computation failed is no longer in flight
-            pass
-
-
 def git_commit() -> str:
     """The commit of the deepmle source tree (with '+dirty' for local edits), or 'unknown'."""
     here = Path(__file__).resolve().parent

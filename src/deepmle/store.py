@@ -50,13 +50,19 @@ class RunDirError(UserError):
     """A run directory that cannot be used as asked (it would lose data, or the OS refuses)."""
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def file_mode() -> int:
+    """0o666 less the process's umask, as open() would give; read from /proc where it can
+    be, so the umask is never changed, not even for an instant."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()
+    return 0o666 & ~mask
 
 
 def os_error(path: Path, e: OSError) -> RunDirError:
@@ -72,7 +78,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), FILE_MODE)
+            os.fchmod(f.fileno(), file_mode())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -100,10 +106,12 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 
 def identity(config: config_lib.Config, hidden: tuple[int, ...] | None = None) -> str:
-    """A hash of the config's content (not its name), restricted to one shape if given."""
+    """A hash of the config's content (its keys and values: not its name, not comments),
+    restricted to one shape if given. The same content resumes whatever the file is called."""
     if hidden is not None:
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
-    return hashlib.sha256(config_lib.to_toml(replace(config, name="")).encode()).hexdigest()[:16]
+    content = json.dumps(config_lib.to_dict(config), sort_keys=True)
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
 def foreign_files(run_dir: Path) -> list[str]:
@@ -123,7 +131,7 @@ class _Lock:
     def __init__(self, directory: Path) -> None:
         path = directory / LOCK
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
         except OSError as e:
             raise os_error(path, e) from None
         try:
@@ -326,7 +334,8 @@ def read_group(
     except (ValueError, KeyError, OSError, EOFError) as e:
         return None, f"{npz_path.name} is unreadable ({e})"
     lrs = np.asarray(config.train.learning_rate, np.float64)
-    problem = check_group(g, config.train.seeds, lrs, config.train.epochs)
+    sizes = config.shapes[config.model.hidden_sizes.index(hidden)]
+    problem = check_group(g, sizes, config.train.seeds, lrs, config.train.epochs)
     return (None, f"{npz_path.name} {problem}") if problem else (g, "")
 
 

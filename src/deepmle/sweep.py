@@ -130,7 +130,8 @@ def _train_group(
             _wait(pending)
             host = programs.to_host(pending)
             curves.append(host)
-            on_epoch(e - 1, _finite_mean(host["train_ll"]))
+            real = host["train_ll"][: program.layout.n_seeds, : program.layout.n_lrs]
+            on_epoch(e - 1, _finite_mean(real))
         pending = metrics if e < epochs else None
     _wait(final)
     params, final = programs.to_host((params, final))
@@ -175,8 +176,8 @@ def _finished(
 
 
 class Outcome(NamedTuple):
-    """What ``run`` returns: the results as ``load_run`` would read them, printable notes, and
-    timings for meta.json."""
+    """What ``run`` returns: the results as ``load_run`` would read them (on processes other
+    than 0, the groups trained in this run only), and notes for the user."""
 
     results: RunResults
     notes: list[str]
@@ -225,25 +226,26 @@ def run(
         # On an accelerator, programs compile in a background thread while earlier shapes
         # train; on CPU, compiling and training compete for the same cores (measured: no
         # gain), so each shape compiles when its turn comes.
+        # On an accelerator, the next shape's program compiles in a background thread while
+        # this one trains; on CPU, compiling and training compete for the same cores
+        # (measured: no gain), so each shape compiles when its turn comes.
+        todo = [i for i, d in enumerate(done) if not d]
         pool = None
         if layout.mesh.devices.flat[0].platform != "cpu":
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepmle-compile")
+        ahead: dict[int, Any] = {}
+
+        def prepared(i: int) -> tuple[programs.Program, programs.Inputs, float]:
+            job = ahead.pop(i, None)
+            out = job.result() if job else _prepare(specs[i], layout, lrs, data, cache, chunk_bytes)
+            later = [j for j in todo if j > i][:1]
+            if pool is not None and later:
+                ahead[later[0]] = pool.submit(
+                    _prepare, specs[later[0]], layout, lrs, data, cache, chunk_bytes
+                )
+            return out
+
         try:
-            todo = [i for i, d in enumerate(done) if not d]
-            ahead = (
-                {
-                    i: pool.submit(_prepare, specs[i], layout, lrs, data, cache, chunk_bytes)
-                    for i in todo
-                }
-                if pool
-                else {}
-            )
-
-            def prepared(i: int) -> tuple[programs.Program, programs.Inputs, float]:
-                if pool is not None:
-                    return ahead[i].result()
-                return _prepare(specs[i], layout, lrs, data, cache, chunk_bytes)
-
             for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
                 name = group_name(hidden)
                 if done[i]:
@@ -261,7 +263,7 @@ def run(
                 t2 = time.perf_counter()
                 info = {
                     "wall_s": t2 - t0,
-                    "compile_s": prepare_s,
+                    "prepare_s": prepare_s,
                     "compile_wait_s": t1 - t0,
                     "train_s": t2 - t1,
                     "layout": layout.describe(),
@@ -284,10 +286,10 @@ def run(
             "run_dir": str(Path(run_dir)),
             "layout": layout.describe(),
             "wall_s": time.perf_counter() - t_start,
-            "compile_s": sum(info["compile_s"] for info in trained),
+            "prepare_s": sum(info["prepare_s"] for info in trained),
             "compile_wait_s": sum(info["compile_wait_s"] for info in trained),
             "train_s": sum(info["train_s"] for info in trained),
-            **{k: log.since(before)[k] for k in ("compiles", "cache_hits")},
+            **log.since(before),
             "groups": {g.name: g.info for g in groups},
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -2,7 +2,7 @@
 
 The one definition of training, for ONE network (a "member"):
 
-  init(spec, params, lr, data)            -> TrainState, with each example's LL at initialisation
+  init(spec, params, data)                -> TrainState, with each example's LL at initialisation
   step(spec, lr, carry, idx, data)        -> carry, (LL, accuracy) of one minibatch: grad + update
   end_epoch(spec, state, carry, ...)      -> TrainState, metrics: divergence check, validation
   final(spec, state, last, data)          -> the final metrics, test accuracy included
@@ -11,7 +11,8 @@ The one definition of training, for ONE network (a "member"):
 ``Members``; ``run`` adds init, the scan over epochs and final. ``member(spec)`` trains one
 network; ``deepmle.programs`` vmaps the same four functions over learning rates and seeds,
 shards them over devices and compiles one epoch of the result (init and final inside).
-``make_train(config, dataset) -> train(key, lr)`` is ``run`` for one member, from a JAX key.
+``make_train(config, dataset) -> train(key, lr, data)`` is ``run`` for one member, from a JAX
+key.
 
 Shapes (layer sizes, batch size, epochs) are static; the learning rate and the random
 draws are arrays, so one compile serves every seed and every learning rate of a shape.
@@ -103,10 +104,9 @@ def evaluate(spec: Spec, params: Params, x: Array, y: Array) -> tuple[Array, Arr
     return jnp.mean(example_log_likelihoods(z, y)), accuracy_from_logits(z, y)
 
 
-def init(spec: Spec, params: Params, lr: Array, data: "Dataset") -> TrainState:
-    """The state before the first step, from initial ``params``; ``lr`` plays no part, so a
-    seed's learning rates share one computation of it."""
-    del lr
+def init(spec: Spec, params: Params, data: "Dataset") -> TrainState:
+    """The state before the first step, from initial ``params`` (no learning rate: a seed's
+    learning rates share one computation of it). ``start_lls`` is [n_train]."""
     z = forward(params, data.train.x, spec.activation)
     return TrainState(
         params=params,
@@ -120,10 +120,12 @@ def init(spec: Spec, params: Params, lr: Array, data: "Dataset") -> TrainState:
 Carry = tuple[Params, optax.OptState]
 
 
-def step(spec: Spec, lr: Array, carry: Carry, idx: Array, data: "Dataset") -> tuple[Carry, Any]:
+def step(
+    spec: Spec, lr: Array, carry: Carry, idx: Array, data: "Dataset"
+) -> tuple[Carry, tuple[Array, Array]]:
     """One minibatch (indices ``idx`` [batch] into the training split) of gradient ascent:
     gradient, optax update and parameter update, one jitted region. Returns the new carry
-    and the minibatch's (mean LL, accuracy) before the update."""
+    and the minibatch's (mean LL, accuracy), scalars, before the update."""
     params, opt_state = carry
     x, y = data.train.x[idx], data.train.y[idx]
     (ll, z), grads = jax.value_and_grad(_objective, has_aux=True)(params, x, y, spec)
@@ -151,7 +153,8 @@ def end_epoch(
     LL (``lls`` [steps], one per minibatch) is below the LL at initialisation of the very
     examples it saw (``order`` [steps, batch]): the ascent made the member worse than where it
     started. A diverged member keeps its parameters from before the epoch and stays frozen.
-    Divergence is checked once per epoch, not per step (a per-step guard cost 10-30%).
+    Checked once per epoch, not per step: a per-step guard is a select over every parameter
+    at every step (the README's speed section).
 
     Returns ``{"train_ll", "train_accuracy", "val_ll", "val_accuracy"}`` (scalars); the train
     metrics are means over the epoch's minibatches, NaN after the member froze.
@@ -201,10 +204,11 @@ def final(spec: Spec, state: TrainState, last: Metrics, data: "Dataset") -> Metr
 
 class Members(NamedTuple):
     """How a batch of members applies the per-member functions, each with ``spec`` bound:
-    the functions themselves for one network, their vmaps for a sweep (deepmle.programs)."""
+    the functions themselves for one network, their vmaps for a sweep (deepmle.programs).
+    The signatures are those of ``init``, ``step``, ``end_epoch`` and ``final`` without spec."""
 
     init: Callable[..., TrainState]
-    step: Callable[..., tuple[Carry, Any]]
+    step: Callable[..., tuple[Carry, tuple[Array, Array]]]
     end_epoch: Callable[..., tuple[TrainState, Metrics]]
     final: Callable[..., Metrics]
 
@@ -220,7 +224,7 @@ def run_epoch(
     """One epoch of ``members``: ``lax.scan`` of the step over the minibatches of ``order``
     [steps, ...batch], then ``end_epoch``."""
 
-    def one_step(carry: Carry, idx: Array) -> tuple[Carry, Any]:
+    def one_step(carry: Carry, idx: Array) -> tuple[Carry, tuple[Array, Array]]:
         return members.step(lr, carry, idx, data)
 
     carry, (lls, accs) = jax.lax.scan(one_step, (state.params, state.opt_state), order)
@@ -228,21 +232,17 @@ def run_epoch(
 
 
 def run(
-    spec: Spec, members: Members, params: Params, orders: Array, lr: Array, data: "Dataset"
+    members: Members, params: Params, orders: Array, lr: Array, data: "Dataset"
 ) -> tuple[TrainState, Metrics, Metrics]:
-    """Train ``members`` for ``spec.epochs``: (final state, curves, final metrics).
-
-    ``orders`` [epochs, steps, ...batch] holds every epoch's minibatch indices (for a sweep,
-    one row per seed between steps and batch). Curves have the epoch axis first, as
-    ``lax.scan`` stacks them.
-    """
-    state = members.init(params, lr, data)
+    """Train ``members`` for as many epochs as ``orders`` [epochs, steps, batch] has (every
+    epoch's minibatch indices): (final state, curves {name: [epochs]}, final metrics)."""
+    state = members.init(params, data)
 
     def one_epoch(state: TrainState, xs: tuple[Array, Array]) -> tuple[TrainState, Metrics]:
         order, epoch = xs
         return run_epoch(members, state, order, lr, epoch, data)
 
-    state, curves = jax.lax.scan(one_epoch, state, (orders, jnp.arange(spec.epochs)))
+    state, curves = jax.lax.scan(one_epoch, state, (orders, jnp.arange(orders.shape[0])))
     return state, curves, members.final(state, jax.tree.map(lambda v: v[-1], curves), data)
 
 
@@ -260,26 +260,28 @@ def key_orders(spec: Spec, key: PRNGKey) -> Array:
 
 def make_train(
     config: "Config", dataset: "Dataset"
-) -> Callable[[PRNGKey, Array], tuple[Params, Metrics]]:
-    """``train(key, learning_rate) -> (params, metrics)`` for the config's (single) network shape.
+) -> Callable[[PRNGKey, Array, "Dataset"], tuple[Params, Metrics]]:
+    """``train(key, learning_rate, data) -> (params, metrics)`` for the config's (single)
+    network shape, on ``data``: ``dataset`` or another of its shapes, best as device arrays
+    (``jax.device_put(dataset)``).
 
-    Pure, jittable and vmappable over the key and the learning rate. The key is split by
-    purpose into ``init`` and ``shuffle``; metrics hold the ``final`` entries and
+    Pure, jittable and vmappable over the key and the learning rate. The data is an argument,
+    not a closure: closed over, jit would embed the dataset in the program as a constant
+    (about 90 MB of program text for the embedded data, and seconds of compile). The key is
+    split by purpose into ``init`` and ``shuffle``; metrics hold the ``final`` entries and
     ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose random draws come from
     numpy streams per seed instead (deepmle.randomness).
     """
     if len(config.shapes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
     spec = spec_from_config(config, config.shapes[0], dataset.train.y.shape[0])
-    data = jax.tree.map(jnp.asarray, dataset)
 
-    def train(key: PRNGKey, learning_rate: Array) -> tuple[Params, Metrics]:
+    def train(key: PRNGKey, learning_rate: Array, data: "Dataset") -> tuple[Params, Metrics]:
         init_key, shuffle_key = jax.random.split(key)
         params = init_params(init_key, spec.layer_sizes)
         lr = jnp.asarray(learning_rate, jnp.float32)
-        state, curves, metrics = run(
-            spec, member(spec), params, key_orders(spec, shuffle_key), lr, data
-        )
+        orders = key_orders(spec, shuffle_key)
+        state, curves, metrics = run(member(spec), params, orders, lr, data)
         return state.params, {**metrics, "curves": curves}
 
     return train
