@@ -172,21 +172,24 @@ def test_two_seeds_by_four_learning_rates_fill_four_devices_without_padding(tmp_
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_results(one_device_run, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = next(p for p in range(20000, 30000) if _free(p))
     out = tmp_path / "run"
     procs = [
         deepmle_process(out, "--no-cache", "--quiet", *GRID, "--coordinator", f"127.0.0.1:{port}",
                         "--num-processes", "2", "--process-id", str(i), devices=2)
         for i in range(2)
     ]  # fmt: skip
+    _two_processes_match(procs, out, one_device_run)
+
+
+def _two_processes_match(procs: list, out: Path, reference: Path) -> None:
+    """Both processes finish; their run has 2 processes x 2 devices and one device's results."""
     for p in procs:
         code, _, err = finish(p)
         assert code == 0, err
     meta = json.loads((out / "meta.json").read_text())
     assert meta["process_count"] == 2 and len(meta["devices"]) == 4
-    same_members(one_device_run, out)
+    same_members(reference, out)
 
 
 def test_memory_estimate_refuses_a_grid_that_cannot_fit(small, tmp_path):
@@ -229,12 +232,7 @@ def test_distributed_joins_a_cluster_it_detects(one_device_run, tmp_path):
         env = {**slurm, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)}
         procs.append(deepmle_process(out, "--no-cache", "--quiet", *GRID, "--distributed",
                                      devices=2, extra_env=env))  # fmt: skip
-    for p in procs:
-        code, _, err = finish(p)
-        assert code == 0, err
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["process_count"] == 2 and len(meta["devices"]) == 4
-    same_members(one_device_run, out)
+    _two_processes_match(procs, out, one_device_run)
 
 
 def _free(port: int) -> bool:

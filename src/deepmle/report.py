@@ -11,19 +11,12 @@ from typing import Any
 import numpy as np
 
 from deepmle import store
-from deepmle.results import GroupResult, hidden_label, params_arrays
+from deepmle.results import FINAL_METRICS, GroupResult, hidden_label, params_arrays
 from deepmle.stats import mean_ci95, paired_diff_ci95
 from deepmle.train import DIVERGENCE_REASONS
 
 SUMMARY_METRICS = ("train_ll", "val_ll", "val_accuracy", "test_accuracy")
-MEMBER_METRICS = (
-    "train_ll",
-    "train_accuracy",
-    "val_ll",
-    "val_accuracy",
-    "test_ll",
-    "test_accuracy",
-)
+MEMBER_METRICS = tuple(k for k in FINAL_METRICS if not k.startswith("diverged"))
 
 
 def _diverged(g: GroupResult) -> np.ndarray:
