@@ -212,3 +212,56 @@ def test_distributed_without_a_cluster_is_one_line(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "--distributed found no cluster" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--coordinator", "localhost"], "expected HOST:PORT"),
+     (["--coordinator", "localhost:notaport", "--num-processes", "2", "--process-id", "0"],
+      "expected HOST:PORT"),
+     (["--coordinator", "localhost:-1", "--num-processes", "2", "--process-id", "0"],
+      "expected HOST:PORT"),
+     (["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"],
+      "--process-id 0..N-1"),
+     (["--num-processes", "4", "--process-id", "3"], "need --coordinator"),
+     (["--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "0"],
+      "use one")],
+)  # fmt: skip
+def test_a_bad_multi_process_setup_is_one_line(tmp_path, capsys, args, message):
+    assert _run(tmp_path / "run", *args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_closed_output_pipe_is_not_a_bug(tmp_path):
+    """`deepmle run ... | head -c 1`: the run completes, and the exit code says so."""
+    cmd = (f"{sys.executable} -m deepmle run {CONFIGS / 'seed.toml'} --out {tmp_path / 'run'}"
+           " --no-cache --no-plots --quiet --set train.epochs=1 --set train.seeds=2"
+           " | head -c 1")  # fmt: skip
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and (tmp_path / "run" / "summary.csv").is_file()
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("deepmle 0.")
+
+
+def test_plot_works_from_another_directory_with_a_relative_data_path(tmp_path, monkeypatch):
+    from deepmle import data
+
+    a = data.load_embedded()  # real digits, as a Keras-format file of the user's
+    (tmp_path / "work").mkdir()
+    np.savez(tmp_path / "work" / "mnist.npz", x_train=a["train_images"][:1000],
+             y_train=a["train_labels"][:1000], x_test=a["test_images"][:200],
+             y_test=a["test_labels"][:200])  # fmt: skip
+    monkeypatch.chdir(tmp_path / "work")
+    npz = ["--set", "data.source=npz", "--set", "data.path=mnist.npz"]
+    assert _run(Path("run"), "--quiet", *npz) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", "work/run"]) == 0
+    assert (tmp_path / "work" / "run" / "plots" / "misclassified.png").is_file()

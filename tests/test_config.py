@@ -90,6 +90,21 @@ BAD = {
         "log_uniform needs low < high",
     ),
     "unknown activation": ('[model]\nactivation = "softmax"', "unknown value 'softmax'"),
+    "a shape twice": ("[model]\nhidden_sizes = [[8], [8]]", "lists shape [8] twice"),
+    "a learning rate twice": (
+        "[train]\nlearning_rate = [0.5, 0.5]",
+        "lists learning rate 0.5 twice",
+    ),
+    "learning rates equal in float32": (
+        "[train]\nlearning_rate = [0.1, 0.1000000001]",
+        "the same in float32",
+    ),
+    "learning rate 0 in float32": ("[train]\nlearning_rate = 1e-320", "normal float32 number"),
+    "learning rate inf in float32": ("[train]\nlearning_rate = 1e39", "normal float32 number"),
+    "a search too large": (
+        "[train]\nlearning_rate = { log_uniform = [0.1, 1.0], samples = 10000000 }",
+        "samples must be an integer from 1 to 100,000",
+    ),
 }
 
 
@@ -164,3 +179,11 @@ def test_random_search_draws_once_from_its_seed_and_records_the_draws(tmp_path):
         "drawn log-uniformly from [0.001, 10.0], 16 samples, search_seed 3" in resolved.read_text()
     )
     assert config_lib.load(resolved) == a  # the run directory alone reproduces the draws
+
+
+def test_strings_with_quotes_and_control_characters_round_trip(tmp_path):
+    config = config_lib.load(CONFIGS / "seed.toml", ['data.path="a \\"quoted\\"\\npath"'])
+    assert config.data.path == 'a "quoted"\npath'
+    path = tmp_path / "seed.toml"
+    path.write_text(config_lib.to_toml(config))
+    assert config_lib.load(path) == config

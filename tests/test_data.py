@@ -180,3 +180,23 @@ def test_data_faults_are_one_line_naming_file_and_array(tmp_path, rng, capsys, f
     assert code == 2 and err.count("\n") == 1, err
     assert str(path) in err and message in err
     assert not out.exists()
+
+
+def test_an_npz_header_that_declares_a_huge_array_is_one_line(tmp_path, capsys):
+    """A corrupt header claiming 1e11 images: a data error, not a MemoryError traceback."""
+    import io
+
+    from deepmle.cli import main
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|u1", "fortran_order": False, "shape": (10**11, 784)}
+    )
+    path = tmp_path / "mnist.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            z.writestr(f"{name}.npy", buf.getvalue())
+    code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(tmp_path / "run"), "--no-cache",
+                 "--set", "data.source=npz", "--set", f"data.path={path}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(path) in err, err

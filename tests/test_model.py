@@ -98,6 +98,11 @@ def test_misshapen_params_are_named():
         forward({"w": 1}, jnp.zeros((2, 784)))
 
 
+def test_an_activation_that_is_neither_a_name_nor_a_function_is_named():
+    with pytest.raises(ValueError, match="activation: expected a name or a function, got None"):
+        forward(_params(), jnp.zeros((2, 784)), None)
+
+
 def test_unknown_activation_lists_the_valid_ones():
     with pytest.raises(
         ValueError, match="unknown activation 'softmax'; valid: sigmoid, tanh, relu"

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from deepmle import config as config_lib
+from deepmle import data as data_lib
 from deepmle import results, store
 from deepmle.cli import main
 
@@ -199,9 +200,105 @@ def test_resume_depends_on_content_not_on_the_config_file_name(finished, tmp_pat
 def test_group_record_holds_checksum_and_identity(finished):
     record = json.loads((finished / "groups" / "h8.json").read_text())
     data = (finished / "groups" / "h8.npz").read_bytes()
+    config = config_lib.load(finished / "config.toml")
     assert record["npz_sha256"] == hashlib.sha256(data).hexdigest()
-    assert record["identity"] == store.identity(config_lib.load(finished / "config.toml"), (8,))
+    assert record["data_sha256"] == data_lib.sha256(data_lib.load(config.data))
+    assert record["identity"] == store.identity(config, (8,), record["data_sha256"])
     assert record["group"] == "h8"
+
+
+def test_resume_on_other_data_trains_again(finished, tmp_path, capsys, rng):
+    """The same config on a different mnist.npz (same path) must not reuse the groups."""
+    path = tmp_path / "mnist.npz"
+    x = rng.integers(0, 256, (400, 28, 28), dtype=np.uint8)
+    y = np.tile(np.array([1, 2]), 200)
+    np.savez(path, x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
+    npz = ["--set", "data.source=npz", "--set", f"data.path={path}"]
+    out = tmp_path / "run"
+    assert _run(out, *npz) == 0
+    np.savez(path, x_train=x, y_train=y[::-1], x_test=x[:100], y_test=y[:100])  # labels changed
+    assert _run(out, *npz, quiet=False) == 0
+    err = capsys.readouterr().err
+    assert "group h8 was trained on different data" in err and "h16: already done" not in err
+
+
+def _own_looking_files(out):
+    """Files a user might put in a run directory under names that look like deepmle's."""
+    (out / "plots").mkdir(exist_ok=True)
+    (out / "plots" / "figure_for_paper.png").write_text("mine")
+    (out / ".notes.tmp").write_text("mine")
+    (out / "tensorboard" / "old").mkdir(parents=True)
+    (out / "tensorboard" / "old" / "events.out.tfevents.1.host").write_text("mine")
+    (out / "my_empty_dir").mkdir()
+    os.symlink(out / "groups", out / "linked")
+
+
+def test_overwrite_knows_deepmles_exact_names(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    _own_looking_files(out)
+    before = _files(out)
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 2
+    err = capsys.readouterr().err
+    assert ".notes.tmp" in err and "linked" in err and "my_empty_dir" in err
+    assert _files(out) == before
+    assert sorted(store.foreign_files(out)) == [
+        ".notes.tmp", "linked", "my_empty_dir", "plots/figure_for_paper.png", "tensorboard/old",
+    ]  # fmt: skip
+
+
+def test_a_tensorboard_export_never_replaces_a_users_files(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    (out / "tensorboard" / "mine").mkdir(parents=True)
+    (out / "tensorboard" / "mine" / "notes.txt").write_text("keep")
+    assert main(["tensorboard", str(out)]) == 2
+    assert "tensorboard/mine" in capsys.readouterr().err
+    assert (out / "tensorboard" / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_overwrite_through_a_symlink_replaces_its_target_and_keeps_permissions(finished, tmp_path):
+    target = tmp_path / "store" / "run"
+    target.parent.mkdir()
+    shutil.copytree(finished, target)
+    os.chmod(target, 0o750)
+    link = tmp_path / "link"
+    os.symlink(target, link)
+    assert _run(link, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert results.load_run(target).config.train.learning_rate == (0.1,)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "store"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run"]
+
+
+def test_set_aside_group_files_survive_an_overwrite(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    _corrupt(out / "groups" / "h8.npz", "bit flip")
+    assert _run(out) == 0  # resume: h8 set aside as .rejected, trained again
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert (out / "groups" / "h8.npz.rejected").is_file()  # carried over, never deleted
+
+
+@pytest.mark.slow
+def test_an_interrupted_overwrite_resumes_where_it_stopped(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    grid = ["--overwrite", "--set", "model.hidden_sizes=[[16], [256]]", "--set", "train.seeds=8",
+            "--set", "train.epochs=3", "--no-cache"]  # fmt: skip
+    proc = deepmle_process(out, *grid)
+    staging = out.with_name(f".{out.name}.deepmle-new-{proc.pid}")
+    wait_for(staging / "groups" / "h16.json", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    code, _, err = finish(deepmle_process(out, *grid))
+    assert code == 0, err
+    assert "h16: already done" in err and "h256: done" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_dangling_symlink_out_is_one_line(tmp_path, capsys):
+    os.symlink(tmp_path / "nowhere", tmp_path / "link")
+    assert _run(tmp_path / "link") == 2
+    assert "symbolic link to nothing" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])

@@ -27,7 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from deepmle import __version__
+
     p = _Parser(prog="deepmle", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"deepmle {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="train every network and seed of an experiment config")
     r.add_argument("config", type=Path, help="a TOML experiment config, e.g. configs/seed.toml")
@@ -56,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         help="join a multi-process run described by the cluster (Slurm, Open MPI, Cloud TPU)",
     )
     r.add_argument("--coordinator", help="host:port of process 0, for a multi-process run")
-    r.add_argument("--num-processes", type=int, default=1)
-    r.add_argument("--process-id", type=int, default=0)
+    r.add_argument("--num-processes", type=int, help="processes in the run (with --coordinator)")
+    r.add_argument("--process-id", type=int, help="this process, 0..N-1 (with --coordinator)")
     pl = sub.add_parser("plot", help="redraw the figures of a run directory")
     pl.add_argument("run_dir", type=Path)
     tb = sub.add_parser("tensorboard", help="write TensorBoard event files for a finished run")
@@ -70,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from deepmle import runtime
 
     config = config_lib.load(args.config, args.overrides)
+    processes = _processes(args)
     if args.tensorboard:
         from deepmle import tensorboard
 
@@ -77,12 +81,10 @@ def _run(args: argparse.Namespace) -> int:
     runtime.set_cpu_flags()
     if not args.no_cache:
         runtime.enable_compilation_cache(args.cache_dir or runtime.default_cache_dir())
-    if args.distributed and args.coordinator:
-        raise UserError("--distributed detects the cluster; --coordinator names it: use one")
     if args.distributed:
         runtime.initialize_distributed()
-    elif args.coordinator:
-        runtime.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    elif processes is not None:
+        runtime.initialize_distributed(args.coordinator, *processes)
 
     import jax
 
@@ -115,18 +117,44 @@ def _run(args: argparse.Namespace) -> int:
     if not lead:
         return EXIT_OK
     res = outcome.results
-    print(report.table(res.summary))
-    for line in [
+    lines = [
+        report.table(res.summary),
         *report.divergence_lines(res.groups),
         *report.edge_lines(res.summary),
         *outcome.notes,
-    ]:
-        print(line)
-    print(f"results in {res.run_dir}/")
+        f"results in {res.run_dir}/",
+    ]
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # the reader left (`| head`): the run is complete all the same
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as e:
+        raise UserError(
+            f"cannot write to standard output ({e.strerror}); results in {res.run_dir}/"
+        ) from None
     if res.selected is None:
         print("deepmle: every member diverged", file=sys.stderr)
         return EXIT_ALL_DIVERGED
     return EXIT_OK
+
+
+def _processes(args: argparse.Namespace) -> tuple[int, int] | None:
+    """(num_processes, process_id) of an explicit multi-process run, checked; None if none."""
+    if args.coordinator is None:
+        if args.num_processes is not None or args.process_id is not None:
+            raise UserError("--num-processes and --process-id need --coordinator HOST:PORT")
+        return None
+    if args.distributed:
+        raise UserError("--distributed detects the cluster; --coordinator names it: use one")
+    host, _, port = args.coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise UserError(f"--coordinator {args.coordinator}: expected HOST:PORT, port 1-65535")
+    n, i = args.num_processes, args.process_id
+    if n is None or i is None or n < 1 or not 0 <= i < n:
+        raise UserError(
+            f"--coordinator needs --num-processes N >= 1 and --process-id 0..N-1, got {n} and {i}"
+        )
+    return n, i
 
 
 def _plot(args: argparse.Namespace) -> int:

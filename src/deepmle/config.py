@@ -8,12 +8,15 @@ search ``{ log_uniform = [1e-3, 10.0], samples = 16 }`` drawn once from ``train.
 """
 
 import difflib
+import json
 import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from deepmle import registry
 from deepmle.errors import UserError
@@ -112,14 +115,37 @@ def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
         for width in s:
             _check(where, _is_int(width), f"hidden sizes must be integers, got {width!r}")
             _check(where, width >= 1, f"hidden sizes must be >= 1, got {width}")
-    return tuple(tuple(s) for s in shapes)
+    out = tuple(tuple(s) for s in shapes)
+    _distinct(where, out, "shape")
+    return out
 
 
 def _as_positive(where: str, lr: Any) -> float:
     _check(where, _is_number(lr), f"must be a number or a list of numbers, got {lr!r}")
     _check(where, math.isfinite(lr), f"must be finite, got {lr}")
     _check(where, lr > 0, f"must be > 0 (gradient ascent needs a positive step), got {lr}")
+    _check(where, FLOAT32_TINY <= lr <= FLOAT32_MAX,
+           f"must be a normal float32 number (training runs in float32), got {lr}")  # fmt: skip
     return float(lr)
+
+
+FLOAT32_TINY, FLOAT32_MAX = 1.1754944e-38, 3.4028235e38
+MAX_SAMPLES = 100_000
+"""The most learning rates a random search may draw (each is a member of every shape)."""
+
+
+def _distinct(where: str, values: Sequence[Any], what: str) -> None:
+    """Duplicates would train the same members twice and print look-alike cells."""
+    seen: dict[Any, Any] = {}
+    for v in values:
+        key = v if isinstance(v, tuple) else float(np.float32(v))
+        shown = list(v) if isinstance(v, tuple) else v
+        _check(
+            where, key not in seen or seen[key] != v, f"lists {what} {shown} twice; give each once"
+        )
+        _check(where, key not in seen, f"lists {what}s {seen.get(key)} and {v}, which are the same "
+               "in float32 (training's precision); give each once")  # fmt: skip
+        seen[key] = v
 
 
 def _as_learning_rates(where: str, v: Any) -> tuple[float, ...] | dict[str, Any]:
@@ -128,7 +154,9 @@ def _as_learning_rates(where: str, v: Any) -> tuple[float, ...] | dict[str, Any]
         return _as_search(where, v)
     values = v if isinstance(v, list) else [v]
     _check(where, len(values) > 0, "must not be an empty list")
-    return tuple(_as_positive(where, lr) for lr in values)
+    out = tuple(_as_positive(where, lr) for lr in values)
+    _distinct(where, out, "learning rate")
+    return out
 
 
 def _as_search(where: str, v: dict[str, Any]) -> dict[str, Any]:
@@ -144,16 +172,14 @@ def _as_search(where: str, v: dict[str, Any]) -> dict[str, Any]:
     samples = v.get("samples")
     _check(
         where,
-        _is_int(samples) and samples >= 1,
-        f"samples must be an integer >= 1, got {samples!r}",
+        _is_int(samples) and 1 <= samples <= MAX_SAMPLES,
+        f"samples must be an integer from 1 to {MAX_SAMPLES:,}, got {samples!r}",
     )
     return {"log_uniform": (low, high), "samples": samples}
 
 
 def draw_learning_rates(search: dict[str, Any], seed: int) -> tuple[float, ...]:
     """``samples`` learning rates log-uniform in ``log_uniform``, from ``seed``, ascending."""
-    import numpy as np
-
     low, high = search["log_uniform"]
     logs = np.random.default_rng(seed).uniform(math.log(low), math.log(high), search["samples"])
     return tuple(sorted(float(x) for x in np.exp(logs)))
@@ -301,8 +327,8 @@ def to_toml(config: Config) -> str:
     def value(v: Any) -> str:
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, str):  # JSON's escapes are TOML's: quotes, backslashes, controls
+            return json.dumps(v, ensure_ascii=False)
         if isinstance(v, float):
             return repr(v)
         return str(v)

@@ -73,6 +73,8 @@ def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
             return {k: f[k] for k in keys}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from e
+    except MemoryError:
+        raise DataError(f"{path}: declares arrays too large to load (corrupt?)") from None
 
 
 def load_embedded(path: Path | None = None) -> dict[str, np.ndarray]:
@@ -90,7 +92,9 @@ def _pixels(where: str, name: str, images: np.ndarray) -> np.ndarray:
     """``images`` [n, 28, 28] or [n, 784] as float32 [n, 784] darkness in [0, 1]: integers must
     lie in 0..255 (divided by 255), floats be finite and lie in [0, 1]; DataError otherwise."""
     a = np.asarray(images)
-    if a.ndim not in (2, 3) or a.shape[0] == 0:
+    if a.ndim in (2, 3) and a.shape[0] == 0:
+        raise DataError(f"{where}: {name} holds no images")
+    if a.ndim not in (2, 3):
         raise DataError(
             f"{where}: {name} must be images [n, 28, 28] or [n, 784], got shape {a.shape}"
         )
@@ -163,8 +167,9 @@ def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Sp
             source = tfds.data_source("mnist", split=name, data_dir=data_dir, download=False)
             records = [source[i] for i in range(len(source))]
         except Exception as e:  # TFDS raises many types for a missing or unprepared dataset
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(".")
             raise DataError(
-                f"tfds mnist ({name}) not readable from data_dir={data_dir!r}: {e}. "
+                f"tfds mnist ({name}) not readable from data_dir={data_dir!r}: {first}. "
                 "Prepare it once with `tfds build mnist --file_format=array_record`."
             ) from e
         images = np.stack([np.asarray(r["image"])[..., 0] for r in records])
@@ -172,6 +177,16 @@ def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Sp
         return _select_pair(f"tfds mnist ({name})", ("image", "label"), images, labels, digits)
 
     return split("train"), split("test")
+
+
+def sha256(dataset: Dataset) -> str:
+    """A digest of a dataset's content (every split's x and y as loaded): what makes two runs'
+    data the same, whichever file or directory it came from."""
+    h = hashlib.sha256()
+    for a in (a for split in dataset for a in split):
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def carve_validation(train: Split, fraction: float) -> tuple[Split, Split]:

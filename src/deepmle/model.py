@@ -85,6 +85,8 @@ def forward(
     Hidden layers apply eq. 2 with ``activation`` (σ unless asked otherwise; a name from
     ``deepmle.registry.ACTIVATIONS`` or a function), any depth.
     """
+    if not (isinstance(activation, str) or callable(activation)):
+        raise ValueError(f"activation: expected a name or a function, got {activation!r}")
     act = registry.activation(activation) if isinstance(activation, str) else activation
     checks.inputs(x, checks.params(params)[0])
     h = x

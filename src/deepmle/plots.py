@@ -11,6 +11,7 @@ misclassified.png  the selected model's misclassified test digits
 import io
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,8 @@ def misclassified(res: RunResults, plt: Any) -> Any:
 
     params, label = selected_member(res)
     config = res.config
-    test = data.load(config.data).test
+    where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
+    test = data.load(replace(config.data, path=where) if where else config.data).test
     p = np.asarray(predict_proba(params, test.x, config.model.activation))
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     d1, d2 = config.data.digits

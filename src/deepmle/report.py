@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from deepmle import store
-from deepmle.results import FINAL_METRICS, GroupResult, hidden_label, params_arrays
+from deepmle.results import FINAL_METRICS, GroupResult, hidden_label, lr_labels, params_arrays
 from deepmle.stats import mean_ci95, paired_diff_ci95
 from deepmle.train import DIVERGENCE_REASONS
 
@@ -127,7 +127,8 @@ def edge_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     if len(lrs) > 1 and best["learning_rate"] in (lrs[0], lrs[-1]):
         side = "smallest" if best["learning_rate"] == lrs[0] else "largest"
         lines.append(
-            f"selected lr {best['learning_rate']:g} is at the edge of the grid (the {side} "
+            f"selected lr {lr_labels(lrs)[best['learning_rate']]} is at the edge of the grid "
+            f"(the {side} "
             "swept); the best may lie beyond"
         )
     size = {r["hidden_sizes"]: (r["hidden_units"], r["depth"]) for r in rows}
@@ -165,6 +166,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     sweep = len(rows) > 1
     header = ("hidden", "lr", "diverged", "train LL", "val LL", "val acc %", "test acc %", "")
     lines = [header]
+    label = lr_labels([r["learning_rate"] for r in rows])
     for r in rows:
         sel = r["selected"]
         mark = (
@@ -175,7 +177,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(
             (
                 r["hidden_sizes"],
-                f"{r['learning_rate']:g}",
+                label[r["learning_rate"]],
                 f"{r['diverged']}/{r['seeds']}",
                 _pm(r["train_ll_mean"], r["train_ll_ci95"], False),
                 _pm(r["val_ll_mean"], r["val_ll_ci95"], False),
@@ -201,6 +203,7 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
     """'hidden 32, lr 3: seeds 0, 5 diverged at epochs 2, 4 (...)' for each cell with a
     diverged seed."""
     lines = []
+    label = lr_labels([lr for g in groups for lr in g.learning_rates])
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
             at, why = g.final["diverged_epoch"][:, li], g.final["diverged_reason"][:, li]
@@ -211,7 +214,7 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
             ]
             if bad:
                 lines.append(
-                    f"hidden {hidden_label(g.hidden)}, lr {float(lr):g}: "
+                    f"hidden {hidden_label(g.hidden)}, lr {label[float(lr)]}: "
                     + ", ".join(f"seed {s} diverged at epoch {e} ({r})" for s, e, r in bad)
                     + "; frozen at its last good epoch"
                 )

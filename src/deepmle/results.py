@@ -9,6 +9,9 @@ in each group file alike.
 export and a notebook user all go through it.
 """
 
+import hashlib
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,9 +35,32 @@ FINAL_METRICS = (
 CURVE_METRICS = ("train_ll", "train_accuracy", "val_ll", "val_accuracy")
 
 
+MAX_NAME = 64
+"""Group names are file names: longer ones are shortened (runs of equal widths, then a hash)."""
+
+
 def group_name(hidden: tuple[int, ...]) -> str:
-    """'h32' for one hidden layer of 32, 'h64-32' for two."""
-    return "h" + "-".join(str(w) for w in hidden)
+    """'h32' for one hidden layer of 32, 'h64-32' for two; 'h1024x40' for forty of 1024."""
+    name = "h" + "-".join(str(w) for w in hidden)
+    if len(name) <= MAX_NAME:
+        return name
+    runs = [(w, len(list(g))) for w, g in itertools.groupby(hidden)]
+    name = "h" + "-".join(f"{w}x{n}" if n > 1 else str(w) for w, n in runs)
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(",".join(map(str, hidden)).encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9].rstrip('-x')}-{digest}"
+
+
+def lr_labels(learning_rates: Sequence[float]) -> dict[float, str]:
+    """Each learning rate printed with the fewest significant digits (at least 3) that tell
+    all of them apart: 0.1 -> '0.1', and 0.1 beside 0.1000001 -> '0.1' and '0.1000001'."""
+    values = sorted(set(float(lr) for lr in learning_rates))
+    for digits in range(3, 18):
+        labels = {v: f"{v:.{digits}g}" for v in values}
+        if len(set(labels.values())) == len(values):
+            return labels
+    return {v: repr(v) for v in values}
 
 
 def hidden_label(hidden: tuple[int, ...]) -> str:
@@ -166,7 +192,7 @@ def load_run(run_dir: str | Path) -> RunResults:
         raise UserError(f"{run_dir / 'meta.json'}: unreadable ({e})") from None
     groups = []
     for hidden in config.model.hidden_sizes:
-        g, problem = store.read_group(run_dir, config, hidden)
+        g, problem = store.read_group(run_dir, config, hidden, meta.get("data", {}).get("sha256"))
         if g is None:
             raise UserError(f"{run_dir}: group {group_name(hidden)} {problem}")
         groups.append(g)

@@ -3,6 +3,7 @@ multi-host initialisation, and a log of compiles. The library itself never calls
 
 import os
 import platform
+import signal
 import subprocess
 import tempfile
 import threading
@@ -176,3 +177,35 @@ def environment() -> dict[str, Any]:
         "process_count": jax.process_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
+
+
+class Interrupts:
+    """Ctrl-C while a sweep runs, heard reliably: SIGINT sets a flag that the sweep checks
+    (``check``) between its waits, instead of raising KeyboardInterrupt wherever the main
+    thread happens to be, such as inside a garbage-collection callback, where Python swallows
+    it. A second Ctrl-C raises at once. Installed only in the main thread, over Python's
+    default handler, and restored on exit."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self._previous = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt here, in the sweep's own code, if Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -38,12 +39,19 @@ from deepmle.results import GroupResult, check_group, group_arrays, group_from_a
 
 MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"
+_TOP = r"config\.toml|summary\.csv|members\.csv|curves\.csv|params\.npz|meta\.json"
+_GROUP = r"h[0-9x-]+(-[0-9a-f]{8})?\.(npz|json)"
+_PLOT = r"(heatmap|curves|lr|weights|misclassified)\.png"
+_CELL = r"h[0-9x-]+(-[0-9a-f]{8})?_lr[0-9.e+-]+"
+_EVENTS = r"events\.out\.tfevents\.[^/]+"
+_TB_DIR = r"(tensorboard|\.tensorboard\.(tmp|old)-[0-9]+)"
 OWN_FILES = re.compile(
-    r"^(config\.toml|summary\.csv|members\.csv|curves\.csv|params\.npz|meta\.json"
-    r"|groups/h[0-9-]+\.(npz|json)|plots/[a-z_]+\.png|tensorboard/(.+/)?events\.out\.tfevents\..+"
-    r"|\.tensorboard\.(tmp|old)-[0-9]+/.+|(.*/)?\.[^/]+\.tmp(\.[a-z]+)?)$"
+    rf"^({_TOP}|groups/{_GROUP}(\.rejected[0-9]*)?|plots/{_PLOT}|{_TB_DIR}/({_CELL}/)?{_EVENTS}"
+    rf"|(groups/|plots/)?\.({_TOP}|{_GROUP}|{_PLOT})\.[A-Za-z0-9_]+\.tmp)$"
 )
-"""Paths (relative to the run directory) of files deepmle writes, temporaries included."""
+"""Paths (relative to the run directory) of the files deepmle writes, temporaries included;
+``*.rejected`` group files are deepmle's, set aside, and carried over by a replacement."""
+OWN_DIRS = re.compile(rf"^(groups|plots|{_TB_DIR}(/{_CELL})?)$")
 
 
 class RunDirError(UserError):
@@ -105,24 +113,35 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def identity(config: config_lib.Config, hidden: tuple[int, ...] | None = None) -> str:
+def identity(
+    config: config_lib.Config, hidden: tuple[int, ...] | None = None, data_sha256: str = ""
+) -> str:
     """A hash of the config's content (its keys and values: not its name, not comments),
-    restricted to one shape if given. The same content resumes whatever the file is called."""
+    restricted to one shape if given, and of the data's content (``data.sha256``). The same
+    content on the same data resumes, whatever the file is called or the directory it runs in."""
     if hidden is not None:
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
-    content = json.dumps(config_lib.to_dict(config), sort_keys=True)
+    content = json.dumps(config_lib.to_dict(config), sort_keys=True) + data_sha256
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
 def foreign_files(run_dir: Path) -> list[str]:
-    """Paths under ``run_dir`` that deepmle did not write (its marker and lock aside)."""
+    """Paths under ``run_dir`` that deepmle did not make: files and directories outside its
+    exact names, and every symbolic link (its marker and lock aside)."""
     out = []
-    for path in sorted(run_dir.rglob("*")):
-        rel = path.relative_to(run_dir).as_posix()
-        if path.is_dir() or rel in (MARKER, LOCK) or OWN_FILES.match(rel):
-            continue
-        out.append(rel)
-    return out
+    for top, dirs, files in os.walk(run_dir):
+        base = Path(top).relative_to(run_dir)
+        for name in sorted(dirs):
+            rel = (base / name).as_posix()
+            if os.path.islink(Path(top) / name) or not OWN_DIRS.match(rel):
+                out.append(rel)
+                dirs.remove(name)  # not walked into: all of it is the user's
+        for name in files:
+            rel = (base / name).as_posix()
+            own = rel in (MARKER, LOCK) or OWN_FILES.match(rel)
+            if os.path.islink(Path(top) / name) or not own:
+                out.append(rel)
+    return sorted(out)
 
 
 class _Lock:
@@ -131,7 +150,7 @@ class _Lock:
     def __init__(self, directory: Path) -> None:
         path = directory / LOCK
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, file_mode())
         except OSError as e:
             raise os_error(path, e) from None
         try:
@@ -189,17 +208,27 @@ class RunDir:
         return self.work != self.path
 
     def finish(self) -> list[str]:
-        """Swap a replacement in and delete the old run; returns notes for the user."""
+        """Swap a replacement in and delete the old run; returns notes for the user. Group
+        files the old run had set aside (``*.rejected``) move into the new one, and the new
+        directory takes the old one's permissions."""
         notes = []
         if self.replacing:
             try:
+                for rejected in sorted((self.path / "groups").glob("*.rejected*")):
+                    target = self.work / "groups" / rejected.name
+                    target.parent.mkdir(exist_ok=True)
+                    os.rename(rejected, target)
+                os.chmod(self.work, stat.S_IMODE(self.path.stat().st_mode))
                 if not _exchange(self.work, self.path):
                     old = self.path.with_name(f".{self.path.name}.deepmle-old-{os.getpid()}")
                     os.rename(self.path, old)
                     os.rename(self.work, self.path)
                     os.rename(old, self.work)
             except OSError as e:
-                raise os_error(self.path, e) from None
+                raise RunDirError(
+                    f"cannot put the new run in place of {self.path} ({e.strerror or e}); it is "
+                    f"complete at {self.work}, and the old run is untouched"
+                ) from None
             left = foreign_files(self.work)  # the old run, now at the staging path
             if left:
                 notes.append(
@@ -221,11 +250,12 @@ def _staging_dirs(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f".{path.name}.deepmle-*"))
 
 
-def _remove_stale_staging(path: Path) -> None:
+def _stale_staging(path: Path) -> list[Path]:
     """Staging directories left by a replacement that was killed: deepmle's own, unlocked."""
-    for d in _staging_dirs(path):
-        if (d / MARKER).is_file() and not _is_locked(d) and not foreign_files(d):
-            shutil.rmtree(d, ignore_errors=True)
+    return [
+        d for d in _staging_dirs(path)
+        if (d / MARKER).is_file() and not _is_locked(d) and not foreign_files(d)
+    ]  # fmt: skip
 
 
 def _make_run_dir(path: Path) -> None:
@@ -238,9 +268,12 @@ def _make_run_dir(path: Path) -> None:
 
 def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
     """Open ``path`` for ``config``: create it, resume it (same config content), or with
-    ``overwrite`` prepare to replace it. Refuses, with a RunDirError, whatever could lose a
-    file deepmle did not write, and a directory another deepmle process is writing."""
-    path = Path(os.path.abspath(path))
+    ``overwrite`` prepare to replace it (resuming an interrupted replacement of the same
+    config). Refuses, with a RunDirError, whatever could lose a file deepmle did not write, and
+    a directory another deepmle process is writing."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise RunDirError(f"--out {path} is a symbolic link to nothing")
+    path = Path(os.path.realpath(path))
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--out {path} exists and is not a directory")
     if not path.exists() or (not any(path.iterdir())):
@@ -254,7 +287,8 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
         )
     locks = [_Lock(path)]
     try:
-        same = _config_content(path / "config.toml") == _content(config)
+        held = _config_content(path / "config.toml")
+        same = held is None or held == _content(config)  # no config.toml yet: nothing to lose
         if same and not overwrite:
             return RunDir(path, path, locks, resumed=True)
         if not overwrite:
@@ -268,7 +302,11 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
                 f"{path} holds files deepmle did not write ({', '.join(foreign[:3])}); "
                 "--overwrite never deletes those: move them, or choose another --out"
             )
-        _remove_stale_staging(path)
+        for stale in _stale_staging(path):  # an interrupted replacement: resume it if it fits
+            if _config_content(stale / "config.toml") == _content(config) and len(locks) == 1:
+                locks.append(_Lock(stale))
+                return RunDir(path, stale, locks, resumed=True)
+            shutil.rmtree(stale, ignore_errors=True)
         work = path.with_name(f".{path.name}.deepmle-new-{os.getpid()}")
         _make_run_dir(work)
         locks.append(_Lock(work))
@@ -284,24 +322,32 @@ def _content(config: config_lib.Config) -> dict:
 
 
 def _config_content(path: Path) -> dict | None:
+    """The content of the run's config.toml; None if there is none yet; RunDirError if it is
+    there but unreadable (never taken for "the same config")."""
+    if not path.exists():
+        return None
     try:
         return _content(config_lib.load(path))
-    except UserError:
-        return None
+    except UserError as e:
+        raise RunDirError(
+            f"{path} is unreadable ({e}); repair it, or choose another --out"
+        ) from None
 
 
 def write_config(run: RunDir, config: config_lib.Config) -> None:
     atomic_write_bytes(run.work / "config.toml", config_lib.to_toml(config).encode())
 
 
-def save_group(run: RunDir, config: config_lib.Config, g: GroupResult) -> None:
-    """groups/<name>.npz, then groups/<name>.json (its sha256 and identity): the json last,
-    so a group counts as saved only once both are whole."""
+def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha256: str) -> None:
+    """groups/<name>.npz, then groups/<name>.json (its sha256 and identity, that of the
+    config and of the data ``data_sha256``): the json last, so a group counts as saved only
+    once both are whole."""
     data = npz_bytes(group_arrays(g))
     atomic_write_bytes(run.work / "groups" / f"{g.name}.npz", data)
     record = {
         "group": g.name,
-        "identity": identity(config, g.hidden),
+        "identity": identity(config, g.hidden, data_sha256),
+        "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
         "info": g.info,
     }
@@ -309,9 +355,14 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult) -> None:
 
 
 def read_group(
-    run_dir: Path, config: config_lib.Config, hidden: tuple[int, ...]
+    run_dir: Path,
+    config: config_lib.Config,
+    hidden: tuple[int, ...],
+    data_sha256: str | None = None,
 ) -> tuple[GroupResult | None, str]:
-    """(the verified group, "") or (None, why it cannot be used) for ``hidden`` of ``config``."""
+    """(the verified group, "") or (None, why it cannot be used) for ``hidden`` of ``config``,
+    trained on data whose ``data.sha256`` is ``data_sha256`` (None: whatever data its record
+    names)."""
     name = group_name(hidden)
     json_path, npz_path = run_dir / "groups" / f"{name}.json", run_dir / "groups" / f"{name}.npz"
     if not json_path.is_file() or not npz_path.is_file():
@@ -323,7 +374,10 @@ def read_group(
         return None, f"is unreadable ({e})"
     if not isinstance(record, dict) or record.get("group") != name:
         return None, f"{json_path.name} is not the record of group {name}"
-    if record.get("identity") != identity(config, hidden):
+    recorded = str(record.get("data_sha256", ""))
+    if data_sha256 is not None and recorded != data_sha256:
+        return None, "was trained on different data"
+    if record.get("identity") != identity(config, hidden, recorded):
         return None, "was trained with a different config"
     if record.get("npz_sha256") != hashlib.sha256(data).hexdigest():
         return None, f"{npz_path.name} fails its checksum (damaged or replaced)"

@@ -16,6 +16,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from deepmle import config as config_lib
+from deepmle import data as data_lib
 from deepmle import model, programs, randomness, report, runtime, store, train
 from deepmle.data import Dataset
 from deepmle.errors import UserError
@@ -116,7 +117,10 @@ def _prepare(
 
 
 def _train_group(
-    program: programs.Program, args: programs.Inputs, on_epoch: Callable[[int, float], None]
+    program: programs.Program,
+    args: programs.Inputs,
+    on_epoch: Callable[[int, float], None],
+    interrupts: runtime.Interrupts,
 ) -> programs.GroupArrays:
     """Run a shape's program epoch by epoch. Epoch e+1 is dispatched before epoch e's metrics
     are read back for progress, so the device never waits for the host."""
@@ -127,13 +131,13 @@ def _train_group(
         if e < epochs:
             state, metrics, final, params = program.compiled(state, *args, np.int32(e))
         if pending is not None:
-            _wait(pending)
+            _wait(pending, interrupts)
             host = programs.to_host(pending)
             curves.append(host)
             real = host["train_ll"][: program.layout.n_seeds, : program.layout.n_lrs]
             on_epoch(e - 1, _finite_mean(real))
         pending = metrics if e < epochs else None
-    _wait(final)
+    _wait(final, interrupts)
     params, final = programs.to_host((params, final))
     return programs.group_arrays(program.layout, params, curves, final)
 
@@ -144,15 +148,17 @@ def _finite_mean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def _wait(outputs: Any) -> None:
+def _wait(outputs: Any, interrupts: runtime.Interrupts) -> None:
     """Wait for a running program in small sleeps, so that Ctrl-C is heard at once."""
     leaves = jax.tree.leaves(outputs)
     while not all(a.is_ready() for a in leaves):
+        interrupts.check()
         time.sleep(0.02)
+    interrupts.check()
 
 
 def _finished(
-    config: config_lib.Config, run: store.RunDir | None, progress: Progress
+    config: config_lib.Config, run: store.RunDir | None, data_sha256: str, progress: Progress
 ) -> tuple[list[GroupResult | None], list[bool]]:
     """Each group's verified saved result (on process 0; None elsewhere) and whether it is
     done. Process 0 decides for all, so every process of a multi-process run trains the same
@@ -161,7 +167,7 @@ def _finished(
     for hidden in config.model.hidden_sizes:
         g = None
         if run is not None and run.resumed:
-            g, problem = store.read_group(run.work, config, hidden)
+            g, problem = store.read_group(run.work, config, hidden, data_sha256)
             if g is None and problem != "is not saved":
                 moved = store.reject_group(run, group_name(hidden))
                 progress.warn(
@@ -210,101 +216,116 @@ def run(
     check_memory(specs, layout, dataset, memory_limit)
 
     run = store.open_run(Path(run_dir), config, overwrite) if lead else None
-    try:
-        if run is not None:
-            store.write_config(run, config)
-        finished, done = _finished(config, run, progress)
-        compact = all(spec.optimizer.zero_gradient_keeps_weight for spec in specs)
-        data = programs.device_data(
-            dataset, layout.mesh, programs.split_pixels(dataset, compact=compact)
-        )
-        log = runtime.CompileLog.get()
-        before = log.snapshot()
-        hiddens = config.model.hidden_sizes
-        progress.begin(len(hiddens), config.train.epochs)
-        groups, trained = [], []
-        # On an accelerator, programs compile in a background thread while earlier shapes
-        # train; on CPU, compiling and training compete for the same cores (measured: no
-        # gain), so each shape compiles when its turn comes.
-        # On an accelerator, the next shape's program compiles in a background thread while
-        # this one trains; on CPU, compiling and training compete for the same cores
-        # (measured: no gain), so each shape compiles when its turn comes.
-        todo = [i for i, d in enumerate(done) if not d]
-        pool = None
-        if layout.mesh.devices.flat[0].platform != "cpu":
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepmle-compile")
-        ahead: dict[int, Any] = {}
-
-        def prepared(i: int) -> tuple[programs.Program, programs.Inputs, float]:
-            job = ahead.pop(i, None)
-            out = job.result() if job else _prepare(specs[i], layout, lrs, data, cache, chunk_bytes)
-            later = [j for j in todo if j > i][:1]
-            if pool is not None and later:
-                ahead[later[0]] = pool.submit(
-                    _prepare, specs[later[0]], layout, lrs, data, cache, chunk_bytes
-                )
-            return out
-
+    with runtime.Interrupts() as interrupts:
         try:
-            for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
-                name = group_name(hidden)
-                if done[i]:
-                    progress.skip(i, len(hiddens), name, config.train.epochs)
-                    if finished[i] is not None:  # process 0 holds the saved results
-                        groups.append(finished[i])
-                    continue
-                progress.group_start(i, len(hiddens), name)
-                t0 = time.perf_counter()
-                program, args, prepare_s = prepared(i)
-                t1 = time.perf_counter()
-                arrays = _train_group(
-                    program, args, lambda e, ll, n=spec.epochs: progress.epoch(e, n, ll)
+            if run is not None:
+                store.write_config(run, config)
+            data_sha256 = data_lib.sha256(dataset)
+            finished, done = _finished(config, run, data_sha256, progress)
+            compact = all(spec.optimizer.zero_gradient_keeps_weight for spec in specs)
+            data = programs.device_data(
+                dataset, layout.mesh, programs.split_pixels(dataset, compact=compact)
+            )
+            log = runtime.CompileLog.get()
+            before = log.snapshot()
+            hiddens = config.model.hidden_sizes
+            progress.begin(len(hiddens), config.train.epochs)
+            groups, trained = [], []
+            # On an accelerator, programs compile in a background thread while earlier shapes
+            # train; on CPU, compiling and training compete for the same cores (measured: no
+            # gain), so each shape compiles when its turn comes.
+            # On an accelerator, the next shape's program compiles in a background thread while
+            # this one trains; on CPU, compiling and training compete for the same cores
+            # (measured: no gain), so each shape compiles when its turn comes.
+            todo = [i for i, d in enumerate(done) if not d]
+            pool = None
+            if layout.mesh.devices.flat[0].platform != "cpu":
+                pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepmle-compile")
+            ahead: dict[int, Any] = {}
+
+            def prepared(i: int) -> tuple[programs.Program, programs.Inputs, float]:
+                job = ahead.pop(i, None)
+                out = (
+                    job.result()
+                    if job
+                    else _prepare(specs[i], layout, lrs, data, cache, chunk_bytes)
                 )
-                t2 = time.perf_counter()
-                info = {
-                    "wall_s": t2 - t0,
-                    "prepare_s": prepare_s,
-                    "compile_wait_s": t1 - t0,
-                    "train_s": t2 - t1,
-                    "layout": layout.describe(),
-                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }
-                g = GroupResult(hidden, np.arange(config.train.seeds), lrs, arrays.params,
-                                arrays.final, arrays.curves, info)  # fmt: skip
-                if run is not None:
-                    store.save_group(run, config, g)
-                healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
-                progress.group_done(_finite_mean(healthy), info["compile_wait_s"], info["train_s"])
-                groups.append(g)
-                trained.append(info)
+                later = [j for j in todo if j > i][:1]
+                if pool is not None and later:
+                    ahead[later[0]] = pool.submit(
+                        _prepare, specs[later[0]], layout, lrs, data, cache, chunk_bytes
+                    )
+                return out
+
+            try:
+                for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
+                    name = group_name(hidden)
+                    if done[i]:
+                        progress.skip(i, len(hiddens), name, config.train.epochs)
+                        if finished[i] is not None:  # process 0 holds the saved results
+                            groups.append(finished[i])
+                        continue
+                    progress.group_start(i, len(hiddens), name)
+                    t0 = time.perf_counter()
+                    program, args, prepare_s = prepared(i)
+                    t1 = time.perf_counter()
+                    arrays = _train_group(
+                        program,
+                        args,
+                        lambda e, ll, n=spec.epochs: progress.epoch(e, n, ll),
+                        interrupts,
+                    )
+                    t2 = time.perf_counter()
+                    info = {
+                        "wall_s": t2 - t0,
+                        "prepare_s": prepare_s,
+                        "compile_wait_s": t1 - t0,
+                        "train_s": t2 - t1,
+                        "layout": layout.describe(),
+                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    }
+                    g = GroupResult(hidden, np.arange(config.train.seeds), lrs, arrays.params,
+                                    arrays.final, arrays.curves, info)  # fmt: skip
+                    if run is not None:
+                        store.save_group(run, config, g, data_sha256)
+                    healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
+                    progress.group_done(
+                        _finite_mean(healthy), info["compile_wait_s"], info["train_s"]
+                    )
+                    groups.append(g)
+                    trained.append(info)
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+            meta = {
+                **runtime.environment(),
+                **(extra_meta or {}),
+                "run_dir": str(Path(run_dir)),
+                "data": {
+                    "sha256": data_sha256,
+                    "path": os.path.abspath(config.data.path) if config.data.path else "",
+                },
+                "layout": layout.describe(),
+                "wall_s": time.perf_counter() - t_start,
+                "prepare_s": sum(info["prepare_s"] for info in trained),
+                "compile_wait_s": sum(info["compile_wait_s"] for info in trained),
+                "train_s": sum(info["train_s"] for info in trained),
+                **log.since(before),
+                "groups": {g.name: g.info for g in groups},
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            notes = []
+            if run is not None:
+                summary = report.write(run, groups, meta)
+                if finishing is not None:  # figures and other extras, before a replacement swaps in
+                    finishing(RunResults(run.work, config, groups, summary, meta))
+                notes = run.finish()
+                final_dir = run.path
+            else:
+                summary = report.summary_rows(groups)
+                final_dir = Path(run_dir)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-        meta = {
-            **runtime.environment(),
-            **(extra_meta or {}),
-            "run_dir": str(Path(run_dir)),
-            "layout": layout.describe(),
-            "wall_s": time.perf_counter() - t_start,
-            "prepare_s": sum(info["prepare_s"] for info in trained),
-            "compile_wait_s": sum(info["compile_wait_s"] for info in trained),
-            "train_s": sum(info["train_s"] for info in trained),
-            **log.since(before),
-            "groups": {g.name: g.info for g in groups},
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        notes = []
-        if run is not None:
-            summary = report.write(run, groups, meta)
-            if finishing is not None:  # figures and other extras, before a replacement swaps in
-                finishing(RunResults(run.work, config, groups, summary, meta))
-            notes = run.finish()
-            final_dir = run.path
-        else:
-            summary = report.summary_rows(groups)
-            final_dir = Path(run_dir)
-    finally:
-        progress.close()
-        if run is not None:
-            run.release()
+            progress.close()
+            if run is not None:
+                run.release()
     return Outcome(RunResults(final_dir, config, groups, summary, meta), notes)

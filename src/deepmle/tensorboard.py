@@ -18,15 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from deepmle import store
 from deepmle.errors import UserError
-from deepmle.results import RunResults, hidden_label
+from deepmle.results import RunResults, group_name, hidden_label, lr_labels
 
 CURVES = ("train_ll", "val_ll", "val_accuracy")
 
 
-def cell_name(hidden: tuple[int, ...], lr: float) -> str:
-    """'h32_lr0.1' for hidden sizes (32,) and learning rate 0.1; 'h64-32_lr3' for two layers."""
-    return f"h{hidden_label(hidden)}_lr{lr:.6g}"
+def cell_name(hidden: tuple[int, ...], lr_label: str) -> str:
+    """'h32_lr0.1' for hidden sizes (32,) and learning rate '0.1' (results.lr_labels); the
+    shape part is the group's name."""
+    return f"{group_name(hidden)}_lr{lr_label}"
 
 
 def require() -> None:
@@ -52,6 +54,12 @@ def write(results: RunResults) -> Path:
     event_pb2, summary_pb2, hparams, EventFileWriter = _tb()
     now = time.time()
     final = Path(results.run_dir) / "tensorboard"
+    theirs = [f for f in store.foreign_files(Path(results.run_dir)) if f.startswith("tensorboard")]
+    if theirs:
+        raise UserError(
+            f"{final} holds files deepmle did not write ({', '.join(theirs[:3])}); a new export "
+            "would replace it: move them first"
+        )
     tmp = final.with_name(f".tensorboard.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -60,6 +68,7 @@ def write(results: RunResults) -> Path:
 
     try:
         lrs = sorted({float(lr) for g in results.groups for lr in g.learning_rates})
+        labels = lr_labels(lrs)
         shapes = [hidden_label(g.hidden) for g in results.groups]
         config = hparams.hparams_config_pb(
             hparams=[
@@ -74,7 +83,7 @@ def write(results: RunResults) -> Path:
         for g in results.groups:
             healthy = g.final["diverged_epoch"] < 0  # [seeds, lrs]
             for li, lr in enumerate(g.learning_rates):
-                name = cell_name(g.hidden, float(lr))
+                name = cell_name(g.hidden, labels[float(lr)])
                 writer = EventFileWriter(str(tmp / name))
                 trial = {"hidden_sizes": hidden_label(g.hidden), "learning_rate": float(lr)}
                 event(writer, 0, hparams.hparams_pb(trial, trial_id=name))
