@@ -235,10 +235,11 @@ def test_a_bad_multi_process_setup_is_one_line(tmp_path, capsys, args, message):
 
 
 def test_a_closed_output_pipe_is_not_a_bug(tmp_path):
-    """`deepmle run ... | head -c 1`: the run completes, and the exit code says so."""
+    """`deepmle run ... | true`: the reader has gone before the table is printed; the run is
+    complete all the same, and the exit code says so."""
     cmd = (f"{sys.executable} -m deepmle run {CONFIGS / 'seed.toml'} --out {tmp_path / 'run'}"
            " --no-cache --no-plots --quiet --set train.epochs=1 --set train.seeds=2"
-           " | head -c 1")  # fmt: skip
+           " | true")  # fmt: skip
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
