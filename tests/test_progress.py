@@ -12,7 +12,7 @@ def _drive(**kw) -> str:
     p.skip(0, 2, "h8", 2)
     p.group_start(1, 2, "h16")
     for e in range(2):
-        p.epoch(e, 2, -0.1)
+        p.epoch(e, -0.1, epochs=2)
     p.group_done(-0.1, 1.0, 2.0)
     p.warn("something to hear")
     p.close()

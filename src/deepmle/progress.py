@@ -59,7 +59,7 @@ class Progress:
         if self._tqdm is not None:
             self._tqdm.set_description(self.group)
 
-    def epoch(self, epoch: int, epochs: int, mean_ll: float) -> None:
+    def epoch(self, epoch: int, mean_ll: float, epochs: int) -> None:
         if self._tqdm is not None:
             self._tqdm.set_postfix_str(
                 f"epoch {epoch + 1}/{epochs} LL {mean_ll:.4f}", refresh=False

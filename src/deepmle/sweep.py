@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -114,6 +115,62 @@ def _prepare(
     args = programs.inputs(layout, params, orders, lrs, data)
     program = cache.get(spec, layout, args, data.pixels, chunk_bytes)
     return program, args, time.perf_counter() - t0
+
+
+class _Ahead:
+    """Each shape's program and inputs, in training order. On an accelerator the next shape's
+    are prepared in a background thread while this one trains; on CPU, compiling and training
+    compete for the same cores (measured: no gain), so each is prepared when its turn comes."""
+
+    def __init__(
+        self, specs: list[train.Spec], prepare: Callable[[train.Spec], Any], background: bool
+    ) -> None:
+        self.specs, self.prepare = specs, prepare
+        self.pool = ThreadPoolExecutor(1, "deepmle-compile") if background else None
+        self.jobs: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Ahead":
+        return self
+
+    def get(self, spec: train.Spec) -> tuple[programs.Program, programs.Inputs, float]:
+        """``spec``'s (program, inputs, seconds it took); starts preparing the next one."""
+        i = self.specs.index(spec)
+        job = self.jobs.pop(i, None)
+        out = job.result() if job is not None else self.prepare(spec)
+        if self.pool is not None and i + 1 < len(self.specs):
+            self.jobs[i + 1] = self.pool.submit(self.prepare, self.specs[i + 1])
+        return out
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _train_shape(
+    config: config_lib.Config,
+    hidden: tuple[int, ...],
+    spec: train.Spec,
+    ahead: _Ahead,
+    progress: Progress,
+    interrupts: runtime.Interrupts,
+) -> GroupResult:
+    """Every member of one shape, trained: its GroupResult, with timings in ``info``."""
+    t0 = time.perf_counter()
+    program, args, prepare_s = ahead.get(spec)
+    t1 = time.perf_counter()
+    arrays = _train_group(program, args, partial(progress.epoch, epochs=spec.epochs), interrupts)
+    t2 = time.perf_counter()
+    info = {
+        "wall_s": t2 - t0,
+        "prepare_s": prepare_s,
+        "compile_wait_s": t1 - t0,
+        "train_s": t2 - t1,
+        "layout": program.layout.describe(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    lrs = np.asarray(config.train.learning_rate, np.float64)
+    seeds = np.arange(config.train.seeds)
+    return GroupResult(hidden, seeds, lrs, arrays.params, arrays.final, arrays.curves, info)
 
 
 def _train_group(
@@ -231,72 +288,27 @@ def run(
             hiddens = config.model.hidden_sizes
             progress.begin(len(hiddens), config.train.epochs)
             groups, trained = [], []
-            # On an accelerator, programs compile in a background thread while earlier shapes
-            # train; on CPU, compiling and training compete for the same cores (measured: no
-            # gain), so each shape compiles when its turn comes.
-            # On an accelerator, the next shape's program compiles in a background thread while
-            # this one trains; on CPU, compiling and training compete for the same cores
-            # (measured: no gain), so each shape compiles when its turn comes.
-            todo = [i for i, d in enumerate(done) if not d]
-            pool = None
-            if layout.mesh.devices.flat[0].platform != "cpu":
-                pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepmle-compile")
-            ahead: dict[int, Any] = {}
-
-            def prepared(i: int) -> tuple[programs.Program, programs.Inputs, float]:
-                job = ahead.pop(i, None)
-                out = (
-                    job.result()
-                    if job
-                    else _prepare(specs[i], layout, lrs, data, cache, chunk_bytes)
-                )
-                later = [j for j in todo if j > i][:1]
-                if pool is not None and later:
-                    ahead[later[0]] = pool.submit(
-                        _prepare, specs[later[0]], layout, lrs, data, cache, chunk_bytes
-                    )
-                return out
-
-            try:
+            todo = [specs[i] for i, d in enumerate(done) if not d]
+            prepare = partial(_prepare, layout=layout, lrs=lrs, data=data, cache=cache,
+                              chunk_bytes=chunk_bytes)  # fmt: skip
+            background = layout.mesh.devices.flat[0].platform != "cpu"
+            with _Ahead(todo, prepare, background) as ahead:
                 for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
-                    name = group_name(hidden)
                     if done[i]:
-                        progress.skip(i, len(hiddens), name, config.train.epochs)
+                        progress.skip(i, len(hiddens), group_name(hidden), config.train.epochs)
                         if finished[i] is not None:  # process 0 holds the saved results
                             groups.append(finished[i])
                         continue
-                    progress.group_start(i, len(hiddens), name)
-                    t0 = time.perf_counter()
-                    program, args, prepare_s = prepared(i)
-                    t1 = time.perf_counter()
-                    arrays = _train_group(
-                        program,
-                        args,
-                        lambda e, ll, n=spec.epochs: progress.epoch(e, n, ll),
-                        interrupts,
-                    )
-                    t2 = time.perf_counter()
-                    info = {
-                        "wall_s": t2 - t0,
-                        "prepare_s": prepare_s,
-                        "compile_wait_s": t1 - t0,
-                        "train_s": t2 - t1,
-                        "layout": layout.describe(),
-                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    }
-                    g = GroupResult(hidden, np.arange(config.train.seeds), lrs, arrays.params,
-                                    arrays.final, arrays.curves, info)  # fmt: skip
+                    progress.group_start(i, len(hiddens), group_name(hidden))
+                    g = _train_shape(config, hidden, spec, ahead, progress, interrupts)
                     if run is not None:
                         store.save_group(run, config, g, data_sha256)
                     healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
                     progress.group_done(
-                        _finite_mean(healthy), info["compile_wait_s"], info["train_s"]
+                        _finite_mean(healthy), g.info["compile_wait_s"], g.info["train_s"]
                     )
                     groups.append(g)
-                    trained.append(info)
-            finally:
-                if pool is not None:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    trained.append(g.info)
             meta = {
                 **runtime.environment(),
                 **(extra_meta or {}),
