@@ -11,6 +11,7 @@ export and a notebook user all go through it.
 
 import hashlib
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,9 +177,7 @@ class RunResults:
 def load_run(run_dir: str | Path) -> RunResults:
     """A finished run from its directory: the resolved config, every group's arrays (verified
     against their checksums) and the summary rows. UserError if it is not a finished run."""
-    import json
-
-    from deepmle import report, store
+    from deepmle import report, store  # they import this module
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.toml").is_file() or not (run_dir / "meta.json").is_file():

@@ -150,6 +150,7 @@ def _train_shape(
     config: config_lib.Config,
     hidden: tuple[int, ...],
     spec: train.Spec,
+    lrs: np.ndarray,
     ahead: _Ahead,
     progress: Progress,
     interrupts: runtime.Interrupts,
@@ -168,7 +169,6 @@ def _train_shape(
         "layout": program.layout.describe(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    lrs = np.asarray(config.train.learning_rate, np.float64)
     seeds = np.arange(config.train.seeds)
     return GroupResult(hidden, seeds, lrs, arrays.params, arrays.final, arrays.curves, info)
 
@@ -300,7 +300,7 @@ def run(
                             groups.append(finished[i])
                         continue
                     progress.group_start(i, len(hiddens), group_name(hidden))
-                    g = _train_shape(config, hidden, spec, ahead, progress, interrupts)
+                    g = _train_shape(config, hidden, spec, lrs, ahead, progress, interrupts)
                     if run is not None:
                         store.save_group(run, config, g, data_sha256)
                     healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
