@@ -56,12 +56,27 @@ class TrainConfig:
     """How the learning rates were drawn, if by random search (a note, not part of identity)."""
 
 
+METHODS = ("grid", "halving")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How cells (shape x learning rate) are searched: "grid" trains every cell to the last
+    epoch; "halving" (deepmle.halving) keeps the best 1/eta of the running cells at each rung,
+    epochs min_epochs * eta^k, on validation LL."""
+
+    method: str = "grid"
+    eta: int = 3
+    min_epochs: int = 1
+
+
 @dataclass(frozen=True)
 class Config:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     name: str = "config"
+    search: SearchConfig = SearchConfig()
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -73,7 +88,12 @@ class Config:
         return len(self.model.hidden_sizes) > 1 or len(self.train.learning_rate) > 1
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "search": SearchConfig,
+}
 
 
 def _did_you_mean(word: str, options: Sequence[str]) -> str:
@@ -232,6 +252,12 @@ def _validate_section(
                 out[key] = _as_int(at, v, 0)
             case ("train", "batch_size" | "epochs" | "seeds"):
                 out[key] = _as_int(at, v, 1)
+            case ("search", "method"):
+                out[key] = _as_choice(at, v, METHODS)
+            case ("search", "eta"):
+                out[key] = _as_int(at, v, 2)
+            case ("search", "min_epochs"):
+                out[key] = _as_int(at, v, 1)
     return out
 
 
@@ -265,10 +291,26 @@ def from_dict(
             )
         sections[section] = SECTIONS[section](**values)
     config = Config(**sections, name=name)
+    _check_search(config, where, origins)
     if config.data.source in ("npz",) and not config.data.path:
         source = origins.get(("data", "source"), where)
         raise ConfigError(f"{source}: [data] path: source 'npz' needs the path of an mnist.npz")
     return config
+
+
+def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str]) -> None:
+    """Halving needs a rung before the last epoch and more than one cell to choose among."""
+    search = config.search
+    if search.method != "halving":
+        return
+    at = lambda key: f"{origins.get(('search', key), where)}: [search] {key}"  # noqa: E731
+    epochs = config.train.epochs
+    _check(at("min_epochs"), search.min_epochs < epochs, f"must be below [train] epochs "
+           f"({epochs}) for a first rung, got {search.min_epochs}")  # fmt: skip
+    cells = len(config.model.hidden_sizes) * len(config.train.learning_rate)
+    _check(at("method"), cells > 1,
+           "'halving' needs more than one cell (shape x learning rate) to choose among; "
+           "this config has 1 (use method = \"grid\")")  # fmt: skip
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
@@ -318,6 +360,7 @@ def to_dict(config: Config) -> dict[str, Any]:
     return {
         s: {k: plain(getattr(getattr(config, s), k)) for k in _keys(cls)}
         for s, cls in SECTIONS.items()
+        if s != "search" or config.search != SearchConfig()  # a grid's identity as before
     }
 
 

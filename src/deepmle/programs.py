@@ -5,7 +5,8 @@ The program composes the per-member functions of deepmle.train: vmapped over lea
 inside (a seed's members share its minibatch, so the layer-1 GEMM is one
 [batch, 784] x [784, lrs·h] per seed) and over seeds outside, then ``shard_map`` over a
 ("seeds", "lrs") mesh of every device of every process. One call runs one epoch
-(``train.run_epoch``), with ``init`` inside at epoch 0 and ``final`` at the last. Learning
+(``train.run_epoch``), with ``init`` inside at epoch 0 and ``final`` when asked (a traced
+flag: the last epoch, or each rung of successive halving). Learning
 rates, initial weights and minibatch orders are array arguments: new values never recompile.
 
 Layouts for speed, chosen here and only here (the maths stays in deepmle.train):
@@ -205,7 +206,7 @@ def _by_chunks(fn: Callable, chunk: int, state: Any, order: jax.Array) -> Any:
 def _epoch_program(spec: train.Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
         state: train.TrainState, params: Params, unused_w: jax.Array, orders: jax.Array,
-        lrs: jax.Array, data: Dataset, epoch: jax.Array,
+        lrs: jax.Array, data: Dataset, epoch: jax.Array, final_now: jax.Array,
     ) -> tuple[train.TrainState, Metrics, Metrics, Params]:  # fmt: skip
         members = group(spec, data, lrs.shape[0])
         state = jax.lax.cond(epoch == 0, lambda: members.init(params, data), lambda: state)
@@ -219,7 +220,7 @@ def _epoch_program(spec: train.Spec, pixels: Pixels, chunk: int) -> Callable:
             return members.final(state._replace(params=full), metrics, data), full
 
         zeros = lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(last))  # noqa: E731
-        final, full = jax.lax.cond(epoch == spec.epochs - 1, last, zeros)
+        final, full = jax.lax.cond(final_now, last, zeros)
         return state, metrics, final, full
 
     return epoch_program
@@ -297,10 +298,11 @@ def _state_specs(axes: Any) -> Any:
 class Program(NamedTuple):
     """One shape's compiled epoch program and the global shapes of its state.
 
-    ``compiled(state, *inputs, epoch) -> (state, metrics, final, params)`` runs epoch
-    ``epoch``: at epoch 0 it first initialises the state from the inputs' params (the state
-    passed in is then only a placeholder of the right shapes); at the last epoch ``final``
-    holds the final metrics and ``params`` all of every member's parameters, zeros before.
+    ``compiled(state, *inputs, epoch, final_now) -> (state, metrics, final, params)`` runs
+    epoch ``epoch``: at epoch 0 it first initialises the state from the inputs' params (the
+    state passed in is then only a placeholder of the right shapes); when ``final_now`` (the
+    last epoch; for successive halving, each rung) ``final`` holds the final metrics and
+    ``params`` all of every member's parameters, zeros otherwise.
     ``state`` is donated.
     """
 
@@ -325,7 +327,7 @@ def compile_program(
         for i in range(len(spec.layer_sizes) - 1)
     ]
     by_seed, seeds_lrs = P("seeds"), P("seeds", "lrs")
-    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), P(), P())
+    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), P(), P(), P())
     out_specs = (state_specs, seeds_lrs, seeds_lrs, params_specs)
     # check_vma off: at epoch 0 the state comes from init, identical across the "lrs" mesh
     # axis, and the cond's two branches then differ in which mesh axes they vary over.
@@ -340,7 +342,7 @@ def compile_program(
         shapes, state_specs,
     )  # fmt: skip
     jitted = jax.jit(fn, donate_argnums=0, compiler_options=options)
-    compiled = jitted.lower(state, *args, np.int32(0)).compile()
+    compiled = jitted.lower(state, *args, np.int32(0), np.bool_(False)).compile()
     return Program(spec, layout, compiled, state)
 
 

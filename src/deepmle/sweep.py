@@ -18,7 +18,7 @@ from jax.experimental import multihost_utils
 
 from deepmle import config as config_lib
 from deepmle import data as data_lib
-from deepmle import model, programs, randomness, report, runtime, store, train
+from deepmle import halving, model, programs, randomness, report, runtime, store, train
 from deepmle.data import Dataset
 from deepmle.errors import UserError
 from deepmle.progress import Progress
@@ -186,7 +186,9 @@ def _train_group(
     pending = None
     for e in range(epochs + 1):
         if e < epochs:
-            state, metrics, final, params = program.compiled(state, *args, np.int32(e))
+            state, metrics, final, params = program.compiled(
+                state, *args, np.int32(e), np.bool_(e == epochs - 1)
+            )
         if pending is not None:
             _wait(pending, interrupts)
             host = programs.to_host(pending)
@@ -236,6 +238,33 @@ def _finished(
     if jax.process_count() > 1:
         done = np.asarray(multihost_utils.broadcast_one_to_all(done))
     return found, [bool(d) for d in done]
+
+
+def _halve(
+    config: config_lib.Config,
+    specs: list[train.Spec],
+    dataset: Dataset,
+    pixels: programs.Pixels,
+    cache: ProgramCache,
+    chunk_bytes: int,
+    progress: Progress,
+    interrupts: runtime.Interrupts,
+) -> tuple[list[GroupResult], dict[str, Any]]:
+    """Every shape trained by successive halving (deepmle.halving), each rung's survivors
+    laid out afresh: their dataset on that layout's mesh, their program from ``cache``."""
+    on_mesh: dict[Any, programs.DeviceData] = {}
+
+    def prepare(spec: train.Spec, layout: programs.Layout, lrs: np.ndarray) -> tuple:
+        mesh = layout.mesh
+        key = (mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
+        if key not in on_mesh:
+            on_mesh[key] = programs.device_data(dataset, mesh, pixels)
+        program, args, _ = _prepare(spec, layout, lrs, on_mesh[key], cache, chunk_bytes)
+        return program, args
+
+    shapes = [halving.Shape(h, s) for h, s in zip(config.model.hidden_sizes, specs, strict=True)]
+    env = halving.Env(prepare, partial(_wait, interrupts=interrupts), progress.epoch)
+    return halving.run(config, shapes, env)
 
 
 class Outcome(NamedTuple):
@@ -288,12 +317,22 @@ def run(
             hiddens = config.model.hidden_sizes
             progress.begin(len(hiddens), config.train.epochs)
             groups, trained = [], []
+            if config.search.method == "halving":
+                done = [True] * len(done)  # trained together, rung by rung, below
+                groups, record = _halve(config, specs, dataset, data.pixels, cache, chunk_bytes,
+                                        progress, interrupts)  # fmt: skip
+                for g in groups if run is not None else []:
+                    store.save_group(run, config, g, data_sha256)
+                trained = [g.info for g in groups]
+                extra_meta = {**(extra_meta or {}), "search": record}
             todo = [specs[i] for i, d in enumerate(done) if not d]
             prepare = partial(_prepare, layout=layout, lrs=lrs, data=data, cache=cache,
                               chunk_bytes=chunk_bytes)  # fmt: skip
             background = layout.mesh.devices.flat[0].platform != "cpu"
             with _Ahead(todo, prepare, background) as ahead:
                 for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
+                    if done[i] and config.search.method == "halving":
+                        continue
                     if done[i]:
                         progress.skip(i, len(hiddens), group_name(hidden), config.train.epochs)
                         if finished[i] is not None:  # process 0 holds the saved results
@@ -320,7 +359,7 @@ def run(
                 "layout": layout.describe(),
                 "wall_s": time.perf_counter() - t_start,
                 "prepare_s": sum(info["prepare_s"] for info in trained),
-                "compile_wait_s": sum(info["compile_wait_s"] for info in trained),
+                "compile_wait_s": sum(info.get("compile_wait_s", 0.0) for info in trained),
                 "train_s": sum(info["train_s"] for info in trained),
                 **log.since(before),
                 "groups": {g.name: g.info for g in groups},

@@ -1,0 +1,280 @@
+"""Successive halving inside the compiled programs (``[search] method = "halving"``).
+
+A cell is (network shape, learning rate); its seeds are its replicates, kept or stopped
+together. Rungs sit at epochs ``min_epochs · eta^k`` below ``epochs``, and a last rung at
+``epochs``. All shapes train to a rung; then every running cell of every shape is ranked by
+its mean validation LL over seeds at that epoch (a diverged member counts as the worst, ties
+go to config order) and the best ``ceil(n / eta)`` continue. The test split plays no part.
+
+The saving is real: between rungs each shape's state is brought to the host, sliced along its
+learning-rate axis to the surviving cells (``take_lrs``, which knows where that axis sits in
+each leaf) and laid out afresh for the survivors (``programs.plan``: one compile per shape
+per rung). A survivor trains exactly as in the grid run: same initial weights, minibatches
+and maths; only the number of its neighbours changes. Each stopped member keeps the final
+metrics (test included) and parameters computed at its rung.
+"""
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from deepmle import config as config_lib
+from deepmle import programs, train
+from deepmle.results import CURVE_METRICS, FINAL_METRICS, GroupResult, hidden_label
+
+STOP_METRICS = ("stopped_epoch", "stopped_rung")
+"""Per member [seeds, lrs] in a halving run's final metrics: the 1-based epoch and 0-based
+rung at which its cell stopped, -1 for members trained to the last epoch."""
+
+
+def rung_epochs(epochs: int, eta: int, min_epochs: int) -> list[int]:
+    """The epochs (1-based, after which a rung ranks): min_epochs · eta^k below ``epochs``,
+    then ``epochs``. 27 epochs, eta 3, min_epochs 1: [1, 3, 9, 27]."""
+    out, e = [], min_epochs
+    while e < epochs:
+        out.append(e)
+        e *= eta
+    return [*out, epochs]
+
+
+def keep_count(n: int, eta: int) -> int:
+    """Cells that continue out of ``n`` ranked: ceil(n / eta), at least one."""
+    return max(1, math.ceil(n / eta))
+
+
+def cell_scores(val_ll: np.ndarray, diverged: np.ndarray) -> np.ndarray:
+    """[lrs] mean over seeds of ``val_ll`` [seeds, lrs]; -inf for a cell with a diverged
+    (``diverged`` [seeds, lrs]) or non-finite member: it ranks last."""
+    v = np.where(diverged | ~np.isfinite(val_ll), -np.inf, val_ll.astype(np.float64))
+    return v.mean(axis=0)
+
+
+def ranking(scores: Sequence[float]) -> np.ndarray:
+    """Cell indices best first: highest score, ties to the earlier cell (config order)."""
+    return np.argsort(-np.asarray(scores, np.float64), kind="stable")
+
+
+def take_lrs(state: Any, axes: Any, index: np.ndarray) -> Any:
+    """A group state (host arrays, seeds first) with its learning-rate axis taken at
+    ``index``; ``axes`` are the member-level learning-rate axes (``programs._state_axes``),
+    None for leaves a seed's learning rates share."""
+    return jax.tree.map(
+        lambda ax, a: a if ax is None else np.take(a, index, axis=ax + 1),
+        axes, state, is_leaf=lambda a: a is None,
+    )  # fmt: skip
+
+
+def take_seeds(state: Any, index: np.ndarray) -> Any:
+    return jax.tree.map(lambda a: np.take(a, index, axis=0), state)
+
+
+def padded_index(n: int, size: int) -> np.ndarray:
+    """0..n-1 then repeats of n-1 up to ``size``: padding members copy the last real one."""
+    return np.minimum(np.arange(size), n - 1)
+
+
+class Shape(NamedTuple):
+    """What a shape's halving needs from the orchestration (deepmle.sweep)."""
+
+    hidden: tuple[int, ...]
+    spec: train.Spec
+
+
+class Env(NamedTuple):
+    """The orchestration's services: ``prepare(spec, layout, lrs) -> (program, inputs)``,
+    ``wait(outputs)`` (hears Ctrl-C), ``on_epoch(epoch, mean_ll, epochs)`` for progress."""
+
+    prepare: Callable[[train.Spec, programs.Layout, np.ndarray], tuple[Any, Any]]
+    wait: Callable[[Any], None]
+    on_epoch: Callable[[int, float, int], None]
+
+
+class _Accum(NamedTuple):
+    """A shape's members over the whole run, [seeds, lrs, ...], filled rung by rung."""
+
+    params: list
+    final: dict[str, np.ndarray]
+    curves: dict[str, np.ndarray]
+
+
+def _empty(spec: train.Spec, n_seeds: int, n_lrs: int, epochs: int) -> _Accum:
+    sizes = spec.layer_sizes
+    params = [
+        {"w": np.zeros((n_seeds, n_lrs, a, b), np.float32),
+         "b": np.zeros((n_seeds, n_lrs, b), np.float32)}
+        for a, b in itertools.pairwise(sizes)
+    ]  # fmt: skip
+    final = {
+        k: np.full((n_seeds, n_lrs), -1 if k.startswith("diverged") else np.nan,
+                   np.int32 if k.startswith("diverged") else np.float32)
+        for k in FINAL_METRICS
+    }  # fmt: skip
+    final |= {k: np.full((n_seeds, n_lrs), -1, np.int32) for k in STOP_METRICS}
+    curves = {k: np.full((n_seeds, n_lrs, epochs), np.nan, np.float32) for k in CURVE_METRICS}
+    return _Accum(params, final, curves)
+
+
+def _segment(
+    shape: Shape,
+    env: Env,
+    host_state: Any,
+    rows: np.ndarray,
+    lrs: np.ndarray,
+    n_seeds: int,
+    start: int,
+    end: int,
+) -> tuple[Any, programs.GroupArrays, dict[str, Any]]:
+    """Epochs [start, end) of one shape's running cells (learning rates ``lrs``), from
+    ``host_state`` (None at epoch 0) whose learning-rate positions ``rows`` hold them: (its
+    state after, real members only; its arrays with ``final`` computed at epoch ``end``;
+    timings)."""
+    t0 = time.perf_counter()
+    layout = programs.plan(n_seeds, len(lrs))
+    program, args = env.prepare(shape.spec, layout, lrs)
+    t1 = time.perf_counter()
+    if host_state is None:
+        state = programs.placeholder_state(program)
+    else:
+        axes = programs._state_axes(shape.spec, args.data)
+        host = take_lrs(host_state, axes, rows[padded_index(len(lrs), layout.padded_lrs)])
+        host = take_seeds(host, padded_index(n_seeds, layout.padded_seeds))
+        state = jax.tree.map(
+            lambda a, s: programs._global(np.asarray(a, s.dtype), s.sharding),
+            host, program.state_shapes,
+        )  # fmt: skip
+    curves = []
+    for e in range(start, end):
+        state, metrics, final, params = program.compiled(
+            state, *args, np.int32(e), np.bool_(e == end - 1)
+        )
+        env.wait(metrics)
+        host_metrics = programs.to_host(metrics)
+        curves.append(host_metrics)
+        real = host_metrics["train_ll"][:n_seeds, : len(lrs)]
+        finite = real[np.isfinite(real)]
+        env.on_epoch(e, float(finite.mean()) if finite.size else float("nan"), shape.spec.epochs)
+    env.wait(final)
+    params, final, state = programs.to_host((params, final, state))
+    axes = programs._state_axes(shape.spec, args.data)
+    state = take_lrs(take_seeds(state, np.arange(n_seeds)), axes, np.arange(len(lrs)))
+    arrays = programs.group_arrays(layout, params, curves, final)
+    info = {
+        "epochs": [start + 1, end],
+        "cells": len(lrs),
+        "layout": layout.describe(),
+        "prepare_s": t1 - t0,
+        "train_s": time.perf_counter() - t1,
+    }
+    return state, arrays, info
+
+
+class Decision(NamedTuple):
+    """One cell ranked at one rung: why it continued or stopped."""
+
+    hidden_sizes: str
+    learning_rate: float
+    rung: int
+    epoch: int
+    rank: int
+    of: int
+    val_ll: float
+    cutoff_val_ll: float
+    kept: bool
+
+
+def run(
+    config: config_lib.Config, shapes: Sequence[Shape], env: Env
+) -> tuple[list[GroupResult], dict[str, Any]]:
+    """Train ``config``'s cells by successive halving: every shape's GroupResult (final
+    metrics with STOP_METRICS) and the record meta.json keeps under "halving"."""
+    search = config.search
+    n_seeds, epochs = config.train.seeds, config.train.epochs
+    lrs = np.asarray(config.train.learning_rate, np.float64)
+    rungs = rung_epochs(epochs, search.eta, search.min_epochs)
+    alive = [np.arange(len(lrs)) for _ in shapes]
+    states: list[Any] = [None for _ in shapes]
+    rows_in_state = [np.arange(len(lrs)) for _ in shapes]
+    acc = [_empty(s.spec, n_seeds, len(lrs), epochs) for s in shapes]
+    infos: list[list[dict]] = [[] for _ in shapes]
+    table, decisions, member_epochs, start = [], [], 0, 0
+    for k, end in enumerate(rungs):
+        t0 = time.perf_counter()
+        for i, shape in enumerate(shapes):
+            if alive[i].size == 0:
+                continue
+            states[i], arrays, info = _segment(
+                shape, env, states[i], rows_in_state[i], lrs[alive[i]], n_seeds, start, end
+            )
+            rows_in_state[i] = np.arange(alive[i].size)
+            member_epochs += n_seeds * alive[i].size * (end - start)
+            a, idx = acc[i], alive[i]
+            for key, v in arrays.curves.items():
+                a.curves[key][:, idx, start:end] = v
+            for key, v in arrays.final.items():
+                a.final[key][:, idx] = v
+            for layer, new in zip(a.params, arrays.params, strict=True):
+                for key in layer:
+                    layer[key][:, idx] = new[key]
+            infos[i].append({"rung": k, **info})
+        cells = [(i, int(li)) for i in range(len(shapes)) for li in alive[i]]
+        scores = [
+            cell_scores(
+                acc[i].curves["val_ll"][:, li : li + 1, end - 1],
+                (acc[i].final["diverged_epoch"][:, li : li + 1] >= 0),
+            )[0]
+            for i, li in cells
+        ]
+        last = k == len(rungs) - 1
+        n_keep = len(cells) if last else keep_count(len(cells), search.eta)
+        order = ranking(scores)
+        cutoff = float(scores[order[n_keep - 1]]) if cells else float("nan")
+        rank = np.empty(len(cells), int)
+        rank[order] = np.arange(1, len(cells) + 1)
+        kept = rank <= n_keep
+        for j, (i, li) in enumerate(cells):
+            if not last:
+                decisions.append(Decision(
+                    hidden_label(shapes[i].hidden), float(lrs[li]), k, end, int(rank[j]),
+                    len(cells), float(scores[j]), cutoff, bool(kept[j]),
+                )._asdict())  # fmt: skip
+            if not kept[j]:
+                acc[i].final["stopped_epoch"][:, li] = end
+                acc[i].final["stopped_rung"][:, li] = k
+        table.append({
+            "rung": k,
+            "epoch": end,
+            "cells_ranked": len(cells),
+            "cells_kept": int(kept.sum()),
+            "cutoff_val_ll": "" if last else cutoff,
+            "member_epochs": member_epochs,
+            "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * end,
+            "wall_s": time.perf_counter() - t0,
+        })  # fmt: skip
+        if last:
+            break
+        for i in range(len(shapes)):
+            keep_here = np.array([kept[j] for j, (si, _) in enumerate(cells) if si == i], bool)
+            alive[i], rows_in_state[i] = alive[i][keep_here], rows_in_state[i][keep_here]
+        start = end
+    groups = [
+        GroupResult(s.hidden, np.arange(n_seeds), lrs, a.params, a.final, a.curves,
+                    {"rungs": info, "train_s": sum(r["train_s"] for r in info),
+                     "prepare_s": sum(r["prepare_s"] for r in info)})
+        for s, a, info in zip(shapes, acc, infos, strict=True)
+    ]  # fmt: skip
+    record = {
+        "method": "halving",
+        "eta": search.eta,
+        "min_epochs": search.min_epochs,
+        "rung_epochs": rungs,
+        "rungs": table,
+        "member_epochs": member_epochs,
+        "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * epochs,
+        "decisions": decisions,
+    }
+    return groups, record

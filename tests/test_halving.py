@@ -1,0 +1,161 @@
+"""Successive halving: the schedule and ranking rules, slicing a real state along its
+learning-rate axis, and a halving run checked against a real grid run of the same config."""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+
+from deepmle import config as config_lib
+from deepmle import halving, programs, runtime, sweep, train
+
+SEARCH = [
+    "model.hidden_sizes=[[8], [16]]",
+    "train.learning_rate=[0.01, 0.05, 0.3, 1.0, 3.0, 30000.0]",
+    "train.seeds=2",
+    "train.epochs=4",
+    "search.eta=2",
+]
+
+
+def _config(tmp_path, method: str, *extra: str) -> config_lib.Config:
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    return config_lib.load(path, [*SEARCH, f"search.method={method}", *extra])
+
+
+def test_rungs_follow_min_epochs_times_powers_of_eta():
+    assert halving.rung_epochs(27, 3, 1) == [1, 3, 9, 27]
+    assert halving.rung_epochs(10, 3, 2) == [2, 6, 10]
+    assert halving.rung_epochs(9, 3, 1) == [1, 3, 9]  # 9 is the last rung, not a second one
+    assert [halving.keep_count(n, 3) for n in (192, 64, 22, 1)] == [64, 22, 8, 1]
+
+
+def test_ranking_puts_diverged_last_and_breaks_ties_by_config_order():
+    val = np.array([[-0.1, -0.05, -0.2, -0.05], [-0.1, -0.05, -0.2, -0.01]])
+    diverged = np.array([[False, False, False, False], [False, False, False, True]])
+    scores = halving.cell_scores(val, diverged)
+    assert scores[3] == -math.inf  # the best value, but one seed diverged
+    assert halving.ranking(scores).tolist() == [1, 0, 2, 3]
+    assert halving.ranking([-1.0, -0.5, -0.5]).tolist() == [1, 2, 0]
+
+
+def test_take_lrs_slices_each_leaf_where_its_learning_rate_axis_sits(small):
+    """The first layer's weights are [seeds, pixels, lrs, h], the rest [seeds, lrs, ...];
+    start_lls [seeds, n] has no lrs axis. Slicing must pick the same member in every leaf."""
+    config = config_lib.Config()
+    spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
+    spec = spec._replace(optimizer=train.registry.optimizer("adam", 0.9))
+    members = programs.group(spec, small, 3)
+    rng = np.random.default_rng(0)
+    params = [
+        {"w": rng.normal(size=(2, 784, 4)), "b": np.zeros((2, 4))},
+        {"w": rng.normal(size=(2, 4, 1)), "b": np.zeros((2, 1))},
+    ]
+    state = jax.device_get(members.init(params, small))
+
+    def tag(a, ax):  # each member's entries offset by its lr index, to see which one is taken
+        return a + np.arange(a.shape[ax + 1]).reshape(
+            [-1 if i == ax + 1 else 1 for i in range(a.ndim)]
+        )
+
+    axes = programs._state_axes(spec, small)
+    tagged = jax.tree.map(
+        lambda ax, a: a if ax is None else tag(np.asarray(a, np.float64), ax),
+        axes, state, is_leaf=lambda a: a is None,
+    )  # fmt: skip
+    cut = halving.take_lrs(tagged, axes, np.array([2, 0]))
+    assert cut.params[0]["w"].shape == (2, 784, 2, 4)
+    assert cut.start_lls.shape == state.start_lls.shape
+    assert cut.diverged_epoch.shape == (2, 2)
+    np.testing.assert_array_equal(cut.params[0]["w"], np.take(tagged.params[0]["w"], [2, 0], 2))
+    np.testing.assert_array_equal(cut.params[1]["w"], np.take(tagged.params[1]["w"], [2, 0], 1))
+    mu = cut.opt_state[0].mu
+    np.testing.assert_array_equal(mu[0]["w"], np.take(tagged.opt_state[0].mu[0]["w"], [2, 0], 2))
+
+
+@pytest.fixture(scope="module")
+def grid_and_halving(tmp_path_factory, small):
+    tmp = tmp_path_factory.mktemp("halving")
+    log = runtime.CompileLog.get()
+    out = {}
+    for method in ("grid", "halving"):
+        before = log.snapshot()
+        res = sweep.run(_config(tmp, method), small, tmp / method).results
+        out[method] = (res, log.since(before))
+    return out
+
+
+def test_survivors_train_exactly_as_in_the_grid_run(grid_and_halving):
+    (grid, _), (halved, _) = grid_and_halving["grid"], grid_and_halving["halving"]
+    survivors = 0
+    for gg, gh in zip(grid.groups, halved.groups, strict=True):
+        stop = gh.final["stopped_epoch"]
+        for li in range(len(gg.learning_rates)):
+            if stop[0, li] >= 0:
+                e = stop[0, li]  # stopped members: their finals are the grid's at that epoch
+                for k in ("train_ll", "val_ll", "val_accuracy"):
+                    np.testing.assert_allclose(gh.final[k][:, li], gg.curves[k][:, li, e - 1],
+                                               rtol=1e-5, atol=1e-6)  # fmt: skip
+                assert np.isnan(gh.curves["val_ll"][:, li, e:]).all()
+                continue
+            survivors += 1
+            for k in gg.final:
+                np.testing.assert_allclose(gh.final[k][:, li], gg.final[k][:, li],
+                                           rtol=1e-5, atol=1e-6, err_msg=k)  # fmt: skip
+            for lg, lh in zip(gg.params, gh.params, strict=True):
+                for k in lg:
+                    np.testing.assert_allclose(lh[k][:, li], lg[k][:, li], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(gh.curves["val_ll"][:, li], gg.curves["val_ll"][:, li],
+                                       rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert survivors == 12 // 2 // 2 // 1  # 12 cells -> 6 -> 3 at epochs 1, 2; 4 is the last
+
+
+def test_kept_cells_are_the_top_ones_of_the_grid_curves(grid_and_halving):
+    """Replays the rule on the grid run's own curves: at each rung the running cells, ranked
+    by mean validation LL over seeds at that epoch (diverged last), keep the top ceil(n/eta)."""
+    (grid, _), (halved, _) = grid_and_halving["grid"], grid_and_halving["halving"]
+    record = halved.meta["search"]
+    cells = [(gi, li) for gi, g in enumerate(grid.groups) for li in range(len(g.learning_rates))]
+    running = list(cells)
+    for row in record["rungs"][:-1]:
+        e = row["epoch"]
+        scores = []
+        for gi, li in running:
+            g = grid.groups[gi]
+            diverged = (g.final["diverged_epoch"][:, li] >= 0) & (
+                g.final["diverged_epoch"][:, li] < e
+            )
+            scores.append(halving.cell_scores(g.curves["val_ll"][:, li : li + 1, e - 1],
+                                              diverged[:, None])[0])  # fmt: skip
+        order = halving.ranking(scores)[: halving.keep_count(len(running), 2)]
+        expect = sorted(running[j] for j in order)
+        assert row["cells_ranked"] == len(running) and row["cells_kept"] == len(expect)
+        running = expect
+        stopped_here = {
+            (gi, li)
+            for gi, g in enumerate(halved.groups)
+            for li in np.flatnonzero(g.final["stopped_epoch"][0] == e)
+        }
+        assert not stopped_here & set(running)
+    finished = sorted(
+        (gi, li)
+        for gi, g in enumerate(halved.groups)
+        for li in np.flatnonzero(g.final["stopped_epoch"][0] < 0)
+    )
+    assert finished == running
+    bad = cells[5]  # lr 30000 diverges in its first epoch: ranked last, stopped at rung 0
+    assert halved.groups[bad[0]].final["stopped_rung"][0, bad[1]] == 0
+
+
+def test_compiles_at_most_once_per_shape_per_rung_and_saves_member_epochs(grid_and_halving):
+    (_, grid_log), (halved, log) = grid_and_halving["grid"], grid_and_halving["halving"]
+    record = halved.meta["search"]
+    assert record["rung_epochs"] == [1, 2, 4]
+    assert 0 < log["compiles"] <= 2 * 3
+    # 12 cells x 2 seeds for 1 epoch, 6 for 1 more, 3 for 2 more; the grid 12 x 2 x 4
+    assert record["member_epochs"] == 2 * (12 * 1 + 6 * 1 + 3 * 2) == 48
+    assert record["grid_member_epochs"] == 96
+    assert [r["member_epochs"] for r in record["rungs"]] == [24, 36, 48]
+    assert grid_log["compiles"] <= 2
