@@ -159,3 +159,71 @@ def test_compiles_at_most_once_per_shape_per_rung_and_saves_member_epochs(grid_a
     assert record["grid_member_epochs"] == 96
     assert [r["member_epochs"] for r in record["rungs"]] == [24, 36, 48]
     assert grid_log["compiles"] <= 2
+
+
+def test_run_directory_explains_the_rungs(grid_and_halving):
+    """rungs.csv, members.csv's stop columns, load_run's rung table, and a selection made only
+    among the cells trained to the end."""
+    import csv
+
+    from deepmle import report, results
+
+    halved, _ = grid_and_halving["halving"]
+    loaded = results.load_run(halved.run_dir)
+    assert loaded.rungs == halved.rungs and len(loaded.rungs) == 3
+    with open(halved.run_dir / "rungs.csv") as f:
+        rungs = list(csv.DictReader(f))
+    assert [(r["epoch"], r["cells_ranked"], r["cells_kept"]) for r in rungs] == [
+        ("1", "12", "6"), ("2", "6", "3"), ("4", "3", "3"),
+    ]  # fmt: skip
+    assert rungs[-1]["cutoff_val_ll"] == "" and float(rungs[0]["cutoff_val_ll"]) < 0
+    with open(halved.run_dir / "members.csv") as f:
+        members = list(csv.DictReader(f))
+    stops = sorted((m["stopped_epoch"], m["stopped_rung"]) for m in members)
+    assert stops.count(("", "")) == 3 * 2 and stops.count(("1", "0")) == 6 * 2
+    for g in loaded.groups:
+        np.testing.assert_array_equal(
+            g.final["stopped_epoch"], halved.group(g.name).final["stopped_epoch"]
+        )
+    best = loaded.selected
+    assert best is not None and best["stopped_epoch"] == ""
+    printed = report.table(loaded.summary) + "\n".join(report.rung_lines(loaded.rungs))
+    assert "rung 0 at epoch 1: kept 6 of 12 cells, cutoff val LL -0." in printed
+    assert len([r for r in loaded.summary if r["stopped_epoch"] == ""]) == 3
+    assert "9 more cells stopped early" in printed
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("search.method=hyperband", "[search] method: unknown value 'hyperband'"),
+        ("search.eta=1", "[search] eta: must be >= 2"),
+        ("search.eta=2.5", "[search] eta: must be an integer"),
+        ("search.min_epochs=0", "[search] min_epochs: must be >= 1"),
+        ("search.min_epochs=4", "[search] min_epochs: must be below [train] epochs (4)"),
+        ("search.warmup=1", "unknown key [search] warmup"),
+    ],
+)
+def test_bad_search_is_one_line_and_exit_2(tmp_path, capsys, override, needle):
+    from deepmle.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text('[search]\nmethod = "halving"\n')
+    args = [
+        "run",
+        str(path),
+        "--out",
+        str(tmp_path / "run"),
+        *[a for s in SEARCH for a in ("--set", s)],
+    ]
+    assert main([*args, "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_halving_a_single_cell_is_refused(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[search]\nmethod = "halving"\n')
+    with pytest.raises(config_lib.ConfigError, match=r"\[search\] method: 'halving' needs more"):
+        config_lib.load(path)

@@ -25,11 +25,13 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle import programs, train
-from deepmle.results import CURVE_METRICS, FINAL_METRICS, GroupResult, hidden_label
-
-STOP_METRICS = ("stopped_epoch", "stopped_rung")
-"""Per member [seeds, lrs] in a halving run's final metrics: the 1-based epoch and 0-based
-rung at which its cell stopped, -1 for members trained to the last epoch."""
+from deepmle.results import (
+    CURVE_METRICS,
+    FINAL_METRICS,
+    STOP_METRICS,
+    GroupResult,
+    hidden_label,
+)
 
 
 def rung_epochs(epochs: int, eta: int, min_epochs: int) -> list[int]:

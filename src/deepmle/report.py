@@ -23,8 +23,15 @@ def _diverged(g: GroupResult) -> np.ndarray:
     return g.final["diverged_epoch"] >= 0
 
 
+def _stop(g: GroupResult, key: str, si: int, li: int) -> int | str:
+    """A member's stopped_epoch or stopped_rung; "" when trained to the end (or a grid run)."""
+    v = int(g.final[key][si, li]) if key in g.final else -1
+    return v if v >= 0 else ""
+
+
 def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
-    """One row per (shape, learning rate, seed) with its final metrics."""
+    """One row per (shape, learning rate, seed) with its final metrics (for a member stopped
+    by successive halving, at its stop)."""
     rows = []
     for g in groups:
         for si, seed in enumerate(g.seeds):
@@ -41,6 +48,8 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                             int(g.final["diverged_reason"][si, li])
                         ],
                         **{k: float(g.final[k][si, li]) for k in MEMBER_METRICS},
+                        "stopped_epoch": _stop(g, "stopped_epoch", si, li),
+                        "stopped_rung": _stop(g, "stopped_rung", si, li),
                     }
                 )
     return rows
@@ -86,6 +95,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 "learning_rate": float(lr),
                 "seeds": len(g.seeds),
                 "diverged": int((~ok).sum()),
+                "stopped_epoch": _stop(g, "stopped_epoch", 0, li),
             }
             for k in SUMMARY_METRICS:
                 row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci95(g.final[k][ok, li])
@@ -101,17 +111,19 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
         else:
             diff = paired_diff_ci95(cells[i], cells[best])
         row["val_accuracy_diff_mean"], row["val_accuracy_diff_ci95"] = diff
-        row["indistinguishable"] = i != best and bool(abs(diff[0]) <= diff[1])
+        finished = row["stopped_epoch"] == ""
+        row["indistinguishable"] = i != best and finished and bool(abs(diff[0]) <= diff[1])
     return rows
 
 
 def select_best(rows: Sequence[dict[str, Any]]) -> int | None:
-    """Index of the cell with the highest mean validation accuracy (ties: higher validation LL).
-    Test metrics play no part. None when every member of every cell diverged."""
+    """Index of the cell with the highest mean validation accuracy (ties: higher validation LL)
+    among the cells trained to the last epoch. Test metrics play no part. None when every
+    member of every such cell diverged."""
     candidates = [
         (float(r["val_accuracy_mean"]), float(r["val_ll_mean"]), -i)
         for i, r in enumerate(rows)
-        if not math.isnan(float(r["val_accuracy_mean"]))
+        if not math.isnan(float(r["val_accuracy_mean"])) and r.get("stopped_epoch", "") == ""
     ]
     return -max(candidates)[2] if candidates else None
 
@@ -162,8 +174,11 @@ def _pm(mean: float, ci: float, percent: bool) -> str:
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """The printed summary, one line per cell. Test accuracy is shown for the selected cell
     only, so that a sweep's table cannot be read as selection on the test set; "≈" marks the
-    cells whose validation accuracy cannot be told apart from the selected one's."""
+    cells whose validation accuracy cannot be told apart from the selected one's. Cells stopped
+    by successive halving are left out (selection is among the cells trained to the end)."""
     sweep = len(rows) > 1
+    stopped = sum(r.get("stopped_epoch", "") != "" for r in rows)
+    rows = [r for r in rows if r.get("stopped_epoch", "") == ""]
     header = ("hidden", "lr", "diverged", "train LL", "val LL", "val acc %", "test acc %", "")
     lines = [header]
     label = lr_labels([r["learning_rate"] for r in rows])
@@ -192,6 +207,8 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     ]
     n = rows[0]["seeds"] if rows else 0
     text.append(f"mean ± 95% t half-width over {n} seeds; diverged seeds excluded")
+    if stopped:
+        text.append(f"{stopped} more cells stopped early by successive halving (rungs below)")
     if sweep and any(r["indistinguishable"] for r in rows):
         text.append(
             "≈: validation accuracy within the 95% interval of the selected, paired by seed"
@@ -221,6 +238,24 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
     return lines
 
 
+def rung_lines(rungs: Sequence[dict[str, Any]]) -> list[str]:
+    """'rung 1 at epoch 3: kept 22 of 64 cells, cutoff val LL -0.0510' per ranking rung, then
+    the member-epochs trained against the full grid's."""
+    lines = [
+        f"rung {r['rung']} at epoch {r['epoch']}: kept {r['cells_kept']} of "
+        f"{r['cells_ranked']} cells, cutoff val LL {_num(float(r['cutoff_val_ll']))}"
+        for r in rungs
+        if r["cutoff_val_ll"] != ""
+    ]
+    if rungs:
+        done, grid = rungs[-1]["member_epochs"], rungs[-1]["grid_member_epochs"]
+        lines.append(
+            f"successive halving trained {done} member-epochs, {100 * done / grid:.1f}% of the "
+            f"full grid's {grid}; {rungs[-1]['cells_kept']} cells to the last epoch"
+        )
+    return lines
+
+
 def _csv(rows: Sequence[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     if rows:
@@ -231,8 +266,8 @@ def _csv(rows: Sequence[dict[str, Any]]) -> bytes:
 
 
 def write(run: "store.RunDir", groups: Sequence[GroupResult], meta: dict[str, Any]) -> list[dict]:
-    """members.csv, curves.csv, params.npz, meta.json and summary.csv into the run directory;
-    returns the summary rows."""
+    """members.csv, curves.csv, params.npz, meta.json, summary.csv (and for successive
+    halving rungs.csv) into the run directory; returns the summary rows."""
     summary = summary_rows(groups)
     store.atomic_write_bytes(run.work / "members.csv", _csv(member_rows(groups)))
     store.atomic_write_bytes(run.work / "curves.csv", _csv(curve_rows(groups)))
@@ -241,6 +276,9 @@ def write(run: "store.RunDir", groups: Sequence[GroupResult], meta: dict[str, An
         arrays |= {f"{g.name}/seeds": g.seeds, f"{g.name}/learning_rates": g.learning_rates}
         arrays |= params_arrays(g.name, g.params)
     store.atomic_write_bytes(run.work / "params.npz", store.npz_bytes(arrays))
+    rungs = meta.get("search", {}).get("rungs")
+    if rungs:
+        store.atomic_write_bytes(run.work / "rungs.csv", _csv(rungs))
     store.write_json(run.work / "meta.json", meta)
     store.atomic_write_bytes(run.work / "summary.csv", _csv(summary))
     return summary

@@ -34,6 +34,9 @@ FINAL_METRICS = (
     "diverged_reason",
 )
 CURVE_METRICS = ("train_ll", "train_accuracy", "val_ll", "val_accuracy")
+STOP_METRICS = ("stopped_epoch", "stopped_rung")
+"""Final entries of a successive-halving run only ([seeds, lrs] int): the 1-based epoch and
+0-based rung at which a member's cell stopped, -1 for members trained to the last epoch."""
 
 
 MAX_NAME = 64
@@ -124,7 +127,11 @@ def group_from_arrays(
         seeds=arrays["seeds"],
         learning_rates=arrays["learning_rates"],
         params=params_from_arrays(group_name(hidden), arrays, len(hidden) + 1),
-        final={k: arrays[f"final/{k}"] for k in FINAL_METRICS},
+        final={
+            k: arrays[f"final/{k}"]
+            for k in (*FINAL_METRICS, *STOP_METRICS)
+            if k in FINAL_METRICS or f"final/{k}" in arrays
+        },
         curves={k: arrays[f"curves/{k}"] for k in CURVE_METRICS},
         info=info,
     )
@@ -167,6 +174,17 @@ class RunResults:
             if g.name == name:
                 return g
         raise KeyError(name)
+
+    @property
+    def rungs(self) -> list[dict[str, Any]]:
+        """A successive-halving run's rung table (rungs.csv's rows); [] for a grid run. Each
+        member's stop is in its group's ``final["stopped_epoch"]`` and ``["stopped_rung"]``."""
+        return list(self.meta.get("search", {}).get("rungs", []))
+
+    @property
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every cell ranked at a rung: its rank, value and the cutoff (deepmle.halving)."""
+        return list(self.meta.get("search", {}).get("decisions", []))
 
     @property
     def selected(self) -> dict[str, Any] | None:

@@ -39,9 +39,9 @@ from deepmle.results import GroupResult, check_group, group_arrays, group_from_a
 
 MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"
-_TOP = r"config\.toml|summary\.csv|members\.csv|curves\.csv|params\.npz|meta\.json"
+_TOP = r"config\.toml|summary\.csv|members\.csv|curves\.csv|rungs\.csv|params\.npz|meta\.json"
 _GROUP = r"h[0-9x-]+(-[0-9a-f]{8})?\.(npz|json)"
-_PLOT = r"(heatmap|curves|lr|weights|misclassified)\.png"
+_PLOT = r"(heatmap|curves|lr|weights|misclassified|halving)\.png"
 _CELL = r"h[0-9x-]+(-[0-9a-f]{8})?_lr[0-9.e+-]+"
 _EVENTS = r"events\.out\.tfevents\.[^/]+"
 _TB_DIR = r"(tensorboard|\.tensorboard\.(tmp|old)-[0-9]+)"
