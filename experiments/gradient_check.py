@@ -19,9 +19,9 @@ jax.config.update("jax_enable_x64", True)
 
 from deepmle import config as config_lib  # noqa: E402
 from deepmle import data  # noqa: E402
-from deepmle.backprop import closed_form_grad  # noqa: E402
-from deepmle.likelihood import log_likelihood  # noqa: E402
-from deepmle.model import init_params  # noqa: E402
+from deepmle.core.backprop import closed_form_grad  # noqa: E402
+from deepmle.core.likelihood import log_likelihood  # noqa: E402
+from deepmle.core.model import init_params  # noqa: E402
 
 
 def finite_difference(f, params, path: tuple[int, str, int, int], eps: float = 1e-6) -> float:
