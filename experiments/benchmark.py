@@ -21,6 +21,9 @@ Measured in one run, on one machine, the programs alternated and medians reporte
              inputs, "executed" the pixels deepmle trains on (those some training image inks);
   cache      the same run twice with a persistent cache: the second must compile nothing;
   memory     peak RSS of each deepmle W process; re-runs compared bitwise (params.npz).
+  ablation   with --ablate, W again with each CPU speed choice (deepmle.runtime.CPU_CHOICES)
+             left out in turn, alternated with W with all of them: the wall ratio
+             (without / with) per choice, > 1 where the choice pays on this jax version;
 Optional: --naive, the loop most users write first (a jitted step per run, lr closed over),
 as a secondary baseline; --accuracy, the seed, deep and sweep configs' selected cells.
 """
@@ -51,11 +54,14 @@ print(2 * 2048**3 / statistics.median(ts) / 1e9)
 """
 
 
-def run_deepmle(out: Path, cache: Path | None = None) -> dict:
+def run_deepmle(out: Path, cache: Path | None = None, off: str = "") -> dict:
+    """One `deepmle run` of W; ``off`` names CPU speed choices to leave out (DEEPMLE_CPU_OFF)."""
     cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIG), "--out", str(out), "--quiet",
            "--no-plots", *(["--cache-dir", str(cache)] if cache else ["--no-cache"])]  # fmt: skip
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "DEEPMLE_CPU_OFF"} | {"DEEPMLE_CPU_OFF": off}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -69,6 +75,7 @@ def run_deepmle(out: Path, cache: Path | None = None) -> dict:
         "cache_hits": meta["cache_hits"],
         "peak_rss_mib": usage.ru_maxrss / 1024,
         "layout": meta["layout"],
+        "cpu_tuning": meta["cpu_tuning"],
     }
 
 
@@ -176,11 +183,38 @@ def accuracy_runs(tmp: Path) -> dict:
     return out
 
 
+def ablate(tmp: Path, repeats: int) -> dict:
+    """W with each CPU speed choice left out in turn, alternated with W with all of them, in
+    fresh processes: per choice the median wall and compile ratio (without / with)."""
+    from deepmle import runtime
+
+    names = [c.name for c in runtime.CPU_CHOICES]
+    runs: dict[str, list[dict]] = {"all": [], **{n: [] for n in names}}
+    for i in range(repeats):
+        for name in ["all", *names]:
+            off = "" if name == "all" else name
+            runs[name].append(run_deepmle(tmp / f"ablate_{name}_{i}", off=off))
+        print(f"ablation round {i + 1}: " + ", ".join(
+            f"{n} {runs[n][-1]['wall_s']:.2f} s" for n in runs), flush=True)  # fmt: skip
+    med = lambda name, k: statistics.median(r[k] for r in runs[name])  # noqa: E731
+    out = {"runs": runs, "ratio_without": {}}
+    for n in names:
+        ratio = {k: med(n, k) / med("all", k) for k in ("wall_s", "compile_s", "train_s")}
+        out["ratio_without"][n] = ratio
+        print(
+            f"without {n}: wall x{ratio['wall_s']:.3f}, compile x{ratio['compile_s']:.3f}, "
+            f"train x{ratio['train_s']:.3f}  (> 1: the choice pays)",
+            flush=True,
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--naive", action="store_true", help="also time the naive loop (minutes)")
     ap.add_argument("--accuracy", action="store_true", help="also run the result configs")
+    ap.add_argument("--ablate", action="store_true", help="time W without each CPU choice")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
@@ -218,6 +252,7 @@ def main() -> None:
         print(f"warm persistent cache: {warm['compiles']} compiles, {warm['cache_hits']} cache "
               f"hits, {warm['wall_s']:.2f} s", flush=True)  # fmt: skip
         accuracy = accuracy_runs(tmp) if args.accuracy else None
+        ablation = ablate(tmp, args.repeats) if args.ablate else None
 
     med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
     peak = matmul_peak()
@@ -242,6 +277,7 @@ def main() -> None:
         "bitwise_identical_reruns": bitwise,
         "peak_rss_mib": max(r["peak_rss_mib"] for r in deepmle),
         "accuracy": accuracy,
+        "ablation": ablation,
     }  # fmt: skip
     if args.naive:
         print("naive loop over W (minutes)...", flush=True)
@@ -267,7 +303,8 @@ def main() -> None:
     import jax
 
     backend = jax.default_backend()
-    out = args.out or ROOT / "experiments" / "results" / f"benchmark_{backend}.json"
+    name = f"benchmark_{backend}_jax{jax.__version__}.json"
+    out = args.out or ROOT / "experiments" / "results" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"saved {out}")

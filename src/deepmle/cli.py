@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         from deepmle.analysis import tensorboard
 
         tensorboard.require()
-    runtime.set_cpu_flags()
+    flags = runtime.set_cpu_flags(runtime.default_cache_dir().parent / "xla_flags.json")
     if not args.no_cache:
         runtime.enable_compilation_cache(args.cache_dir or runtime.default_cache_dir())
     if args.distributed:
@@ -112,7 +112,11 @@ def _run(args: argparse.Namespace) -> int:
         run_dir,
         progress=Progress(quiet=args.quiet or not lead),
         overwrite=args.overwrite,
-        extra_meta={"config": str(args.config), "overrides": args.overrides},
+        extra_meta={
+            "config": str(args.config),
+            "overrides": args.overrides,
+            "xla_flags_probe": flags,
+        },
         finishing=finishing,
     )
     if not lead:

@@ -1,17 +1,21 @@
 """Process-wide JAX setup for the command line: XLA:CPU flags, the persistent compilation cache,
 multi-host initialisation, and a log of compiles. The library itself never calls these."""
 
+import functools
+import json
 import os
 import platform
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from deepmle.errors import UserError
 
@@ -21,22 +25,152 @@ shapes: the README's speed section)."""
 DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
+class CpuChoice(NamedTuple):
+    """One XLA:CPU speed choice: an ``XLA_FLAGS`` entry (set before JAX starts) or a compile
+    option (given to each compiled program). Applied only where the installed jaxlib knows
+    it (probed) and not in ``skip_on``, the jaxlib versions (``major.minor``) on which it was
+    measured not to pay; ``DEEPMLE_CPU_OFF=name,...`` leaves choices out (the benchmark's
+    ablation)."""
+
+    name: str
+    flag: str | None = None
+    option: tuple[str, Any] | None = None
+    skip_on: tuple[str, ...] = ()
+
+
+CPU_CHOICES = (
+    CpuChoice("eigen_dots", flag=EIGEN_DOTS_FLAG),
+    CpuChoice("device_per_core", flag=DEVICE_COUNT_FLAG),
+    CpuChoice("llvm_level_1", option=("xla_backend_optimization_level", 1)),
+    CpuChoice("loop_emitters", option=("xla_cpu_use_fusion_emitters", False)),
+)
+"""The README's speed section gives what each bought, per jax version."""
+
+
 def cpu_cores() -> int:
     """Cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def set_cpu_flags() -> None:
-    """Before JAX starts: XLA:CPU flags for speed, each unless XLA_FLAGS already names it.
-    Eigen's dot kernels (EIGEN_DOTS_FLAG), and one CPU device per core, so that the members
-    sharded over devices run side by side instead of splitting every small GEMM. Accelerator
-    platforms ignore both."""
+def jaxlib_version() -> str:
+    """The installed jaxlib's version, read without importing JAX."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jaxlib")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _wanted() -> list[CpuChoice]:
+    """The choices meant for this jaxlib and not switched off by ``DEEPMLE_CPU_OFF``."""
+    minor = ".".join(jaxlib_version().split(".")[:2])
+    off = {n.strip() for n in os.environ.get("DEEPMLE_CPU_OFF", "").split(",")}
+    return [c for c in CPU_CHOICES if minor not in c.skip_on and c.name not in off]
+
+
+def _flag_value(choice: CpuChoice) -> str:
+    assert choice.flag is not None
+    return f"{DEVICE_COUNT_FLAG}={cpu_cores()}" if choice.flag == DEVICE_COUNT_FLAG else choice.flag
+
+
+def _flags_start(flags: list[str]) -> bool:
+    """Whether a CPU JAX starts with ``flags`` in XLA_FLAGS (an unknown flag aborts it)."""
+    env = {**os.environ, "XLA_FLAGS": " ".join(flags), "JAX_PLATFORMS": "cpu"}
+    code = "import jax; jax.devices()"
+    try:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              timeout=120).returncode == 0  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def supported_flags(flags: list[str], record: Path | None = None) -> dict[str, bool]:
+    """Which of ``flags`` the installed jaxlib accepts in XLA_FLAGS, probed in a subprocess
+    (XLA aborts the whole process on an unknown flag) and remembered per jaxlib version in
+    ``record`` (a JSON file; None: probe every time)."""
+    key = f"jaxlib {jaxlib_version()}"
+    known: dict[str, dict[str, bool]] = {}
+    if record is not None:
+        try:
+            known = json.loads(Path(record).read_text())
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict) or not isinstance(known.get(key, {}), dict):
+            known = {}
+    seen = known.get(key, {})
+    todo = [f for f in flags if not isinstance(seen.get(f), bool)]
+    if todo:
+        together = _flags_start(todo)
+        seen = {**seen, **{f: together or _flags_start([f]) for f in todo}}
+        if record is not None:
+            try:
+                Path(record).parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile("w", dir=Path(record).parent, delete=False,
+                                                 suffix=".tmp") as f:  # fmt: skip
+                    json.dump({**known, key: seen}, f, indent=1)
+                os.replace(f.name, record)
+            except OSError:
+                pass  # an unwritable cache only means probing again next time
+    return {f: seen[f] for f in flags}
+
+
+def set_cpu_flags(record: Path | None = None) -> dict[str, list[str]]:
+    """Before JAX starts: the XLA_FLAGS of CPU_CHOICES, each unless XLA_FLAGS already names
+    it and only if the installed jaxlib accepts it (``supported_flags``; ``record`` keeps the
+    answer). Eigen's dot kernels, and one CPU device per core, so that the members sharded
+    over devices run side by side instead of splitting every small GEMM. Accelerator
+    platforms ignore both. Returns {"applied": [...], "unsupported": [...]} for meta.json."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_experimental_ynn_fusion_type" not in flags:
-        flags += f" {EIGEN_DOTS_FLAG}"
-    if DEVICE_COUNT_FLAG not in flags:
-        flags += f" {DEVICE_COUNT_FLAG}={cpu_cores()}"
-    os.environ["XLA_FLAGS"] = flags.strip()
+    wanted = [
+        _flag_value(c)
+        for c in _wanted()
+        if c.flag is not None and c.flag.split("=")[0].lstrip("-") not in flags
+    ]
+    ok = supported_flags(wanted, record) if wanted else {}
+    applied = [f for f in wanted if ok[f]]
+    os.environ["XLA_FLAGS"] = " ".join([flags, *applied]).strip()
+    return {"applied": applied, "unsupported": [f for f in wanted if not ok[f]]}
+
+
+_probing = threading.local()
+
+
+@functools.cache
+def cpu_compiler_options() -> dict[str, Any]:
+    """The compile options of CPU_CHOICES that the installed jaxlib accepts (each probed once
+    per process on a one-line program; an unknown option fails every compile)."""
+    options = {}
+    _probing.on = True  # these compiles are not the run's: CompileLog leaves them out
+    try:
+        for c in _wanted():
+            if c.option is None:
+                continue
+            key, value = c.option
+            try:
+                jax.jit(lambda x: x + 1, compiler_options={key: value}).lower(
+                    jax.ShapeDtypeStruct((), jnp.float32)
+                ).compile()
+            except Exception:  # jaxlib raises JaxRuntimeError (or ValueError) when it lacks one
+                continue
+            options[key] = value
+    finally:
+        _probing.on = False
+    return options
+
+
+def cpu_tuning() -> dict[str, Any]:
+    """What meta.json records: the XLA flags and compile options deepmle applied here, and
+    the ones it wanted but the installed jaxlib lacks."""
+    wanted = {c.option[0]: c.option[1] for c in _wanted() if c.option is not None}
+    applied = cpu_compiler_options()
+    return {
+        "jaxlib": jaxlib_version(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "compiler_options": applied,
+        "compiler_options_unsupported": sorted(set(wanted) - set(applied)),
+        "off": os.environ.get("DEEPMLE_CPU_OFF", ""),
+    }
 
 
 def default_cache_dir() -> Path:
@@ -105,10 +239,14 @@ class CompileLog:
         return cls._installed
 
     def _on_event(self, event: str, **_: object) -> None:
+        if getattr(_probing, "on", False):
+            return
         with self._lock:
             self.counts[event] += 1
 
     def _on_duration(self, event: str, duration: float, **_: object) -> None:
+        if getattr(_probing, "on", False):
+            return
         with self._lock:
             self.counts[event] += 1
             self.seconds[event] += duration
@@ -176,6 +314,7 @@ def environment() -> dict[str, Any]:
         "devices": [str(d) for d in jax.devices()],
         "process_count": jax.process_count(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "cpu_tuning": cpu_tuning() if jax.default_backend() == "cpu" else None,
     }
 
 

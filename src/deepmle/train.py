@@ -47,7 +47,7 @@ def make_train(
     (about 90 MB of program text for the embedded data, and seconds of compile). The key is
     split by purpose into ``init`` and ``shuffle``; metrics hold the ``final`` entries and
     ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose random draws come from
-    numpy streams per seed instead (deepmle.randomness).
+    numpy streams per seed instead (deepmle.population.randomness).
     """
     if len(config.shapes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")

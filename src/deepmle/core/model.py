@@ -83,7 +83,7 @@ def forward(
     """The output logit z = Σ_j h_j θ^(ŷ)_j + bias, shape [batch], for x of shape [batch, 784].
 
     Hidden layers apply eq. 2 with ``activation`` (σ unless asked otherwise; a name from
-    ``deepmle.registry.ACTIVATIONS`` or a function), any depth.
+    ``deepmle.core.registry.ACTIVATIONS`` or a function), any depth.
     """
     if not (isinstance(activation, str) or callable(activation)):
         raise ValueError(f"activation: expected a name or a function, got {activation!r}")

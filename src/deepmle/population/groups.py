@@ -86,7 +86,7 @@ def check_memory(
 
 def _host_draws(spec: Spec, layout: programs.Layout) -> tuple[list, np.ndarray]:
     """Initial params per seed [padded_seeds, ...] and orders [padded_seeds, epochs, steps,
-    batch] from each seed's numpy streams (deepmle.randomness)."""
+    batch] from each seed's numpy streams (deepmle.population.randomness)."""
     seeds = range(layout.padded_seeds)
     per_seed = [from_normals(randomness.init_normals(s, spec.layer_sizes)) for s in seeds]
     params = jax.tree.map(lambda *a: np.stack(a), *per_seed)

@@ -33,13 +33,9 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from deepmle import runtime
 from deepmle.core.member import Members, Spec, TrainState, member, run_epoch
 from deepmle.core.types import Dataset, Metrics, Params, Split
-
-CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
-"""On CPU the heavy work is Eigen's GEMMs, not generated code: LLVM's level 1 and XLA:CPU's
-older loop emitters compile faster and run the small fusions a little slower, a net gain
-for programs run once per shape (measured: the README's speed section). CPU only."""
 
 CHUNK_BYTES = 2 * 2**20
 """Default for ``chunk_bytes``: about one core's L2 cache."""
@@ -333,7 +329,8 @@ def compile_program(
     # axis, and the cond's two branches then differ in which mesh axes they vary over.
     fn = jax.shard_map(_epoch_program(spec, pixels, chunk), mesh=mesh, in_specs=in_specs,
                        out_specs=out_specs, check_vma=False)  # fmt: skip
-    options = CPU_COMPILER_OPTIONS if mesh.devices.flat[0].platform == "cpu" else {}
+    cpu = mesh.devices.flat[0].platform == "cpu"
+    options = runtime.cpu_compiler_options() if cpu else {}
     members = group(spec, args.data, args.lrs.shape[0])
     shapes = jax.eval_shape(members.init, args.params, args.data)
     state = jax.tree.map(

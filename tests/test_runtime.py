@@ -1,0 +1,77 @@
+"""XLA:CPU speed choices never stop a run: a flag or compile option the installed jaxlib
+lacks is probed, left out and recorded, with real subprocesses and real compiles."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deepmle import config as config_lib
+from deepmle import runtime, sweep
+
+NO_SUCH_FLAG = "--xla_deepmle_no_such_flag_in_any_jaxlib=1"
+NO_SUCH_OPTION = ("xla_deepmle_no_such_option_in_any_jaxlib", True)
+
+
+def _jax_starts(flags: str) -> bool:
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    code = "import jax; jax.devices()"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+    return proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_an_unknown_xla_flag_is_left_out_and_jax_still_starts(tmp_path, monkeypatch):
+    assert not _jax_starts(NO_SUCH_FLAG)  # what the guard is for: XLA aborts the process
+    monkeypatch.setattr(runtime, "CPU_CHOICES", (
+        runtime.CpuChoice("bogus", flag=NO_SUCH_FLAG), *runtime.CPU_CHOICES))  # fmt: skip
+    monkeypatch.setenv("XLA_FLAGS", "")
+    record = tmp_path / "flags.json"
+    probe = runtime.set_cpu_flags(record)
+    assert probe["unsupported"] == [NO_SUCH_FLAG]
+    assert runtime.EIGEN_DOTS_FLAG in probe["applied"]
+    assert NO_SUCH_FLAG not in os.environ["XLA_FLAGS"]
+    assert _jax_starts(os.environ["XLA_FLAGS"])
+    # Remembered per jaxlib version: the second time probes nothing.
+    saved = json.loads(record.read_text())[f"jaxlib {runtime.jaxlib_version()}"]
+    assert saved[NO_SUCH_FLAG] is False and saved[runtime.EIGEN_DOTS_FLAG] is True
+    monkeypatch.setattr(runtime, "_flags_start", lambda flags: pytest.fail("probed again"))
+    monkeypatch.setenv("XLA_FLAGS", "")
+    assert runtime.set_cpu_flags(record) == probe
+
+
+def test_a_flag_the_user_set_is_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
+    monkeypatch.setenv("DEEPMLE_CPU_OFF", "eigen_dots")
+    monkeypatch.setattr(runtime, "_flags_start", lambda flags: pytest.fail("nothing to probe"))
+    assert runtime.set_cpu_flags(tmp_path / "f.json") == {"applied": [], "unsupported": []}
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"
+
+
+def test_an_unknown_compile_option_does_not_stop_a_run(small, tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "CPU_CHOICES", (
+        runtime.CpuChoice("bogus", option=NO_SUCH_OPTION), *runtime.CPU_CHOICES))  # fmt: skip
+    runtime.cpu_compiler_options.cache_clear()
+    try:
+        config = config_lib.from_dict(
+            {"model": {"hidden_sizes": [4]}, "train": {"seeds": 2, "epochs": 1, "batch_size": 64}}
+        )
+        res = sweep.run(config, small, tmp_path / "run").results
+        assert res.selected is not None
+        tuning = json.loads((tmp_path / "run" / "meta.json").read_text())["cpu_tuning"]
+        assert NO_SUCH_OPTION[0] in tuning["compiler_options_unsupported"]
+        assert NO_SUCH_OPTION[0] not in tuning["compiler_options"]
+        assert tuning["compiler_options"]["xla_backend_optimization_level"] == 1
+    finally:
+        runtime.cpu_compiler_options.cache_clear()
+
+
+def test_switched_off_choices_are_not_applied(monkeypatch):
+    monkeypatch.setenv("DEEPMLE_CPU_OFF", "llvm_level_1,loop_emitters")
+    runtime.cpu_compiler_options.cache_clear()
+    try:
+        assert runtime.cpu_compiler_options() == {}
+    finally:
+        runtime.cpu_compiler_options.cache_clear()
