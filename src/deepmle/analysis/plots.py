@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from deepmle import store
-from deepmle.results import RunResults, hidden_label, load_run
-from deepmle.stats import mean_ci95
+from deepmle.analysis.load import load_run
+from deepmle.analysis.stats import mean_ci95
+from deepmle.runs import store
+from deepmle.runs.results import RunResults, hidden_label
 
 
 def _pyplot() -> Any:
@@ -144,7 +145,7 @@ def weights(res: RunResults, plt: Any) -> Any:
 
 def misclassified(res: RunResults, plt: Any) -> Any:
     from deepmle import data
-    from deepmle.model import predict_proba
+    from deepmle.core.model import predict_proba
 
     params, label = selected_member(res)
     config = res.config

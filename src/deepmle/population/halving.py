@@ -14,7 +14,6 @@ and maths; only the number of its neighbours changes. Each stopped member keeps 
 metrics (test included) and parameters computed at its rung.
 """
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,14 +23,15 @@ import jax
 import numpy as np
 
 from deepmle import config as config_lib
-from deepmle import programs, train
-from deepmle.results import (
-    CURVE_METRICS,
-    FINAL_METRICS,
-    STOP_METRICS,
-    GroupResult,
-    hidden_label,
-)
+from deepmle import runtime
+from deepmle.core.member import Spec
+from deepmle.core.types import Dataset
+from deepmle.population import groups, programs
+from deepmle.progress import Progress
+
+STOP_METRICS = ("stopped_epoch", "stopped_rung")
+"""Final entries of a successive-halving run only ([seeds, lrs] int): the 1-based epoch and
+0-based rung at which a member's cell stopped, -1 for members trained to the last epoch."""
 
 
 def rung_epochs(epochs: int, eta: int, min_epochs: int) -> list[int]:
@@ -83,41 +83,65 @@ def padded_index(n: int, size: int) -> np.ndarray:
 class Shape(NamedTuple):
     """What a shape's halving needs from the orchestration (deepmle.sweep)."""
 
-    hidden: tuple[int, ...]
-    spec: train.Spec
+    label: str
+    spec: Spec
 
 
 class Env(NamedTuple):
     """The orchestration's services: ``prepare(spec, layout, lrs) -> (program, inputs)``,
     ``wait(outputs)`` (hears Ctrl-C), ``on_epoch(epoch, mean_ll, epochs)`` for progress."""
 
-    prepare: Callable[[train.Spec, programs.Layout, np.ndarray], tuple[Any, Any]]
+    prepare: Callable[[Spec, programs.Layout, np.ndarray], tuple[Any, Any]]
     wait: Callable[[Any], None]
     on_epoch: Callable[[int, float, int], None]
 
 
+def make_env(
+    dataset: Dataset,
+    pixels: programs.Pixels,
+    cache: groups.ProgramCache,
+    chunk_bytes: int,
+    progress: Progress,
+    interrupts: runtime.Interrupts,
+) -> Env:
+    """The services of a sweep's run: each rung's survivors laid out afresh, with the dataset
+    on that layout's mesh and their program from ``cache``."""
+    on_mesh: dict[Any, programs.DeviceData] = {}
+
+    def prepare(spec: Spec, layout: programs.Layout, lrs: np.ndarray) -> tuple[Any, Any]:
+        mesh = layout.mesh
+        key = (mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
+        if key not in on_mesh:
+            on_mesh[key] = programs.device_data(dataset, mesh, pixels)
+        program, args, _ = groups.prepare(spec, layout, lrs, on_mesh[key], cache, chunk_bytes)
+        return program, args
+
+    def wait(outputs: Any) -> None:
+        groups._wait(outputs, interrupts)
+
+    return Env(prepare, wait, progress.epoch)
+
+
 class _Accum(NamedTuple):
-    """A shape's members over the whole run, [seeds, lrs, ...], filled rung by rung."""
+    """A shape's members over the whole run, [seeds, lrs, ...], filled rung by rung; the
+    arrays take their keys, dtypes and sizes from the first rung's."""
 
     params: list
     final: dict[str, np.ndarray]
     curves: dict[str, np.ndarray]
 
 
-def _empty(spec: train.Spec, n_seeds: int, n_lrs: int, epochs: int) -> _Accum:
-    sizes = spec.layer_sizes
-    params = [
-        {"w": np.zeros((n_seeds, n_lrs, a, b), np.float32),
-         "b": np.zeros((n_seeds, n_lrs, b), np.float32)}
-        for a, b in itertools.pairwise(sizes)
-    ]  # fmt: skip
-    final = {
-        k: np.full((n_seeds, n_lrs), -1 if k.startswith("diverged") else np.nan,
-                   np.int32 if k.startswith("diverged") else np.float32)
-        for k in FINAL_METRICS
-    }  # fmt: skip
-    final |= {k: np.full((n_seeds, n_lrs), -1, np.int32) for k in STOP_METRICS}
-    curves = {k: np.full((n_seeds, n_lrs, epochs), np.nan, np.float32) for k in CURVE_METRICS}
+def _empty(first: programs.GroupArrays, n_lrs: int, epochs: int) -> _Accum:
+    """Room for every cell: zeros for params, NaN (or -1 for integers) for metrics."""
+
+    def full(a: np.ndarray, *rest: int) -> np.ndarray:
+        return np.full((a.shape[0], n_lrs, *rest), np.nan if a.dtype.kind == "f" else -1, a.dtype)
+
+    params = [{k: np.zeros((v.shape[0], n_lrs, *v.shape[2:]), v.dtype) for k, v in layer.items()}
+              for layer in first.params]  # fmt: skip
+    final = {k: full(v) for k, v in first.final.items()}
+    final |= {k: full(first.final["diverged_epoch"]) for k in STOP_METRICS}
+    curves = {k: full(v, epochs) for k, v in first.curves.items()}
     return _Accum(params, final, curves)
 
 
@@ -191,9 +215,9 @@ class Decision(NamedTuple):
 
 def run(
     config: config_lib.Config, shapes: Sequence[Shape], env: Env
-) -> tuple[list[GroupResult], dict[str, Any]]:
-    """Train ``config``'s cells by successive halving: every shape's GroupResult (final
-    metrics with STOP_METRICS) and the record meta.json keeps under "halving"."""
+) -> tuple[list[tuple[programs.GroupArrays, dict[str, Any]]], dict[str, Any]]:
+    """Train ``config``'s cells by successive halving: every shape's host arrays (final
+    metrics with STOP_METRICS) and timings, and the record meta.json keeps under "search"."""
     search = config.search
     n_seeds, epochs = config.train.seeds, config.train.epochs
     lrs = np.asarray(config.train.learning_rate, np.float64)
@@ -201,7 +225,7 @@ def run(
     alive = [np.arange(len(lrs)) for _ in shapes]
     states: list[Any] = [None for _ in shapes]
     rows_in_state = [np.arange(len(lrs)) for _ in shapes]
-    acc = [_empty(s.spec, n_seeds, len(lrs), epochs) for s in shapes]
+    acc: list[Any] = [None for _ in shapes]
     infos: list[list[dict]] = [[] for _ in shapes]
     table, decisions, member_epochs, start = [], [], 0, 0
     for k, end in enumerate(rungs):
@@ -214,6 +238,7 @@ def run(
             )
             rows_in_state[i] = np.arange(alive[i].size)
             member_epochs += n_seeds * alive[i].size * (end - start)
+            acc[i] = acc[i] or _empty(arrays, len(lrs), epochs)
             a, idx = acc[i], alive[i]
             for key, v in arrays.curves.items():
                 a.curves[key][:, idx, start:end] = v
@@ -241,7 +266,7 @@ def run(
         for j, (i, li) in enumerate(cells):
             if not last:
                 decisions.append(Decision(
-                    hidden_label(shapes[i].hidden), float(lrs[li]), k, end, int(rank[j]),
+                    shapes[i].label, float(lrs[li]), k, end, int(rank[j]),
                     len(cells), float(scores[j]), cutoff, bool(kept[j]),
                 )._asdict())  # fmt: skip
             if not kept[j]:
@@ -263,11 +288,11 @@ def run(
             keep_here = np.array([kept[j] for j, (si, _) in enumerate(cells) if si == i], bool)
             alive[i], rows_in_state[i] = alive[i][keep_here], rows_in_state[i][keep_here]
         start = end
-    groups = [
-        GroupResult(s.hidden, np.arange(n_seeds), lrs, a.params, a.final, a.curves,
-                    {"rungs": info, "train_s": sum(r["train_s"] for r in info),
-                     "prepare_s": sum(r["prepare_s"] for r in info)})
-        for s, a, info in zip(shapes, acc, infos, strict=True)
+    out = [
+        (programs.GroupArrays(a.params, a.curves, a.final),
+         {"rungs": info, "train_s": sum(r["train_s"] for r in info),
+          "prepare_s": sum(r["prepare_s"] for r in info)})
+        for a, info in zip(acc, infos, strict=True)
     ]  # fmt: skip
     record = {
         "method": "halving",
@@ -279,4 +304,4 @@ def run(
         "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * epochs,
         "decisions": decisions,
     }
-    return groups, record
+    return out, record

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from deepmle import config as config_lib
-from deepmle import halving, programs, runtime, sweep, train
+from deepmle import runtime, sweep, train
+from deepmle.core import registry
+from deepmle.population import halving, programs
 
 SEARCH = [
     "model.hidden_sizes=[[8], [16]]",
@@ -46,7 +48,7 @@ def test_take_lrs_slices_each_leaf_where_its_learning_rate_axis_sits(small):
     start_lls [seeds, n] has no lrs axis. Slicing must pick the same member in every leaf."""
     config = config_lib.Config()
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
-    spec = spec._replace(optimizer=train.registry.optimizer("adam", 0.9))
+    spec = spec._replace(optimizer=registry.optimizer("adam", 0.9))
     members = programs.group(spec, small, 3)
     rng = np.random.default_rng(0)
     params = [
@@ -166,7 +168,8 @@ def test_run_directory_explains_the_rungs(grid_and_halving):
     among the cells trained to the end."""
     import csv
 
-    from deepmle import report, results
+    from deepmle import results
+    from deepmle.analysis import report
 
     halved, _ = grid_and_halving["halving"]
     loaded = results.load_run(halved.run_dir)
