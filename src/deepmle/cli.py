@@ -3,6 +3,7 @@
 deepmle run CONFIG [--set section.key=value ...] [--out DIR] [--quiet] [--overwrite] ...
 deepmle plot RUN_DIR
 deepmle tensorboard RUN_DIR
+deepmle explain RUN_DIR h32 lr=0.12
 
 Exit codes: 0 done; 1 every member diverged; 2 bad input (config, data, command line, an
 unusable run or cache directory, a grid that cannot fit in memory), one line, nothing lost;
@@ -65,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("run_dir", type=Path)
     tb = sub.add_parser("tensorboard", help="write TensorBoard event files for a finished run")
     tb.add_argument("run_dir", type=Path)
+    ex = sub.add_parser("explain", help="why successive halving stopped or kept a cell")
+    ex.add_argument("run_dir", type=Path)
+    ex.add_argument("hidden", help="the cell's shape, e.g. h32 or 64-32")
+    ex.add_argument("lr", help="its learning rate, e.g. lr=0.12 (the nearest within 1%%)")
     return p
 
 
@@ -178,6 +183,20 @@ def _tensorboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from deepmle.analysis import load, report
+
+    lr_text = args.lr.removeprefix("lr=")
+    try:
+        lr = float(lr_text)
+    except ValueError:
+        raise UserError(
+            f"deepmle explain: lr: expected a number like lr=0.12, got {args.lr!r}"
+        ) from None
+    print("\n".join(report.explain(load.load_run(args.run_dir), args.hidden, lr)))
+    return EXIT_OK
+
+
 def _out_of_memory(e: BaseException) -> bool:
     return type(e).__name__ == "XlaRuntimeError" and "RESOURCE_EXHAUSTED" in str(e)
 
@@ -186,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `deepmle` console script; returns the exit code."""
     try:
         args = _parser().parse_args(argv)
-        return {"run": _run, "plot": _plot, "tensorboard": _tensorboard}[args.command](args)
+        commands = {"run": _run, "plot": _plot, "tensorboard": _tensorboard, "explain": _explain}
+        return commands[args.command](args)
     except UserError as e:
         print(f"deepmle: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -230,3 +230,21 @@ def test_halving_a_single_cell_is_refused(tmp_path):
     path.write_text('[search]\nmethod = "halving"\n')
     with pytest.raises(config_lib.ConfigError, match=r"\[search\] method: 'halving' needs more"):
         config_lib.load(path)
+
+
+def test_explain_says_why_a_cell_stopped(grid_and_halving, capsys):
+    from deepmle.cli import main
+
+    halved, _ = grid_and_halving["halving"]
+    assert main(["explain", str(halved.run_dir), "h8", "lr=30000"]) == 0
+    out = capsys.readouterr().out
+    assert "rung 0 at epoch 1: rank 11 of 12" in out and "-inf < cutoff" in out  # h16 is 12th
+    assert "(the best ceil(12/2) = 6 continue): stopped here" in out
+    best = halved.selected
+    assert main(["explain", str(halved.run_dir), f"h{best['hidden_sizes']}",
+                 f"lr={best['learning_rate']}"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "trained to the last epoch (4); selected on validation" in out
+    assert out.count(": kept") == 2
+    assert main(["explain", str(halved.run_dir), "h8", "lr=0.02"]) == 2
+    assert "no learning rate within 1% of 0.02" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import numpy as np
 
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
 from deepmle.core.member import DIVERGENCE_REASONS
+from deepmle.errors import UserError
 from deepmle.runs.results import FINAL_METRICS, GroupResult, hidden_label, lr_labels
 
 SUMMARY_METRICS = ("train_ll", "val_ll", "val_accuracy", "test_accuracy")
@@ -250,4 +251,41 @@ def rung_lines(rungs: Sequence[dict[str, Any]]) -> list[str]:
             f"successive halving trained {done} member-epochs, {100 * done / grid:.1f}% of the "
             f"full grid's {grid}; {rungs[-1]['cells_kept']} cells to the last epoch"
         )
+    return lines
+
+
+def explain(results: Any, hidden: str, lr: float) -> list[str]:
+    """Why a cell (``hidden`` as 'h32' or '32', learning rate ``lr``, the nearest within 1%)
+    continued or stopped at each rung of a successive-halving run: its rank and mean
+    validation LL against the cutoff. UserError naming what is not there."""
+    shape = hidden.removeprefix("h")
+    rows = [r for r in results.summary if r["hidden_sizes"] == shape]
+    if not rows:
+        shapes = ", ".join(sorted({"h" + r["hidden_sizes"] for r in results.summary}))
+        raise UserError(f"deepmle explain: no shape {hidden} in this run (it has {shapes})")
+    row = min(rows, key=lambda r: abs(math.log(r["learning_rate"] / lr)))
+    if abs(math.log(row["learning_rate"] / lr)) > math.log(1.01):
+        raise UserError(f"deepmle explain: h{shape} has no learning rate within 1% of {lr:g}")
+    label = f"h{shape} lr {lr_labels([row['learning_rate']])[row['learning_rate']]}"
+    decisions = [
+        d
+        for d in results.decisions
+        if d["hidden_sizes"] == shape and d["learning_rate"] == row["learning_rate"]
+    ]
+    if not results.rungs:
+        return [f"{label}: a grid run; every cell trained to the last epoch"]
+    lines, eta = [], results.meta["search"]["eta"]
+    for d in decisions:
+        side = ">=" if d["val_ll"] >= d["cutoff_val_ll"] else "<"
+        verdict = "kept" if d["kept"] else "stopped here"
+        lines.append(
+            f"{label}: rung {d['rung']} at epoch {d['epoch']}: rank {d['rank']} of {d['of']} "
+            f"by mean validation LL over seeds, {_num(d['val_ll'])} {side} cutoff "
+            f"{_num(d['cutoff_val_ll'])} (the best ceil({d['of']}/{eta}) = "
+            f"{math.ceil(d['of'] / eta)} continue): {verdict}"
+        )
+    if row["stopped_epoch"] == "":
+        last = results.rungs[-1]["epoch"]
+        chosen = "; selected on validation" if row["selected"] else ""
+        lines.append(f"{label}: trained to the last epoch ({last}){chosen}")
     return lines
