@@ -53,6 +53,40 @@ def _finished(
     return found, [bool(d) for d in done]
 
 
+def _halve(
+    config: config_lib.Config,
+    specs: list,
+    dataset: Dataset,
+    pixels: programs.Pixels,
+    cache: ProgramCache,
+    chunk_bytes: int,
+    progress: Progress,
+    interrupts: runtime.Interrupts,
+    run: store.RunDir | None,
+    data_sha256: str,
+) -> tuple[list, dict[str, Any]]:
+    """Successive halving (deepmle.population.halving), its state saved after each rung and
+    a verified saved state resumed from (one process; other runs start over)."""
+    resume = None
+    if run is not None and run.resumed and jax.process_count() == 1:
+        resume, problem = store.read_rungs(run.work, config, data_sha256)
+        if resume is None and problem != "is not saved":
+            moved = store.reject_group(run, store.RUNGS)
+            progress.warn(f"saved rungs {problem}: not used, trained again"
+                          + (f" (kept as {', '.join(moved)})" if moved else ""))  # fmt: skip
+        elif resume is not None:
+            progress.warn(f"resuming successive halving after rung {resume[1]['rung']}")
+
+    def checkpoint(arrays: dict, record: dict) -> None:
+        if run is not None:
+            store.save_rungs(run, config, arrays, record, data_sha256)
+
+    env = halving.make_env(dataset, pixels, cache, chunk_bytes, progress, interrupts, checkpoint)
+    shapes = [halving.Shape(hidden_label(h), s)
+              for h, s in zip(config.model.hidden_sizes, specs, strict=True)]  # fmt: skip
+    return halving.run(config, shapes, env, resume)
+
+
 class Outcome(NamedTuple):
     """What ``run`` returns: the results as ``load_run`` would read them (on processes other
     than 0, the groups trained in this run only), and notes for the user."""
@@ -105,12 +139,8 @@ def run(
             groups, trained = [], []
             if config.search.method == "halving":  # every shape together, rung by rung
                 done = [True] * len(done)
-                env = halving.make_env(dataset, data.pixels, cache, chunk_bytes, progress,
-                                       interrupts)  # fmt: skip
-                shapes = [
-                    halving.Shape(hidden_label(h), s) for h, s in zip(hiddens, specs, strict=True)
-                ]
-                arrays, record = halving.run(config, shapes, env)
+                arrays, record = _halve(config, specs, dataset, data.pixels, cache, chunk_bytes,
+                                        progress, interrupts, run, data_sha256)  # fmt: skip
                 for hidden, (a, info) in zip(hiddens, arrays, strict=True):
                     seeds = np.arange(config.train.seeds)
                     g = GroupResult(hidden, seeds, lrs, a.params, a.final, a.curves, info)

@@ -248,3 +248,45 @@ def test_explain_says_why_a_cell_stopped(grid_and_halving, capsys):
     assert out.count(": kept") == 2
     assert main(["explain", str(halved.run_dir), "h8", "lr=0.02"]) == 2
     assert "no learning rate within 1% of 0.02" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kill_9_mid_rung_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
+    """A real SIGKILL once rung 0's state is saved (rung 1 then runs), a re-run from the
+    saved rung, and an uninterrupted run: the same bytes in every result file."""
+    import csv
+    import json
+    import signal
+
+    from deepmle.runs import store
+
+    from ..helpers import deepmle_process, finish, wait_for
+
+    grid = ["--no-cache", "--set", "model.hidden_sizes=[[16], [32], [64]]",
+            "--set", "train.learning_rate={ log_uniform = [0.01, 10.0], samples = 9 }",
+            "--set", "train.seeds=8", "--set", "train.epochs=9",
+            "--set", "search.eta=2"]  # fmt: skip
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = deepmle_process(killed, *grid, config="halving.toml")
+    wait_for(killed / "groups" / "rungs.json", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    config = config_lib.load(killed / "config.toml")
+    recorded = json.loads((killed / "groups" / "rungs.json").read_text())["data_sha256"]
+    saved, problem = store.read_rungs(killed, config, recorded)
+    assert saved is not None, problem
+    assert saved[1]["rung"] < 4 and not (killed / "meta.json").exists()  # killed mid-run
+
+    code, _, err = finish(deepmle_process(killed, *grid, config="halving.toml"))
+    assert code == 0, err
+    assert f"resuming successive halving after rung {saved[1]['rung']}" in err
+    code, _, err = finish(deepmle_process(whole, *grid, config="halving.toml"))
+    assert code == 0, err
+    for name in ("params.npz", "members.csv", "curves.csv", "summary.csv"):
+        assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
+
+    def rungs(run):
+        with open(run / "rungs.csv") as f:
+            return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
+
+    assert rungs(killed) == rungs(whole) and len(rungs(whole)) == 5

@@ -14,6 +14,7 @@ and maths; only the number of its neighbours changes. Each stopped member keeps 
 metrics (test included) and parameters computed at its rung.
 """
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +25,8 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle import runtime
-from deepmle.core.member import Spec
-from deepmle.core.types import Dataset
+from deepmle.core.member import Spec, member
+from deepmle.core.types import Dataset, Split
 from deepmle.population import groups, programs
 from deepmle.progress import Progress
 
@@ -89,11 +90,13 @@ class Shape(NamedTuple):
 
 class Env(NamedTuple):
     """The orchestration's services: ``prepare(spec, layout, lrs) -> (program, inputs)``,
-    ``wait(outputs)`` (hears Ctrl-C), ``on_epoch(epoch, mean_ll, epochs)`` for progress."""
+    ``wait(outputs)`` (hears Ctrl-C), ``on_epoch(epoch, mean_ll, epochs)`` for progress,
+    ``checkpoint(arrays, record)`` keeps the run's state after each rung."""
 
     prepare: Callable[[Spec, programs.Layout, np.ndarray], tuple[Any, Any]]
     wait: Callable[[Any], None]
     on_epoch: Callable[[int, float, int], None]
+    checkpoint: Callable[[dict[str, np.ndarray], dict[str, Any]], None]
 
 
 def make_env(
@@ -103,6 +106,7 @@ def make_env(
     chunk_bytes: int,
     progress: Progress,
     interrupts: runtime.Interrupts,
+    checkpoint: Callable[[dict[str, np.ndarray], dict[str, Any]], None],
 ) -> Env:
     """The services of a sweep's run: each rung's survivors laid out afresh, with the dataset
     on that layout's mesh and their program from ``cache``."""
@@ -119,7 +123,7 @@ def make_env(
     def wait(outputs: Any) -> None:
         groups._wait(outputs, interrupts)
 
-    return Env(prepare, wait, progress.epoch)
+    return Env(prepare, wait, progress.epoch, checkpoint)
 
 
 class _Accum(NamedTuple):
@@ -149,16 +153,14 @@ def _segment(
     shape: Shape,
     env: Env,
     host_state: Any,
-    rows: np.ndarray,
     lrs: np.ndarray,
     n_seeds: int,
     start: int,
     end: int,
 ) -> tuple[Any, programs.GroupArrays, dict[str, Any]]:
     """Epochs [start, end) of one shape's running cells (learning rates ``lrs``), from
-    ``host_state`` (None at epoch 0) whose learning-rate positions ``rows`` hold them: (its
-    state after, real members only; its arrays with ``final`` computed at epoch ``end``;
-    timings)."""
+    ``host_state`` (None at epoch 0; else theirs, seeds first): (its state after, real
+    members only; its arrays with ``final`` computed at epoch ``end``; timings)."""
     t0 = time.perf_counter()
     layout = programs.plan(n_seeds, len(lrs))
     program, args = env.prepare(shape.spec, layout, lrs)
@@ -167,7 +169,7 @@ def _segment(
         state = programs.placeholder_state(program)
     else:
         axes = programs._state_axes(shape.spec, args.data)
-        host = take_lrs(host_state, axes, rows[padded_index(len(lrs), layout.padded_lrs)])
+        host = take_lrs(host_state, axes, padded_index(len(lrs), layout.padded_lrs))
         host = take_seeds(host, padded_index(n_seeds, layout.padded_seeds))
         state = jax.tree.map(
             lambda a, s: programs._global(np.asarray(a, s.dtype), s.sharding),
@@ -213,31 +215,95 @@ class Decision(NamedTuple):
     kept: bool
 
 
+def _fake_data(spec: Spec) -> Dataset:
+    """Shapes only: what the state's structure and axes need (they do not depend on sizes)."""
+    split = Split(jax.ShapeDtypeStruct((1, spec.layer_sizes[0]), np.float32),
+                  jax.ShapeDtypeStruct((1,), np.float32))  # fmt: skip
+    return Dataset(split, split, split)
+
+
+def _state_treedef(spec: Spec) -> Any:
+    sizes, f32 = spec.layer_sizes, np.float32
+    params = [
+        {"w": jax.ShapeDtypeStruct((a, b), f32), "b": jax.ShapeDtypeStruct((b,), f32)}
+        for a, b in itertools.pairwise(sizes)
+    ]
+    return jax.tree.structure(jax.eval_shape(member(spec).init, params, _fake_data(spec)))
+
+
+class _Run(NamedTuple):
+    """Everything of a halving run between rungs: what a snapshot saves and a resume restores."""
+
+    alive: list[np.ndarray]
+    states: list[Any]
+    acc: list[Any]
+    record: dict[str, Any]
+
+
+def _to_arrays(r: _Run) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    for i, (alive, state, a) in enumerate(zip(r.alive, r.states, r.acc, strict=True)):
+        arrays[f"{i}/alive"] = alive
+        arrays |= {f"{i}/final/{k}": v for k, v in a.final.items()}
+        arrays |= {f"{i}/curves/{k}": v for k, v in a.curves.items()}
+        arrays |= {f"{i}/params/{n}/{k}": v for n, layer in enumerate(a.params)
+                   for k, v in layer.items()}  # fmt: skip
+        if state is not None:
+            arrays |= {f"{i}/state/{j}": v for j, v in enumerate(jax.tree.leaves(state))}
+    return arrays
+
+
+def _from_arrays(arrays: dict[str, np.ndarray], record: dict, shapes: Sequence[Shape]) -> _Run:
+    alive, states, acc = [], [], []
+
+    def get(i: int, kind: str) -> dict[str, np.ndarray]:
+        return {k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{i}/{kind}/")}
+
+    for i, shape in enumerate(shapes):
+        layers = len(shape.spec.layer_sizes) - 1
+        params = [{k: arrays[f"{i}/params/{n}/{k}"] for k in ("w", "b")} for n in range(layers)]
+        acc.append(_Accum(params, get(i, "final"), get(i, "curves")))
+        alive.append(arrays[f"{i}/alive"])
+        leaves = [arrays[f"{i}/state/{j}"] for j in range(len(get(i, "state")))]
+        states.append(_state_treedef(shape.spec).unflatten(leaves) if leaves else None)
+    return _Run(alive, states, acc, record)
+
+
 def run(
-    config: config_lib.Config, shapes: Sequence[Shape], env: Env
+    config: config_lib.Config,
+    shapes: Sequence[Shape],
+    env: Env,
+    resume: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None,
 ) -> tuple[list[tuple[programs.GroupArrays, dict[str, Any]]], dict[str, Any]]:
     """Train ``config``'s cells by successive halving: every shape's host arrays (final
-    metrics with STOP_METRICS) and timings, and the record meta.json keeps under "search"."""
+    metrics with STOP_METRICS) and timings, and the record meta.json keeps under "search".
+    After each rung ``env.checkpoint(arrays, record)`` receives the run's state; ``resume``
+    (what a checkpoint received) continues from that rung, bitwise as if never stopped."""
     search = config.search
     n_seeds, epochs = config.train.seeds, config.train.epochs
     lrs = np.asarray(config.train.learning_rate, np.float64)
     rungs = rung_epochs(epochs, search.eta, search.min_epochs)
-    alive = [np.arange(len(lrs)) for _ in shapes]
-    states: list[Any] = [None for _ in shapes]
-    rows_in_state = [np.arange(len(lrs)) for _ in shapes]
-    acc: list[Any] = [None for _ in shapes]
-    infos: list[list[dict]] = [[] for _ in shapes]
-    table, decisions, member_epochs, start = [], [], 0, 0
+    if resume is not None:
+        r = _from_arrays(*resume, shapes)
+    else:
+        record = {"rung": -1, "start": 0, "rungs": [], "decisions": [], "member_epochs": 0,
+                  "infos": [[] for _ in shapes]}  # fmt: skip
+        r = _Run([np.arange(len(lrs)) for _ in shapes], [None] * len(shapes),
+                 [None] * len(shapes), record)  # fmt: skip
+    alive, states, acc, rec = r
+    table, decisions, infos = rec["rungs"], rec["decisions"], rec["infos"]
     for k, end in enumerate(rungs):
+        if k <= rec["rung"]:
+            continue
+        start = rec["start"]
         t0 = time.perf_counter()
         for i, shape in enumerate(shapes):
             if alive[i].size == 0:
                 continue
             states[i], arrays, info = _segment(
-                shape, env, states[i], rows_in_state[i], lrs[alive[i]], n_seeds, start, end
+                shape, env, states[i], lrs[alive[i]], n_seeds, start, end
             )
-            rows_in_state[i] = np.arange(alive[i].size)
-            member_epochs += n_seeds * alive[i].size * (end - start)
+            rec["member_epochs"] += n_seeds * alive[i].size * (end - start)
             acc[i] = acc[i] or _empty(arrays, len(lrs), epochs)
             a, idx = acc[i], alive[i]
             for key, v in arrays.curves.items():
@@ -259,7 +325,7 @@ def run(
         last = k == len(rungs) - 1
         n_keep = len(cells) if last else keep_count(len(cells), search.eta)
         order = ranking(scores)
-        cutoff = float(scores[order[n_keep - 1]]) if cells else float("nan")
+        cutoff = float(scores[order[n_keep - 1]])
         rank = np.empty(len(cells), int)
         rank[order] = np.arange(1, len(cells) + 1)
         kept = rank <= n_keep
@@ -278,16 +344,20 @@ def run(
             "cells_ranked": len(cells),
             "cells_kept": int(kept.sum()),
             "cutoff_val_ll": "" if last else cutoff,
-            "member_epochs": member_epochs,
+            "member_epochs": rec["member_epochs"],
             "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * end,
             "wall_s": time.perf_counter() - t0,
         })  # fmt: skip
-        if last:
-            break
-        for i in range(len(shapes)):
+        for i, shape in enumerate(shapes):
             keep_here = np.array([kept[j] for j, (si, _) in enumerate(cells) if si == i], bool)
-            alive[i], rows_in_state[i] = alive[i][keep_here], rows_in_state[i][keep_here]
-        start = end
+            alive[i] = alive[i][keep_here]
+            if last or alive[i].size == 0:
+                states[i] = None
+            elif not keep_here.all():
+                axes = programs._state_axes(shape.spec, _fake_data(shape.spec))
+                states[i] = take_lrs(states[i], axes, np.flatnonzero(keep_here))
+        rec["rung"], rec["start"] = k, end
+        env.checkpoint(_to_arrays(_Run(alive, states, acc, rec)), rec)
     out = [
         (programs.GroupArrays(a.params, a.curves, a.final),
          {"rungs": info, "train_s": sum(r["train_s"] for r in info),
@@ -300,7 +370,7 @@ def run(
         "min_epochs": search.min_epochs,
         "rung_epochs": rungs,
         "rungs": table,
-        "member_epochs": member_epochs,
+        "member_epochs": rec["member_epochs"],
         "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * epochs,
         "decisions": decisions,
     }

@@ -46,7 +46,7 @@ from deepmle.runs.results import (
 MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"
 _TOP = r"config\.toml|summary\.csv|members\.csv|curves\.csv|rungs\.csv|params\.npz|meta\.json"
-_GROUP = r"h[0-9x-]+(-[0-9a-f]{8})?\.(npz|json)"
+_GROUP = r"(h[0-9x-]+(-[0-9a-f]{8})?|rungs)\.(npz|json)"
 _PLOT = r"(heatmap|curves|lr|weights|misclassified|halving)\.png"
 _CELL = r"h[0-9x-]+(-[0-9a-f]{8})?_lr[0-9.e+-]+"
 _EVENTS = r"events\.out\.tfevents\.[^/]+"
@@ -397,6 +397,59 @@ def read_group(
     sizes = config.shapes[config.model.hidden_sizes.index(hidden)]
     problem = check_group(g, sizes, config.train.seeds, lrs, config.train.epochs)
     return (None, f"{npz_path.name} {problem}") if problem else (g, "")
+
+
+RUNGS = "rungs"
+"""groups/rungs.npz and .json: a successive-halving run at its last finished rung."""
+
+
+def save_rungs(
+    run: RunDir,
+    config: config_lib.Config,
+    arrays: Mapping[str, np.ndarray],
+    record: dict[str, Any],
+    data_sha256: str,
+) -> None:
+    """A halving run's state at a rung boundary (deepmle.population.halving.Snapshot), saved
+    like a group: the npz, then a json with its sha256 and the run's identity."""
+    data = npz_bytes(arrays)
+    atomic_write_bytes(run.work / "groups" / f"{RUNGS}.npz", data)
+    write_json(run.work / "groups" / f"{RUNGS}.json", {
+        "group": RUNGS,
+        "identity": identity(config, None, data_sha256),
+        "data_sha256": data_sha256,
+        "npz_sha256": hashlib.sha256(data).hexdigest(),
+        "record": record,
+    })  # fmt: skip
+
+
+def read_rungs(
+    run_dir: Path, config: config_lib.Config, data_sha256: str
+) -> tuple[tuple[dict[str, np.ndarray], dict[str, Any]] | None, str]:
+    """((arrays, record), "") of a verified rung snapshot of ``config`` on this data, or (None,
+    why it cannot be used)."""
+    json_path, npz_path = run_dir / "groups" / f"{RUNGS}.json", run_dir / "groups" / f"{RUNGS}.npz"
+    if not json_path.is_file() or not npz_path.is_file():
+        return None, "is not saved"
+    try:
+        meta = json.loads(json_path.read_text())
+        data = npz_path.read_bytes()
+    except (OSError, ValueError) as e:
+        return None, f"is unreadable ({e})"
+    if not isinstance(meta, dict) or meta.get("group") != RUNGS:
+        return None, f"{json_path.name} is not a rung record"
+    if meta.get("data_sha256") != data_sha256:
+        return None, "was trained on different data"
+    if meta.get("identity") != identity(config, None, data_sha256):
+        return None, "was trained with a different config"
+    if meta.get("npz_sha256") != hashlib.sha256(data).hexdigest():
+        return None, f"{npz_path.name} fails its checksum (damaged or replaced)"
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError) as e:
+        return None, f"{npz_path.name} is unreadable ({e})"
+    return (arrays, meta.get("record", {})), ""
 
 
 def reject_group(run: RunDir, name: str) -> list[str]:
