@@ -290,3 +290,26 @@ def test_kill_9_mid_rung_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
             return [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(f)]
 
     assert rungs(killed) == rungs(whole) and len(rungs(whole)) == 5
+
+
+def test_figure_and_tensorboard_runs_end_where_cells_stopped(grid_and_halving):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from deepmle import results
+    from deepmle.analysis import plots, tensorboard
+
+    halved, _ = grid_and_halving["halving"]
+    loaded = results.load_run(halved.run_dir)
+    paths = plots.draw(halved.run_dir, loaded)
+    assert halved.run_dir / "plots" / "halving.png" in paths
+    tensorboard.write(loaded)
+    for g in loaded.groups:
+        for li, lr in enumerate(g.learning_rates):
+            name = tensorboard.cell_name(g.hidden, results.lr_labels(g.learning_rates)[float(lr)])
+            acc = EventAccumulator(str(halved.run_dir / "tensorboard" / name))
+            acc.Reload()
+            if (g.final["diverged_epoch"][:, li] >= 0).all():
+                continue  # no healthy seed: no curve
+            steps = [s.step for s in acc.Scalars("val_ll")]
+            stop = int(g.final["stopped_epoch"][0, li])
+            assert steps == list(range(1, (stop if stop > 0 else 4) + 1)), (name, stop)

@@ -169,12 +169,51 @@ def misclassified(res: RunResults, plt: Any) -> Any:
     return fig
 
 
+def halving(res: RunResults, plt: Any) -> Any:
+    """Successive halving: each cell's mean validation LL over seeds against epoch (plotted as
+    -LL, log scale), its line ending where the cell stopped; rungs marked; the selected cell
+    highlighted."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    best = res.selected
+    for gi, g in enumerate(res.groups):
+        ok = (g.final["diverged_epoch"] < 0)[:, :, None]
+        values = np.where(ok, g.curves["val_ll"], np.nan)
+        n = np.isfinite(values).sum(axis=0)  # NaN past a cell's stop, and where all diverged
+        mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
+        epochs = np.arange(1, mean.shape[1] + 1)
+        for li, lr in enumerate(g.learning_rates):
+            label = f"hidden {hidden_label(g.hidden)}" if li == 0 else None
+            ax.plot(epochs, -mean[li], color=colors[gi % len(colors)], lw=0.6, alpha=0.5,
+                    marker=".", ms=3, label=label)  # fmt: skip
+            if (
+                best
+                and best["hidden_sizes"] == hidden_label(g.hidden)
+                and (best["learning_rate"] == float(lr))
+            ):
+                ax.plot(epochs, -mean[li], color="black", lw=2.2,
+                        label=f"selected: hidden {best['hidden_sizes']}, lr {lr:.3g}")  # fmt: skip
+    for r in res.rungs[:-1]:
+        ax.axvline(r["epoch"], color="grey", ls="--", lw=0.8)
+        ax.text(r["epoch"], 1.0, f" rung {r['rung']}: {r['cells_kept']}/{r['cells_ranked']}",
+                transform=ax.get_xaxis_transform(), fontsize=7, va="top")  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch (log scale)")
+    ax.set_ylabel("- mean validation LL over seeds (log scale; lower is better)")
+    ax.set_title("successive halving: each cell until it stopped", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def figures(res: RunResults) -> list[tuple[str, Callable[[RunResults, Any], Any]]]:
     """The figures a run gets: the lr plot once 3 or more learning rates were swept, the
     selected model's figures unless every member diverged."""
     out = [("heatmap", heatmap), ("curves", learning_curves)]
     if len(res.config.train.learning_rate) >= 3:
         out.append(("lr", lr_curve))
+    if res.rungs:
+        out.append(("halving", halving))
     if res.selected is not None:
         out += [("weights", weights), ("misclassified", misclassified)]
     return out

@@ -89,7 +89,11 @@ def write(results: RunResults) -> Path:
                 event(writer, 0, hparams.hparams_pb(trial, trial_id=name))
                 ok = healthy[:, li]
                 if ok.any():
-                    for e in range(g.curves["val_ll"].shape[2]):
+                    stop = (
+                        int(g.final["stopped_epoch"][0, li]) if "stopped_epoch" in g.final else -1
+                    )
+                    last = stop if stop > 0 else g.curves["val_ll"].shape[2]  # halving: its stop
+                    for e in range(last):
                         values = [
                             summary_pb2.Summary.Value(
                                 tag=tag, simple_value=float(np.nanmean(g.curves[tag][ok, li, e]))
