@@ -313,3 +313,44 @@ def test_figure_and_tensorboard_runs_end_where_cells_stopped(grid_and_halving):
             steps = [s.step for s in acc.Scalars("val_ll")]
             stop = int(g.final["stopped_epoch"][0, li])
             assert steps == list(range(1, (stop if stop > 0 else 4) + 1)), (name, stop)
+
+
+@pytest.mark.slow
+def test_two_processes_halve_as_one_device_does(tmp_path):
+    """2 processes x 2 devices: every rung's survivors re-laid over all four devices (no
+    device idle that their count does not force), the same members as on one device."""
+    import json
+
+    from ..helpers import deepmle_process, finish, same_members
+    from .test_programs import _free
+
+    grid = ["--no-cache", "--quiet", "--set", "model.hidden_sizes=[[8], [16]]",
+            "--set", "train.learning_rate=[0.1, 0.3, 1.0, 3.0]", "--set", "train.seeds=3",
+            "--set", "train.epochs=3", "--set", "search.eta=2"]  # fmt: skip
+    one = tmp_path / "one"
+    code, _, err = finish(deepmle_process(one, *grid, config="halving.toml"))
+    assert code == 0, err
+    port = next(p for p in range(20000, 30000) if _free(p))
+    out = tmp_path / "two"
+    procs = [
+        deepmle_process(out, *grid, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                        "--process-id", str(i), devices=2, config="halving.toml")
+        for i in range(2)
+    ]  # fmt: skip
+    for p in procs:
+        code, _, err = finish(p)
+        assert code == 0, err
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["process_count"] == 2 and len(meta["devices"]) == 4
+    layouts = [r["layout"] for g in meta["groups"].values() for r in g["rungs"]]
+    assert [lay["devices"] for lay in layouts] == [4] * len(layouts)
+    # 3 seeds x 4 lrs on 4 devices: 1 x 4, no padding
+    assert layouts[0]["mesh"] == {"seeds": 1, "lrs": 4} and layouts[0]["padded_members"] == 0
+    same_members(one, out)
+    kept = lambda run: [
+        r["cells_kept"]
+        for r in json.loads((run / "meta.json").read_text())[  # noqa: E731
+            "search"
+        ]["rungs"]
+    ]
+    assert kept(out) == kept(one)
