@@ -347,10 +347,10 @@ def test_two_processes_halve_as_one_device_does(tmp_path):
     # 3 seeds x 4 lrs on 4 devices: 1 x 4, no padding
     assert layouts[0]["mesh"] == {"seeds": 1, "lrs": 4} and layouts[0]["padded_members"] == 0
     same_members(one, out)
-    kept = lambda run: [
-        r["cells_kept"]
-        for r in json.loads((run / "meta.json").read_text())[  # noqa: E731
-            "search"
-        ]["rungs"]
-    ]
+
+    def kept(run):
+        return [
+            r["cells_kept"] for r in json.loads((run / "meta.json").read_text())["search"]["rungs"]
+        ]
+
     assert kept(out) == kept(one)
