@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     lines = [
         report.table(res.summary),
         *report.divergence_lines(res.groups),
+        *report.selection_lines(res.summary),
         *report.edge_lines(res.summary),
         *outcome.notes,
         f"results in {res.run_dir}/",
