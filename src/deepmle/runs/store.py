@@ -121,7 +121,7 @@ def identity(
     content on the same data resumes, whatever the file is called or the directory it runs in."""
     if hidden is not None:
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
-    content = json.dumps(config_lib.to_dict(config), sort_keys=True) + data_sha256
+    content = json.dumps(_content(config), sort_keys=True) + data_sha256
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -318,6 +318,11 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
 
 
 def _content(config: config_lib.Config) -> dict:
+    """What makes two runs the same: the resolved config, ``search_seed`` at its default.
+    The seed acts only through the learning rates it drew, which the content holds, so an
+    unused one (a list of learning rates) is no different config; the default keeps the
+    identities of groups saved before."""
+    config = replace(config, train=replace(config.train, search_seed=0))
     return config_lib.to_dict(config)
 
 
