@@ -148,9 +148,18 @@ def run(
             notes = []
             if run is not None:
                 summary = outputs.write(run, groups, meta)
+                stale, kept = store.remove_derived(run) if trained else ([], [])
                 if finishing is not None:  # figures and other extras, before a replacement swaps in
                     finishing(RunResults(run.work, config, groups, summary, meta))
-                notes = run.finish()
+                gone = [d for d in stale if not (run.work / d).exists()]
+                notes = [
+                    *[f"removed {d}: it showed the results of groups now retrained "
+                      f"(`deepmle {'plot' if d == 'plots/' else 'tensorboard'} RUN_DIR` "
+                      "draws it anew)" for d in gone],
+                    *[f"{d} holds files of yours, so it was left as it is: it shows the results "
+                      "from before groups were retrained" for d in kept],
+                ]  # fmt: skip
+                notes += run.finish()
                 final_dir = run.path
             else:
                 summary = report.summary_rows(groups)
