@@ -375,3 +375,12 @@ def test_a_file_beside_tensorboard_does_not_block_the_export(finished, tmp_path,
     (out / "tensorboard_notes.txt").write_text("mine, beside the export, not in it")
     assert main(["tensorboard", str(out)]) == 0, capsys.readouterr().err
     assert (out / "tensorboard_notes.txt").read_text().startswith("mine")
+
+
+def test_curves_csv_keeps_its_column_order_after_a_resume(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    header = (out / "curves.csv").read_text().splitlines()[0]
+    assert header.endswith("epoch,train_ll,train_accuracy,val_ll,val_accuracy")
+    (out / "groups" / "h16.json").unlink()  # h8 is loaded from its file, h16 trained again
+    assert _run(out) == 0
+    assert (out / "curves.csv").read_text().splitlines()[0] == header

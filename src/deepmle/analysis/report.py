@@ -10,7 +10,7 @@ import numpy as np
 
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
 from deepmle.core.member import DIVERGENCE_REASONS
-from deepmle.runs.results import FINAL_METRICS, GroupResult, hidden_label, lr_labels
+from deepmle.runs.results import CURVE_METRICS, FINAL_METRICS, GroupResult, hidden_label, lr_labels
 
 SUMMARY_METRICS = ("train_ll", "val_ll", "val_accuracy", "test_accuracy")
 MEMBER_METRICS = tuple(k for k in FINAL_METRICS if not k.startswith("diverged"))
@@ -56,7 +56,7 @@ def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                             "learning_rate": float(lr),
                             "seed": int(seed),
                             "epoch": e + 1,
-                            **{k: float(v[si, li, e]) for k, v in g.curves.items()},
+                            **{k: float(g.curves[k][si, li, e]) for k in CURVE_METRICS},
                         }
                     )
     return rows
