@@ -46,8 +46,9 @@ def test_run_writes_every_output_file(seed_run):
         "groups/h32.json",
     ):
         assert (seed_run / name).is_file(), name
-    for name in ("heatmap", "curves", "weights", "misclassified"):
+    for name in ("curves", "weights", "misclassified"):
         assert (seed_run / "plots" / f"{name}.png").stat().st_size > 1000
+    assert not (seed_run / "plots" / "heatmap.png").exists()  # one cell: no 1x1 heatmap
     assert not list(seed_run.rglob("*.tmp"))
 
 
@@ -110,9 +111,9 @@ def test_overwrite_replaces(tmp_path):
 
 
 def test_plot_redraws_from_the_run_directory(seed_run, capsys):
-    (seed_run / "plots" / "heatmap.png").unlink()
+    (seed_run / "plots" / "curves.png").unlink()
     assert main(["plot", str(seed_run)]) == 0
-    assert (seed_run / "plots" / "heatmap.png").is_file()
+    assert (seed_run / "plots" / "curves.png").is_file()
 
 
 def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):

@@ -254,7 +254,7 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
             )
             lines.append(
                 f"hidden {hidden_label(g.hidden)}, lr {label[float(lr)]}: {int(bad.sum())} of "
-                f"{len(g.seeds)} seeds diverged at {epochs} ({reasons}); frozen at their last "
-                "good epoch, left out of the cell's numbers (members.csv names them)"
+                f"{len(g.seeds)} seeds diverged at {epochs} ({reasons}); frozen, left out of its "
+                "numbers (members.csv names them)"
             )
     return lines
