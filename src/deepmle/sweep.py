@@ -73,10 +73,23 @@ def run(
     chunk_bytes: int = programs.CHUNK_BYTES,
     extra_meta: dict[str, Any] | None = None,
     finishing: Callable[[RunResults], None] | None = None,
+    figures: bool = False,
 ) -> Outcome:
     """Train every group of ``config`` into ``run_dir`` (resuming finished groups), write the
     run's files, and return its results. Process 0 alone writes the run directory;
-    ``finishing(results)`` adds files to it (figures) before it is complete."""
+    ``figures`` draws ``plots/`` as the command does; ``finishing(results)`` adds other files
+    to it before it is complete. From a notebook, call ``deepmle.runtime.setup()`` first for
+    the command's devices and compilation cache."""
+    if figures:
+        from deepmle.analysis import plots
+
+        extra = finishing
+
+        def finishing(results: RunResults) -> None:
+            plots.draw(results.run_dir, results)
+            if extra is not None:
+                extra(results)
+
     t_start = time.perf_counter()
     progress = progress or Progress(quiet=True)
     cache = cache or ProgramCache()
