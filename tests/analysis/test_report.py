@@ -145,3 +145,11 @@ def test_one_line_per_diverged_cell_with_counts_not_a_clause_per_seed():
     div = np.array([[0], [1], [2], [3], [-1], [1], [2], [0]])
     (line,) = report.divergence_lines([_group((32,), [3.0], acc, diverged=div)])
     assert "7 of 8 seeds diverged at epochs 1-4" in line and len(line) < 200
+
+
+def test_the_smallest_learning_rate_and_shape_are_edges_too():
+    acc = np.array([[0.99, 0.98, 0.97]] * 2)
+    groups = [_group((8,), [0.1, 0.3, 1.0], acc), _group((16,), [0.1, 0.3, 1.0], acc - 0.01)]
+    lines = report.edge_lines(report.summary_rows(groups))
+    assert any("lr 0.1" in line and "edge" in line and "smallest" in line for line in lines)
+    assert any("hidden sizes 8" in line and "edge" in line and "smallest" in line for line in lines)
