@@ -173,6 +173,27 @@ def test_make_train_takes_the_data_as_an_argument_not_a_constant(small):
     assert len(lowered.as_text()) < 2_000_000  # the small set alone is 1.6M floats
 
 
+def test_train_refuses_data_of_another_training_size(small, embedded):
+    """Its minibatch orders index the split it was made for: on a larger one it would train on
+    the first examples only (gathers clamp), on a smaller one on repeated ones."""
+    run = train.make_train(_config(epochs=1), small)
+    with pytest.raises(ValueError, match=r"data\.train: 11430 examples, but .* made for 1024"):
+        run(jax.random.key(0), 0.5, embedded)
+    with pytest.raises(ValueError, match="made for 1024"):
+        jax.jit(run)(jax.random.key(0), 0.5, embedded)  # shapes are static: inside jit too
+
+
+def test_train_refuses_a_learning_rate_array_outside_vmap_and_bad_labels(small):
+    run = train.make_train(_config(epochs=1), small)
+    with pytest.raises(ValueError, match=r"learning_rate: expected a scalar, got shape \[2\]"):
+        run(jax.random.key(0), jnp.array([0.1, 1.0]), small)
+    y = small.train.y.copy()
+    y[0] = 2
+    bad = small._replace(train=small.train._replace(y=y))
+    with pytest.raises(ValueError, match=r"data.train.y: labels must be 0 or 1, got \[2.0\]"):
+        run(jax.random.key(0), 0.5, bad)
+
+
 def test_a_nearly_flat_epoch_at_a_tiny_learning_rate_is_not_divergence(small):
     """At lr 1e-7 the epoch's train LL equals its start up to float32 rounding, which the
     tolerance must absorb (a tolerance of the wrong sign would call this member diverged)."""

@@ -285,6 +285,14 @@ def from_dict(
             seed = values.get("search_seed", TrainConfig.search_seed)
             values["learning_rate"] = draw_learning_rates(search, seed)
             low, high = search["log_uniform"]
+            same = len(values["learning_rate"]) - len(
+                set(np.float32(values["learning_rate"]).tolist())
+            )
+            at = origins.get(("train", "learning_rate"), where)
+            _check(f"{at}: [train] learning_rate", same == 0,
+                   f"{same} of the {search['samples']} draws from [{low!r}, {high!r}] equal "
+                   "another in float32 (training's precision), which would train the same "
+                   "network twice; draw fewer samples or widen the range")  # fmt: skip
             values["learning_rate_search"] = (
                 f"drawn log-uniformly from [{low!r}, {high!r}], {search['samples']} samples, "
                 f"search_seed {seed}"
@@ -341,6 +349,9 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    for section, body in raw.items():
+        if section in SECTIONS and not isinstance(body, dict):
+            raise ConfigError(f"{path}: [{section}] must be one table, got {body!r}")
     origins = {}
     for item in overrides:
         section, key, value = _parse_override(item)

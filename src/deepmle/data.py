@@ -157,6 +157,14 @@ def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Sp
             "data source 'tfds' needs tensorflow-datasets: pip install 'deepmle[tfds]'"
         ) from e
 
+    if data_dir is not None and not (Path(data_dir) / "mnist").is_dir():
+        what = "does not exist" if not Path(data_dir).exists() else "holds no mnist/ folder"
+        raise DataError(
+            f"[data] path {data_dir!r} (the tfds data_dir) {what}: prepare MNIST there once "
+            f"with `tfds build mnist --file_format=array_record --data_dir {data_dir}`, or set "
+            "path to the --data_dir you used"
+        )
+
     def split(name: str) -> Split:
         try:
             source = tfds.data_source("mnist", split=name, data_dir=data_dir, download=False)

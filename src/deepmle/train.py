@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from deepmle.config import Config
-from deepmle.core import registry
+from deepmle.core import checks, registry
 from deepmle.core.member import Spec, key_orders, member, run
 from deepmle.core.model import init_params
 from deepmle.core.types import Array, Dataset, Metrics, Params, PRNGKey
@@ -35,6 +35,21 @@ def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int)
     )
 
 
+def _check_data(data: Dataset, n_train: int) -> None:
+    """ValueError unless ``data`` has the training split ``train`` was made for (its
+    minibatch orders index that many examples), 784 float pixels in [0, 1] and 0/1 labels."""
+    for name in ("train", "validation", "test"):
+        split = getattr(data, name)
+        n = checks.inputs(split.x, 784, f"data.{name}.x")
+        checks.pixels(split.x, f"data.{name}.x")
+        checks.labels(split.y, n, f"data.{name}.y")
+    if data.train.y.shape[0] != n_train:
+        raise ValueError(
+            f"data.train: {data.train.y.shape[0]} examples, but train was made for {n_train} "
+            "(make_train(config, dataset) with this data)"
+        )
+
+
 def make_train(
     config: Config, dataset: Dataset
 ) -> Callable[[PRNGKey, Array, Dataset], tuple[Params, Metrics]]:
@@ -54,6 +69,8 @@ def make_train(
     spec = spec_from_config(config, config.shapes[0], dataset.train.y.shape[0])
 
     def train(key: PRNGKey, learning_rate: Array, data: Dataset) -> tuple[Params, Metrics]:
+        checks.learning_rate(learning_rate)
+        _check_data(data, spec.n_train)
         init_key, shuffle_key = jax.random.split(key)
         params = init_params(init_key, spec.layer_sizes)
         lr = jnp.asarray(learning_rate, jnp.float32)

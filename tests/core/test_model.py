@@ -120,3 +120,20 @@ def test_training_matmul_has_the_gradient_of_a_matmul(rng):
     ours = jax.vjp(training_matmul, a, w)[1](g)
     jaxs = jax.vjp(jnp.matmul, a, w)[1](g)
     chex.assert_trees_all_close(ours, jaxs, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [(np.full((2, 784), 255, np.uint8), "expected real floats in \\[0, 1\\], got dtype uint8"),
+     (np.full((2, 784), 255.0, np.float32), "pixels must be in \\[0, 1\\], got values from 255"),
+     (np.full((2, 784), 0.5 + 0.5j), "got dtype complex128")],
+)  # fmt: skip
+def test_forward_refuses_pixels_that_are_not_darknesses_in_0_1(x, message):
+    with pytest.raises(ValueError, match=message):
+        forward(_params(), x)
+
+
+def test_forward_checks_pixel_values_outside_jit_only():
+    """Inside jit the values are not known; checking them there would need a host sync."""
+    z = jax.jit(forward)(_params(), jnp.full((2, 784), 255.0))
+    assert z.shape == (2,)

@@ -244,3 +244,12 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_huge_epochs_are_blamed_on_epochs_not_on_seeds_or_shapes(small, tmp_path):
+    config = _grid(seeds=2, learning_rate=(0.1,), epochs=10**8)
+    with pytest.raises(groups.UserError, match=r"x 100000000 epochs need .* run fewer epochs"):
+        sweep.run(config, small, tmp_path / "run")
+    config = _grid(seeds=10**6, learning_rate=(0.1,))
+    with pytest.raises(groups.UserError, match="run fewer seeds, learning rates or shapes"):
+        sweep.run(config, small, tmp_path / "run")

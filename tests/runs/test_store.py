@@ -337,6 +337,55 @@ def test_foreign_files_lists_what_deepmle_did_not_write(finished, tmp_path):
     assert os.path.exists(out / store.MARKER)
 
 
+def test_a_run_missing_its_config_toml_is_refused_as_damaged(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    (out / "config.toml").unlink()
+    before = _files(out)
+    assert _run(out, "--set", "train.learning_rate=0.1") == 2
+    err = capsys.readouterr().err
+    assert "without its config.toml" in err and err.count("\n") == 1
+    assert _files(out) == before  # its results are still there
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert results.load_run(out).config.train.learning_rate == (0.1,)
+
+
+def test_overwrite_leaves_a_sibling_whose_name_only_starts_like_its_staging(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    backup = tmp_path / f".{out.name}.deepmle-backup"
+    shutil.copytree(finished, backup)  # a user's copy of a run, named alike
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert _files(backup) == _files(finished)
+
+
+def test_figures_of_retrained_groups_do_not_outlive_their_data(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    assert main(["plot", str(out)]) == 0 and main(["tensorboard", str(out)]) == 0
+    assert _run(out) == 0  # nothing retrained: the figures still show these results
+    assert (out / "plots" / "heatmap.png").is_file() and (out / "tensorboard").is_dir()
+    capsys.readouterr()
+    _corrupt(out / "groups" / "h8.npz", "bit flip")
+    assert _run(out, quiet=False) == 0  # h8 retrained, with --no-plots and no --tensorboard
+    printed = capsys.readouterr().out
+    assert not (out / "plots").exists() and not (out / "tensorboard").exists()
+    assert "removed plots/" in printed and "removed tensorboard/" in printed
+
+
+def test_a_file_beside_tensorboard_does_not_block_the_export(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    (out / "tensorboard_notes.txt").write_text("mine, beside the export, not in it")
+    assert main(["tensorboard", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "tensorboard_notes.txt").read_text().startswith("mine")
+
+
+def test_curves_csv_keeps_its_column_order_after_a_resume(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    header = (out / "curves.csv").read_text().splitlines()[0]
+    assert header.endswith("epoch,train_ll,train_accuracy,val_ll,val_accuracy")
+    (out / "groups" / "h16.json").unlink()  # h8 is loaded from its file, h16 trained again
+    assert _run(out) == 0
+    assert (out / "curves.csv").read_text().splitlines()[0] == header
+
+
 @pytest.mark.slow
 def test_a_rewrite_refused_midway_keeps_the_old_file_whole(tmp_path):
     """`ulimit -f` for real: the new file cannot be written past 100 KiB. The old one must

@@ -11,7 +11,7 @@ import numpy as np
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
 from deepmle.core.member import DIVERGENCE_REASONS
 from deepmle.errors import UserError
-from deepmle.runs.results import FINAL_METRICS, GroupResult, hidden_label, lr_labels
+from deepmle.runs.results import CURVE_METRICS, FINAL_METRICS, GroupResult, hidden_label, lr_labels
 
 SUMMARY_METRICS = ("train_ll", "val_ll", "val_accuracy", "test_accuracy")
 MEMBER_METRICS = tuple(k for k in FINAL_METRICS if not k.startswith("diverged"))
@@ -66,7 +66,7 @@ def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                             "learning_rate": float(lr),
                             "seed": int(seed),
                             "epoch": e + 1,
-                            **{k: float(v[si, li, e]) for k, v in g.curves.items()},
+                            **{k: float(g.curves[k][si, li, e]) for k in CURVE_METRICS},
                         }
                     )
     return rows
@@ -79,9 +79,10 @@ def _valid(g: GroupResult, li: int, metric: str) -> np.ndarray:
 
 def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per cell (shape × learning rate): mean and 95% interval over the seeds that did
-    not diverge, the diverged count, ``selected`` for the best cell on validation, and each
-    cell's validation accuracy minus the selected cell's, paired by seed
-    (``val_accuracy_diff_mean``/``_ci95``; ``indistinguishable`` when that interval holds 0)."""
+    not diverge (``seeds_used`` of ``seeds``), the diverged count, ``selected`` for the cell
+    ``select_best`` chooses, and each cell's validation accuracy minus the selected cell's,
+    paired by seed (``val_accuracy_diff_mean``/``_ci95`` over ``val_accuracy_diff_n`` pairs;
+    ``indistinguishable`` when that interval holds 0; no interval under 2 pairs)."""
     rows, cells = [], []
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
@@ -93,6 +94,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 "learning_rate": float(lr),
                 "seeds": len(g.seeds),
                 "diverged": int((~ok).sum()),
+                "seeds_used": int(ok.sum()),
                 "stopped_epoch": _stop(g, "stopped_epoch", 0, li),
             }
             for k in SUMMARY_METRICS:
@@ -103,27 +105,56 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     for i, row in enumerate(rows):
         row["selected"] = i == best
         if best is None:
-            diff = (math.nan, math.nan)
+            diff, pairs = (math.nan, math.nan), 0
         elif i == best:
-            diff = (0.0, 0.0)
+            diff, pairs = (0.0, 0.0), row["seeds_used"]
         else:
             diff = paired_diff_ci95(cells[i], cells[best])
+            pairs = int((np.isfinite(cells[i]) & np.isfinite(cells[best])).sum())
         row["val_accuracy_diff_mean"], row["val_accuracy_diff_ci95"] = diff
+        row["val_accuracy_diff_n"] = pairs
         finished = row["stopped_epoch"] == ""
-        row["indistinguishable"] = i != best and finished and bool(abs(diff[0]) <= diff[1])
+        row["indistinguishable"] = (
+            i != best and finished and math.isfinite(diff[1]) and bool(abs(diff[0]) <= diff[1])
+        )
     return rows
 
 
 def select_best(rows: Sequence[dict[str, Any]]) -> int | None:
-    """Index of the cell with the highest mean validation accuracy (ties: higher validation LL)
-    among the cells trained to the last epoch. Test metrics play no part. None when every
+    """Index of the selected cell: among the cells trained to the last epoch (successive
+    halving stops others early) that lost the fewest seeds to divergence (normally none), the
+    one with the highest mean validation accuracy (ties: higher validation LL). A cell whose
+    seeds diverged cannot win on its survivors; test metrics play no part. None when every
     member of every such cell diverged."""
+    finished = [r.get("stopped_epoch", "") == "" for r in rows]
+    alive = [
+        r for r, f in zip(rows, finished, strict=True)
+        if f and int(r.get("seeds_used", r["seeds"] - r["diverged"])) > 0
+    ]  # fmt: skip
+    if not alive:
+        return None
+    fewest = min(int(r["diverged"]) for r in alive)
     candidates = [
         (float(r["val_accuracy_mean"]), float(r["val_ll_mean"]), -i)
         for i, r in enumerate(rows)
-        if not math.isnan(float(r["val_accuracy_mean"])) and r.get("stopped_epoch", "") == ""
+        if finished[i]
+        and int(r["diverged"]) == fewest
+        and not math.isnan(float(r["val_accuracy_mean"]))
     ]
     return -max(candidates)[2] if candidates else None
+
+
+def selection_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A warning when the selected cell lost seeds (every cell did): its mean is over fewer."""
+    best = next((r for r in rows if r["selected"]), None)
+    if best is None or not best["diverged"]:
+        return []
+    label = lr_labels([r["learning_rate"] for r in rows])[best["learning_rate"]]
+    return [
+        f"warning: the selected cell (hidden {best['hidden_sizes']}, lr {label}) lost "
+        f"{best['diverged']} of {best['seeds']} seeds to divergence, as every cell lost at "
+        f"least {best['diverged']}; its numbers are over the {best['seeds_used']} left"
+    ]
 
 
 def edge_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -166,45 +197,59 @@ def _pm(mean: float, ci: float, percent: bool) -> str:
         return "—"
     scale, digits = (100.0, 2) if percent else (1.0, 4)
     text = _num(mean * scale, digits)
-    return text if math.isnan(ci) else f"{text} ± {_num(ci * scale, digits)}"
+    return f"{text} (no CI)" if math.isnan(ci) else f"{text} ± {_num(ci * scale, digits)}"
+
+
+def _mark(r: dict[str, Any], sweep: bool) -> str:
+    if r["selected"]:
+        return "<- selected on validation" if sweep else ""
+    if r["indistinguishable"]:
+        return "≈"
+    if r["val_accuracy_diff_n"] < 2 and r["seeds_used"] > 0 and sweep:
+        n = r["val_accuracy_diff_n"]
+        return f"? ({n} paired seed{'' if n == 1 else 's'}: no interval)"
+    return ""
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """The printed summary, one line per cell. Test accuracy is shown for the selected cell
-    only, so that a sweep's table cannot be read as selection on the test set; "≈" marks the
-    cells whose validation accuracy cannot be told apart from the selected one's. Cells stopped
-    by successive halving are left out (selection is among the cells trained to the end)."""
+    only, so that a sweep's table cannot be read as selection on the test set; "seeds" is
+    how many seeds each mean is over; "≈" marks the cells whose validation accuracy cannot be
+    told apart from the selected one's, "?" those too few seeds to compare. Cells stopped by
+    successive halving are left out (selection is among the cells trained to the end)."""
     sweep = len(rows) > 1
     stopped = sum(r.get("stopped_epoch", "") != "" for r in rows)
     rows = [r for r in rows if r.get("stopped_epoch", "") == ""]
-    header = ("hidden", "lr", "diverged", "train LL", "val LL", "val acc %", "test acc %", "")
+    header = ("hidden", "lr", "seeds", "train LL", "val LL", "val acc %", "test acc %", "")
     lines = [header]
     label = lr_labels([r["learning_rate"] for r in rows])
     for r in rows:
         sel = r["selected"]
-        mark = (
-            "<- selected on validation"
-            if sel and sweep
-            else ("≈" if r["indistinguishable"] else "")
-        )
+        used = r["seeds"] - r["diverged"]
         lines.append(
             (
                 r["hidden_sizes"],
                 label[r["learning_rate"]],
-                f"{r['diverged']}/{r['seeds']}",
+                f"{used}" if not r["diverged"] else f"{used} of {r['seeds']}",
                 _pm(r["train_ll_mean"], r["train_ll_ci95"], False),
                 _pm(r["val_ll_mean"], r["val_ll_ci95"], False),
                 _pm(r["val_accuracy_mean"], r["val_accuracy_ci95"], True),
                 _pm(r["test_accuracy_mean"], r["test_accuracy_ci95"], True) if sel else "",
-                mark,
+                _mark(r, sweep),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
     ]
-    n = rows[0]["seeds"] if rows else 0
-    text.append(f"mean ± 95% t half-width over {n} seeds; diverged seeds excluded")
+    text.append(
+        "mean ± 95% t half-width over the seeds column: diverged seeds left out, no CI under 2"
+    )
+    text.append("LL: the mean log-likelihood per digit (eq. 3 sums it over the digits)")
+    if sweep:
+        text.append(
+            "selected: best mean validation accuracy among the cells that lost the fewest seeds"
+        )
     if stopped:
         text.append(f"{stopped} more cells stopped early by successive halving (rungs below)")
     if sweep and any(r["indistinguishable"] for r in rows):
@@ -215,24 +260,27 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
-    """'hidden 32, lr 3: seeds 0, 5 diverged at epochs 2, 4 (...)' for each cell with a
-    diverged seed."""
+    """One line per cell with a diverged seed: how many of how many, at which epochs and why
+    (members.csv names each seed)."""
     lines = []
     label = lr_labels([lr for g in groups for lr in g.learning_rates])
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
             at, why = g.final["diverged_epoch"][:, li], g.final["diverged_reason"][:, li]
-            bad = [
-                (int(s), int(e) + 1, DIVERGENCE_REASONS[int(r)])
-                for s, e, r in zip(g.seeds, at, why, strict=True)
-                if e >= 0
-            ]
-            if bad:
-                lines.append(
-                    f"hidden {hidden_label(g.hidden)}, lr {label[float(lr)]}: "
-                    + ", ".join(f"seed {s} diverged at epoch {e} ({r})" for s, e, r in bad)
-                    + "; frozen at its last good epoch"
-                )
+            bad = at >= 0
+            if not bad.any():
+                continue
+            first, last = int(at[bad].min()) + 1, int(at[bad].max()) + 1
+            epochs = f"epoch {first}" if first == last else f"epochs {first}-{last}"
+            reasons = "; ".join(
+                f"{int((why[bad] == r).sum())} {DIVERGENCE_REASONS[r]}"
+                for r in sorted({int(r) for r in why[bad]})
+            )
+            lines.append(
+                f"hidden {hidden_label(g.hidden)}, lr {label[float(lr)]}: {int(bad.sum())} of "
+                f"{len(g.seeds)} seeds diverged at {epochs} ({reasons}); frozen, left out of its "
+                "numbers (members.csv names them)"
+            )
     return lines
 
 

@@ -54,7 +54,11 @@ def write(results: RunResults) -> Path:
     event_pb2, summary_pb2, hparams, EventFileWriter = _tb()
     now = time.time()
     final = Path(results.run_dir) / "tensorboard"
-    theirs = [f for f in store.foreign_files(Path(results.run_dir)) if f.startswith("tensorboard")]
+    theirs = [
+        f
+        for f in store.foreign_files(Path(results.run_dir))
+        if f == "tensorboard" or f.startswith("tensorboard/")
+    ]
     if theirs:
         raise UserError(
             f"{final} holds files deepmle did not write ({', '.join(theirs[:3])}); a new export "

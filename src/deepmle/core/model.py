@@ -89,6 +89,7 @@ def forward(
         raise ValueError(f"activation: expected a name or a function, got {activation!r}")
     act = registry.activation(activation) if isinstance(activation, str) else activation
     checks.inputs(x, checks.params(params)[0])
+    checks.pixels(x)
     h = x
     for layer in params[:-1]:
         h = act(matmul(h, layer["w"]) + layer["b"][None, :])
