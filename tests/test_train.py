@@ -122,15 +122,12 @@ def test_a_member_that_turns_bad_later_keeps_its_last_good_epoch(small):
 
     @jax.jit
     def two_epochs(params, orders):
-        state = one.init(params, data)
+        baseline = one.start_lls(params, data)
+        state = one.init(jnp.float32(0.5), params, member.Shared(data, jnp.int32(0)))
         out = []
         for e, lr in enumerate((0.5, 1e38)):  # a good epoch, then a poisoned one
-            carry, (lls, accs) = jax.lax.scan(
-                lambda c, idx, lr=lr: one.step(jnp.float32(lr), c, idx, data),
-                (state.params, state.opt_state),
-                orders[e],
-            )
-            state, _ = one.end_epoch(state, carry, lls, accs, orders[e], jnp.int32(e), data)
+            seed, shared = member.Seed(orders[e], baseline), member.Shared(data, jnp.int32(e))
+            state, _ = member.run_epoch(one, state._replace(lr=jnp.float32(lr)), seed, shared)
             out.append(state)
         return out
 
