@@ -19,8 +19,19 @@ import numpy as np
 
 from deepmle.analysis.load import load_run
 from deepmle.analysis.stats import mean_ci95
+from deepmle.core.metrics import BY_NAME
 from deepmle.runs import store
 from deepmle.runs.results import RunResults, hidden_label
+
+SHOWN = BY_NAME["val_accuracy"]
+"""The metric the heatmap, lr and curves figures plot (its label and scale from the schema)."""
+SCALE = 100.0 if SHOWN.percent else 1.0
+
+
+def _image(pixels: np.ndarray) -> np.ndarray:
+    """A row of pixels as a square image (28×28 for MNIST), or as one row if not square."""
+    side = math.isqrt(pixels.size)
+    return pixels.reshape((side, side) if side * side == pixels.size else (1, -1))
 
 
 def _pyplot() -> Any:
@@ -40,7 +51,7 @@ def heatmap(res: RunResults, plt: Any) -> Any:
     note = [["" for _ in lrs] for _ in shapes]
     for r in rows:
         i, j = shapes.index(r["hidden_sizes"]), lrs.index(r["learning_rate"])
-        acc[i, j] = r["val_accuracy_mean"] * 100
+        acc[i, j] = r[f"{SHOWN.name}_mean"] * SCALE
         d, n = r["diverged"], r["seeds"]
         note[i][j] = "diverged" if d == n else f"{acc[i, j]:.2f}" + (f"\n{d}/{n} div" if d else "")
         if r["selected"]:
@@ -60,8 +71,8 @@ def heatmap(res: RunResults, plt: Any) -> Any:
     ax.set_yticks(range(len(shapes)), shapes)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("hidden sizes")
-    ax.set_title("mean validation accuracy (%) over seeds")
-    fig.colorbar(im, ax=ax, label="val accuracy %")
+    ax.set_title(f"mean {SHOWN.label} over seeds")
+    fig.colorbar(im, ax=ax, label=SHOWN.label)
     return fig
 
 
@@ -76,15 +87,15 @@ def lr_curve(res: RunResults, plt: Any) -> Any:
     for g in res.groups:
         order = np.argsort(g.learning_rates)
         diverged = g.final["diverged_epoch"] >= 0
-        acc = np.where(diverged, np.nan, g.final["val_accuracy"] * 100)  # [seeds, lrs]
+        acc = np.where(diverged, np.nan, g.final[SHOWN.name] * SCALE)  # [seeds, lrs]
         stats = np.array([_band(acc[:, j]) for j in order])
         x = g.learning_rates[order]
         ax.plot(x, stats[:, 0], marker=".", label=f"hidden {hidden_label(g.hidden)}")
         ax.fill_between(x, stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1], alpha=0.2)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("val accuracy %")
-    ax.set_title("validation accuracy: mean over seeds, band = 95% t-interval")
+    ax.set_ylabel(SHOWN.label)
+    ax.set_title(f"{SHOWN.label}: mean over seeds, band = 95% t-interval")
     ax.legend(fontsize=7)
     return fig
 
@@ -94,7 +105,7 @@ def learning_curves(res: RunResults, plt: Any) -> Any:
     rows_n = math.ceil(len(res.groups) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.6 * rows_n), squeeze=False)
     for ax, g in zip(axes.flat, res.groups, strict=False):
-        curves = g.curves["val_accuracy"] * 100  # [seeds, lrs, epochs]
+        curves = g.curves[SHOWN.name] * SCALE  # [seeds, lrs, epochs]
         epochs = np.arange(1, curves.shape[2] + 1)
         for li, lr in enumerate(g.learning_rates):
             stats = np.array([_band(curves[:, li, e]) for e in range(curves.shape[2])])
@@ -104,11 +115,11 @@ def learning_curves(res: RunResults, plt: Any) -> Any:
             )
         ax.set_title(f"hidden {hidden_label(g.hidden)}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("val accuracy %")
+        ax.set_ylabel(SHOWN.label)
         ax.legend(fontsize=7)
     for ax in axes.flat[len(res.groups) :]:
         ax.axis("off")
-    fig.suptitle("validation accuracy: mean over seeds, band = 95% t-interval of the mean")
+    fig.suptitle(f"{SHOWN.label}: mean over seeds, band = 95% t-interval of the mean")
     return fig
 
 
@@ -138,8 +149,8 @@ def weights(res: RunResults, plt: Any) -> Any:
         ax.axis("off")
         if j < n:
             lim = np.abs(w[:, j]).max()
-            ax.imshow(w[:, j].reshape(28, 28), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.suptitle(f"θ^(h) columns as 28×28 (red +, blue −): {label}", fontsize=9)
+            ax.imshow(_image(w[:, j]), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.suptitle(f"θ^(h) columns as images (red +, blue −): {label}", fontsize=9)
     return fig
 
 
@@ -162,7 +173,7 @@ def misclassified(res: RunResults, plt: Any) -> Any:
         ax.axis("off")
         if k < n:
             i = wrong[k]
-            ax.imshow(test.x[i].reshape(28, 28), cmap="gray_r")
+            ax.imshow(_image(test.x[i]), cmap="gray_r")
             truth = d1 if test.y[i] > 0.5 else d2
             ax.set_title(f"is {truth}, P({d1})={p[i]:.2f}", fontsize=7)
     fig.suptitle(f"{len(wrong)} of {len(test.y)} test digits misclassified: {label}", fontsize=9)

@@ -32,12 +32,10 @@ import optax
 
 from deepmle.core import registry
 from deepmle.core.likelihood import accuracy_from_logits, example_log_likelihoods
+from deepmle.core.metrics import HEALTHY, NON_FINITE, WORSE_THAN_INIT
 from deepmle.core.model import forward, training_matmul
 from deepmle.core.types import Array, Dataset, Metrics, Params, PRNGKey
 
-HEALTHY, NON_FINITE, WORSE_THAN_INIT = 0, 1, 2
-"""Why a member stopped: ``Member.diverged_reason``."""
-DIVERGENCE_REASONS = ("", "non-finite LL or parameter", "train LL below its initial value")
 WORSE_RTOL = 1e-4
 """An epoch is "worse than initialisation" when its mean train LL falls below the same
 examples' LL at initialisation by more than this fraction of it: float32 rounding of the two

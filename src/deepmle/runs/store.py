@@ -35,7 +35,14 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle.errors import UserError
-from deepmle.runs.results import GroupResult, check_group, group_arrays, group_from_arrays, group_name
+from deepmle.runs.results import (
+    FORMAT_VERSION,
+    GroupResult,
+    check_group,
+    group_arrays,
+    group_from_arrays,
+    group_name,
+)
 
 MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"
@@ -346,6 +353,7 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha2
     atomic_write_bytes(run.work / "groups" / f"{g.name}.npz", data)
     record = {
         "group": g.name,
+        "format": FORMAT_VERSION,
         "identity": identity(config, g.hidden, data_sha256),
         "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
@@ -374,6 +382,9 @@ def read_group(
         return None, f"is unreadable ({e})"
     if not isinstance(record, dict) or record.get("group") != name:
         return None, f"{json_path.name} is not the record of group {name}"
+    fmt = record.get("format", 1)
+    if not isinstance(fmt, int) or not 1 <= fmt <= FORMAT_VERSION:
+        return None, f"{json_path.name} has format {fmt!r}, newer than this deepmle reads"
     recorded = str(record.get("data_sha256", ""))
     if data_sha256 is not None and recorded != data_sha256:
         return None, "was trained on different data"
