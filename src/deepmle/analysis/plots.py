@@ -156,13 +156,14 @@ def weights(res: RunResults, plt: Any) -> Any:
 
 def misclassified(res: RunResults, plt: Any) -> Any:
     from deepmle import data
+    from deepmle.core import registry
     from deepmle.core.model import predict_proba
 
     params, label = selected_member(res)
     config = res.config
     where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
     test = data.load(replace(config.data, path=where) if where else config.data).test
-    p = np.asarray(predict_proba(params, test.x, config.model.activation))
+    p = np.asarray(predict_proba(params, test.x, registry.activation(config.model.activation)))
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     d1, d2 = config.data.digits
     n = min(len(wrong), 32)

@@ -399,7 +399,7 @@ def read_group(
     except (ValueError, KeyError, OSError, EOFError) as e:
         return None, f"{npz_path.name} is unreadable ({e})"
     lrs = np.asarray(config.train.learning_rate, np.float64)
-    sizes = config.shapes[config.model.hidden_sizes.index(hidden)]
+    sizes = (g.params[0]["w"].shape[2], *hidden, 1)  # the input size is the data's (checked above)
     problem = check_group(g, sizes, config.train.seeds, lrs, config.train.epochs)
     return (None, f"{npz_path.name} {problem}") if problem else (g, "")
 
