@@ -18,8 +18,8 @@ import pytest
 from deepmle import config as config_lib
 from deepmle import data as data_lib
 from deepmle import results
-from deepmle.runs import store
 from deepmle.cli import main
+from deepmle.runs import store
 
 from ..helpers import CONFIGS, deepmle_process, env, finish, wait_for
 
@@ -362,3 +362,20 @@ def test_a_group_saved_before_a_metric_existed_still_loads_without_it(finished, 
     assert "train_accuracy" not in report.curve_rows(res.groups)[0]
     assert "val acc %" in report.table(res.summary)
     assert _resume(out, capsys).count("trained again") == 0
+
+
+@pytest.mark.slow
+def test_a_rewrite_refused_midway_keeps_the_old_file_whole(tmp_path):
+    """`ulimit -f` for real: the new file cannot be written past 100 KiB. The old one must
+    survive whole (written beside and renamed over, never truncated in place)."""
+    path = tmp_path / "summary.csv"
+    old = b"hidden_sizes,learning_rate\n" * 1000
+    path.write_bytes(old)
+    code = ("import sys; from pathlib import Path; from deepmle.runs import store; "
+            "store.atomic_write_bytes(Path(sys.argv[1]), b'x' * 10**6)")  # fmt: skip
+    # SIGXFSZ ignored: the write fails with EFBIG instead of the process being killed.
+    shell = f"trap '' XFSZ; ulimit -f 100; exec {sys.executable} -c \"{code}\" {path}"
+    proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+    assert proc.returncode != 0 and "File too large" in proc.stderr
+    assert path.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
