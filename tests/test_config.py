@@ -12,7 +12,7 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 def test_shipped_configs_validate(path):
     config = config_lib.load(path)
     assert config.name == path.stem
-    assert all(shape[0] == 784 and shape[-1] == 1 for shape in config.shapes)
+    assert all(shape[0] == 784 and shape[-1] == 1 for shape in config.shapes(784))
 
 
 def test_sweep_config_is_a_grid():

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from deepmle import data as data_lib
 from deepmle.core import registry
 from deepmle.errors import UserError
-
-SOURCES = ("embedded", "npz", "tfds")
 
 
 class ConfigError(UserError):
@@ -78,10 +77,10 @@ class Config:
     name: str = "config"
     search: SearchConfig = SearchConfig()
 
-    @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Every network's layer sizes, e.g. ``((784, 32, 1),)``."""
-        return tuple((784, *hidden, 1) for hidden in self.model.hidden_sizes)
+    def shapes(self, n_inputs: int) -> tuple[tuple[int, ...], ...]:
+        """Every network's layer sizes for data with ``n_inputs`` features, e.g.
+        ``((784, 32, 1),)`` on MNIST."""
+        return tuple((n_inputs, *hidden, 1) for hidden in self.model.hidden_sizes)
 
     @property
     def is_sweep(self) -> bool:
@@ -224,7 +223,7 @@ def _validate_section(
             )
         match (section, key):
             case ("data", "source"):
-                out[key] = _as_choice(at, v, SOURCES)
+                out[key] = _as_choice(at, v, list(data_lib.SOURCES))
             case ("data", "digits"):
                 ok = isinstance(v, list) and len(v) == 2 and all(_is_int(d) for d in v)
                 _check(at, ok, f"must be a list of two digits, got {v!r}")
@@ -300,9 +299,12 @@ def from_dict(
         sections[section] = SECTIONS[section](**values)
     config = Config(**sections, name=name)
     _check_search(config, where, origins)
-    if config.data.source in ("npz",) and not config.data.path:
+    row = data_lib.SOURCES[config.data.source]
+    if row.needs_path and not config.data.path:
         source = origins.get(("data", "source"), where)
-        raise ConfigError(f"{source}: [data] path: source 'npz' needs the path of an mnist.npz")
+        raise ConfigError(
+            f"{source}: [data] path: source {config.data.source!r} needs the path of {row.path}"
+        )
     return config
 
 

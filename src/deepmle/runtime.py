@@ -1,5 +1,11 @@
-"""Process-wide JAX setup for the command line: XLA:CPU flags, the persistent compilation cache,
-multi-host initialisation, and a log of compiles. The library itself never calls these."""
+"""Process-wide JAX setup: XLA:CPU flags, the persistent compilation cache, multi-host
+initialisation, a log of compiles, Ctrl-C handling and the environment a run records.
+
+Who calls what: the command line (deepmle.cli) alone sets the process-wide state (XLA flags,
+the compilation cache, distributed initialisation); deepmle.population.programs reads
+``cpu_compiler_options`` for each program it compiles; deepmle.sweep and
+deepmle.population.groups use ``Interrupts``, ``CompileLog`` and ``environment``. A library
+user who never calls the setup functions gets JAX's defaults."""
 
 import functools
 import json

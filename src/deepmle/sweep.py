@@ -129,7 +129,10 @@ def run(
     cache = cache or ProgramCache()
     lead = jax.process_index() == 0
     n_train = dataset.train.y.shape[0]
-    specs = [train.spec_from_config(config, shape, n_train) for shape in config.shapes]
+    specs = [
+        train.spec_from_config(config, shape, n_train)
+        for shape in config.shapes(dataset.train.x.shape[1])
+    ]
     lrs = np.asarray(config.train.learning_rate, np.float64)
     layout = programs.plan(config.train.seeds, len(lrs))
     population.check_memory(specs, layout, dataset, memory_limit)

@@ -19,16 +19,23 @@ from deepmle.errors import UserError
 
 
 def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int) -> Spec:
-    """The Spec of one network shape of ``config``: names resolved through the registry."""
+    """The Spec of one network shape of ``config``: names resolved through the registry (the
+    config boundary: activation functions and optax optimizers from here on, never names)."""
     if config.train.batch_size > n_train:
         raise UserError(
             f"[train] batch_size {config.train.batch_size} is larger than the "
             f"{n_train} training examples"
         )
+    name = config.train.optimizer
+    try:
+        activation = registry.activation(config.model.activation)
+        optimizer = registry.optimizer(name, **registry.config_options(name, config.train))
+    except (ValueError, TypeError) as e:
+        raise UserError(f"config {config.name}: {e}") from None
     return Spec(
         layer_sizes=tuple(layer_sizes),
-        activation=registry.activation(config.model.activation),
-        optimizer=registry.optimizer(config.train.optimizer, config.train.momentum),
+        activation=activation,
+        optimizer=optimizer,
         batch_size=config.train.batch_size,
         epochs=config.train.epochs,
         n_train=n_train,
@@ -64,9 +71,11 @@ def make_train(
     ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose random draws come from
     numpy streams per seed instead (deepmle.population.randomness).
     """
-    if len(config.shapes) != 1:
+    if len(config.model.hidden_sizes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
-    spec = spec_from_config(config, config.shapes[0], dataset.train.y.shape[0])
+    spec = spec_from_config(
+        config, config.shapes(dataset.train.x.shape[1])[0], dataset.train.y.shape[0]
+    )
 
     def train(key: PRNGKey, learning_rate: Array, data: Dataset) -> tuple[Params, Metrics]:
         checks.learning_rate(learning_rate)

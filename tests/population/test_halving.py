@@ -10,6 +10,7 @@ import pytest
 from deepmle import config as config_lib
 from deepmle import runtime, sweep, train
 from deepmle.core import registry
+from deepmle.core.member import Shared
 from deepmle.population import halving, programs
 
 SEARCH = [
@@ -48,14 +49,17 @@ def test_take_lrs_slices_each_leaf_where_its_learning_rate_axis_sits(small):
     start_lls [seeds, n] has no lrs axis. Slicing must pick the same member in every leaf."""
     config = config_lib.Config()
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
-    spec = spec._replace(optimizer=registry.optimizer("adam", 0.9))
-    members = programs.group(spec, small, 3)
+    spec = spec._replace(optimizer=registry.optimizer("adam"))
+    members = programs.group(spec)
     rng = np.random.default_rng(0)
     params = [
         {"w": rng.normal(size=(2, 784, 4)), "b": np.zeros((2, 4))},
         {"w": rng.normal(size=(2, 4, 1)), "b": np.zeros((2, 1))},
     ]
-    state = jax.device_get(members.init(params, small))
+    params = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
+    lr = np.broadcast_to(np.float32([0.1, 0.2, 0.3]), (2, 3))
+    member = members.init(lr, params, Shared(small, np.int32(0)))
+    state = jax.device_get(programs.GroupState(member, members.start_lls(params, small)))
 
     def tag(a, ax):  # each member's entries offset by its lr index, to see which one is taken
         return a + np.arange(a.shape[ax + 1]).reshape(
@@ -68,13 +72,17 @@ def test_take_lrs_slices_each_leaf_where_its_learning_rate_axis_sits(small):
         axes, state, is_leaf=lambda a: a is None,
     )  # fmt: skip
     cut = halving.take_lrs(tagged, axes, np.array([2, 0]))
-    assert cut.params[0]["w"].shape == (2, 784, 2, 4)
+    m, t = cut.member, tagged.member
+    assert m.params[0]["w"].shape == (2, 784, 2, 4)
     assert cut.start_lls.shape == state.start_lls.shape
-    assert cut.diverged_epoch.shape == (2, 2)
-    np.testing.assert_array_equal(cut.params[0]["w"], np.take(tagged.params[0]["w"], [2, 0], 2))
-    np.testing.assert_array_equal(cut.params[1]["w"], np.take(tagged.params[1]["w"], [2, 0], 1))
-    mu = cut.opt_state[0].mu
-    np.testing.assert_array_equal(mu[0]["w"], np.take(tagged.opt_state[0].mu[0]["w"], [2, 0], 2))
+    assert m.diverged_epoch.shape == (2, 2)
+    np.testing.assert_array_equal(m.lr, np.take(t.lr, [2, 0], 1))
+    np.testing.assert_array_equal(m.params[0]["w"], np.take(t.params[0]["w"], [2, 0], 2))
+    np.testing.assert_array_equal(m.params[1]["w"], np.take(t.params[1]["w"], [2, 0], 1))
+    mu = m.opt_state[0].mu
+    np.testing.assert_array_equal(mu[0]["w"], np.take(t.opt_state[0].mu[0]["w"], [2, 0], 2))
+    tree = halving._state_treedef(spec)  # what a resume rebuilds the state with
+    assert tree == jax.tree.structure(state)
 
 
 @pytest.fixture(scope="module")

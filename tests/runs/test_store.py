@@ -386,6 +386,33 @@ def test_curves_csv_keeps_its_column_order_after_a_resume(finished, tmp_path):
     assert (out / "curves.csv").read_text().splitlines()[0] == header
 
 
+def test_a_group_saved_before_a_metric_existed_still_loads_without_it(finished, tmp_path, capsys):
+    """A format-1 group file (no recorded format) lacking a metric: it loads and resumes, the
+    metric absent from the group, its CSV columns and the table; every other metric there."""
+    from deepmle.analysis import load, report
+    from deepmle.runs.results import FORMAT_VERSION
+
+    out = _copy(finished, tmp_path)
+    npz, record_path = out / "groups" / "h8.npz", out / "groups" / "h8.json"
+    with np.load(npz) as f:
+        arrays = {k: f[k] for k in f.files if k not in ("final/test_ll", "curves/train_accuracy")}
+    data = store.npz_bytes(arrays)
+    npz.write_bytes(data)
+    record = json.loads(record_path.read_text())
+    assert record.pop("format") == FORMAT_VERSION
+    record["npz_sha256"] = hashlib.sha256(data).hexdigest()
+    record_path.write_text(json.dumps(record))
+
+    res = load.load_run(out)
+    old, new = res.group((8,)), res.group((16,))
+    assert "test_ll" not in old.final and "train_accuracy" not in old.curves
+    assert "test_ll" in new.final and "val_accuracy" in old.curves
+    assert "test_ll" not in report.member_rows(res.groups)[0]
+    assert "train_accuracy" not in report.curve_rows(res.groups)[0]
+    assert "val acc %" in report.table(res.summary)
+    assert _resume(out, capsys).count("trained again") == 0
+
+
 @pytest.mark.slow
 def test_a_rewrite_refused_midway_keeps_the_old_file_whole(tmp_path):
     """`ulimit -f` for real: the new file cannot be written past 100 KiB. The old one must

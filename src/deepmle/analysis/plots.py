@@ -19,8 +19,19 @@ import numpy as np
 
 from deepmle.analysis.load import load_run
 from deepmle.analysis.stats import mean_ci95
+from deepmle.core.metrics import BY_NAME
 from deepmle.runs import store
 from deepmle.runs.results import RunResults, hidden_label, lr_labels
+
+SHOWN = BY_NAME["val_accuracy"]
+"""The metric the heatmap, lr and curves figures plot (its label and scale from the schema)."""
+SCALE = 100.0 if SHOWN.percent else 1.0
+
+
+def _image(pixels: np.ndarray) -> np.ndarray:
+    """A row of pixels as a square image (28×28 for MNIST), or as one row if not square."""
+    side = math.isqrt(pixels.size)
+    return pixels.reshape((side, side) if side * side == pixels.size else (1, -1))
 
 
 def _pyplot() -> Any:
@@ -50,7 +61,7 @@ def heatmap(res: RunResults, plt: Any) -> Any:
     note = [["" for _ in lrs] for _ in shapes]
     for r in rows:
         i, j = shapes.index(r["hidden_sizes"]), lrs.index(r["learning_rate"])
-        acc[i, j] = r["val_accuracy_mean"] * 100
+        acc[i, j] = r[f"{SHOWN.name}_mean"] * SCALE
         d, n = r["diverged"], r["seeds"]
         note[i][j] = "diverged" if d == n else f"{acc[i, j]:.2f}" + (f"\n{d}/{n} div" if d else "")
         if r["selected"]:
@@ -237,7 +248,7 @@ def weights(res: RunResults, plt: Any) -> Any:
     for j, ax in enumerate(axes.flat):
         ax.axis("off")
         if j < n:
-            im = ax.imshow(w[:, j].reshape(28, 28), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            im = ax.imshow(_image(w[:, j]), cmap="RdBu_r", vmin=-lim, vmax=lim)
             if out_w is not None:
                 vote = d1 if out_w[j] > 0 else d2
                 ax.set_title(f"θŷ {out_w[j]:+.2f}: {vote}", fontsize=7)
@@ -252,13 +263,14 @@ def weights(res: RunResults, plt: Any) -> Any:
 
 def misclassified(res: RunResults, plt: Any) -> Any:
     from deepmle import data
+    from deepmle.core import registry
     from deepmle.core.model import predict_proba
 
     params, label = selected_member(res)
     config = res.config
     where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
     test = data.load(replace(config.data, path=where) if where else config.data).test
-    p = np.asarray(predict_proba(params, test.x, config.model.activation))
+    p = np.asarray(predict_proba(params, test.x, registry.activation(config.model.activation)))
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     d1, d2 = config.data.digits
     n = min(len(wrong), 32)
@@ -269,7 +281,7 @@ def misclassified(res: RunResults, plt: Any) -> Any:
         ax.axis("off")
         if k < n:
             i = wrong[k]
-            ax.imshow(test.x[i].reshape(28, 28), cmap="gray_r")
+            ax.imshow(_image(test.x[i]), cmap="gray_r")
             truth = d1 if test.y[i] > 0.5 else d2
             ax.set_title(f"is {truth}, P({d1})={p[i]:.2f}", fontsize=7)
     fig.suptitle(f"{len(wrong)} of {len(test.y)} test digits misclassified: {label}", fontsize=9)

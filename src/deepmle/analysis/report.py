@@ -9,12 +9,17 @@ from typing import Any
 import numpy as np
 
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
-from deepmle.core.member import DIVERGENCE_REASONS
+from deepmle.core.metrics import DIVERGENCE_REASONS, METRICS, Metric
 from deepmle.errors import UserError
-from deepmle.runs.results import CURVE_METRICS, FINAL_METRICS, GroupResult, hidden_label, lr_labels
+from deepmle.runs.results import GroupResult, hidden_label, lr_labels
 
-SUMMARY_METRICS = ("train_ll", "val_ll", "val_accuracy", "test_accuracy")
-MEMBER_METRICS = tuple(k for k in FINAL_METRICS if not k.startswith("diverged"))
+SUMMARY_METRICS = tuple(m for m in METRICS if m.summary)
+
+
+def _present(groups: Sequence[GroupResult], where: str, metrics: Sequence[Metric]) -> list[str]:
+    """The names of ``metrics`` every group has (``where``: "final" or "curves"): a run saved
+    before a metric existed lacks it."""
+    return [m.name for m in metrics if all(m.name in getattr(g, where) for g in groups)]
 
 
 def _diverged(g: GroupResult) -> np.ndarray:
@@ -30,7 +35,7 @@ def _stop(g: GroupResult, key: str, si: int, li: int) -> int | str:
 def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per (shape, learning rate, seed) with its final metrics (for a member stopped
     by successive halving, at its stop)."""
-    rows = []
+    rows, names = [], _present(groups, "final", METRICS)
     for g in groups:
         for si, seed in enumerate(g.seeds):
             for li, lr in enumerate(g.learning_rates):
@@ -45,7 +50,7 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                         "diverged_reason": DIVERGENCE_REASONS[
                             int(g.final["diverged_reason"][si, li])
                         ],
-                        **{k: float(g.final[k][si, li]) for k in MEMBER_METRICS},
+                        **{k: float(g.final[k][si, li]) for k in names},
                         "stopped_epoch": _stop(g, "stopped_epoch", si, li),
                         "stopped_rung": _stop(g, "stopped_rung", si, li),
                     }
@@ -55,18 +60,19 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
 
 def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per (shape, learning rate, seed, epoch); epochs count from 1."""
-    rows = []
+    rows, names = [], _present(groups, "curves", METRICS)
     for g in groups:
+        n_epochs = max((v.shape[2] for v in g.curves.values()), default=0)
         for si, seed in enumerate(g.seeds):
             for li, lr in enumerate(g.learning_rates):
-                for e in range(g.curves["train_ll"].shape[2]):
+                for e in range(n_epochs):
                     rows.append(
                         {
                             "hidden_sizes": hidden_label(g.hidden),
                             "learning_rate": float(lr),
                             "seed": int(seed),
                             "epoch": e + 1,
-                            **{k: float(g.curves[k][si, li, e]) for k in CURVE_METRICS},
+                            **{k: float(g.curves[k][si, li, e]) for k in names},
                         }
                     )
     return rows
@@ -83,7 +89,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     ``select_best`` chooses, and each cell's validation accuracy minus the selected cell's,
     paired by seed (``val_accuracy_diff_mean``/``_ci95`` over ``val_accuracy_diff_n`` pairs;
     ``indistinguishable`` when that interval holds 0; no interval under 2 pairs)."""
-    rows, cells = [], []
+    rows, cells, summary = [], [], _present(groups, "final", SUMMARY_METRICS)
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
             ok = ~_diverged(g)[:, li]
@@ -97,7 +103,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 "seeds_used": int(ok.sum()),
                 "stopped_epoch": _stop(g, "stopped_epoch", 0, li),
             }
-            for k in SUMMARY_METRICS:
+            for k in summary:
                 row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci95(g.final[k][ok, li])
             rows.append(row)
             cells.append(_valid(g, li, "val_accuracy"))
@@ -212,32 +218,28 @@ def _mark(r: dict[str, Any], sweep: bool) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The printed summary, one line per cell. Test accuracy is shown for the selected cell
-    only, so that a sweep's table cannot be read as selection on the test set; "seeds" is
-    how many seeds each mean is over; "≈" marks the cells whose validation accuracy cannot be
-    told apart from the selected one's, "?" those too few seeds to compare. Cells stopped by
-    successive halving are left out (selection is among the cells trained to the end)."""
+    """The printed summary, one line per cell, a column per summary metric. Test metrics are
+    shown for the selected cell only, so that a sweep's table cannot be read as selection on
+    the test set; "seeds" is how many seeds each mean is over; "≈" marks the cells whose
+    validation accuracy cannot be told apart from the selected one's, "?" those with too few
+    seeds to compare. Cells stopped by successive halving are left out (selection is among
+    the cells trained to the end)."""
     sweep = len(rows) > 1
     stopped = sum(r.get("stopped_epoch", "") != "" for r in rows)
     rows = [r for r in rows if r.get("stopped_epoch", "") == ""]
-    header = ("hidden", "lr", "seeds", "train LL", "val LL", "val acc %", "test acc %", "")
+    shown = [m for m in SUMMARY_METRICS if rows and f"{m.name}_mean" in rows[0]]
+    header = ("hidden", "lr", "seeds", *(m.label for m in shown), "")
     lines = [header]
     label = lr_labels([r["learning_rate"] for r in rows])
     for r in rows:
         sel = r["selected"]
         used = r["seeds"] - r["diverged"]
-        lines.append(
-            (
-                r["hidden_sizes"],
-                label[r["learning_rate"]],
-                f"{used}" if not r["diverged"] else f"{used} of {r['seeds']}",
-                _pm(r["train_ll_mean"], r["train_ll_ci95"], False),
-                _pm(r["val_ll_mean"], r["val_ll_ci95"], False),
-                _pm(r["val_accuracy_mean"], r["val_accuracy_ci95"], True),
-                _pm(r["test_accuracy_mean"], r["test_accuracy_ci95"], True) if sel else "",
-                _mark(r, sweep),
-            )
-        )
+        cells = [
+            _pm(r[f"{m.name}_mean"], r[f"{m.name}_ci95"], m.percent) if sel or not m.is_test else ""
+            for m in shown
+        ]
+        seeds = f"{used}" if not r["diverged"] else f"{used} of {r['seeds']}"
+        lines.append((r["hidden_sizes"], label[r["learning_rate"]], seeds, *cells, _mark(r, sweep)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines

@@ -1,10 +1,11 @@
 """TensorBoard event files for a run: ``RUN_DIR/tensorboard/``, to browse and compare curves.
 
 One TensorBoard run per cell (shape × learning rate), named like ``h32_lr0.1``, holds the
-mean over its seeds (those that did not diverge) of ``train_ll``, ``val_ll`` and
-``val_accuracy`` per epoch, with step = epoch. HParams dashboard data relates the hidden
-sizes and the learning rate to the final validation metrics. Validation only: test accuracy
-stays where the table puts it, beside the cell selected on validation.
+mean over its seeds (those that did not diverge) of every curve marked ``tensorboard`` in
+deepmle.core.metrics (``train_ll``, ``val_ll``, ``val_accuracy``) per epoch, with step =
+epoch. HParams dashboard data relates the hidden sizes and the learning rate to the final
+validation metrics. Validation only: test accuracy stays where the table puts it, beside the
+cell selected on validation.
 
 Written with TensorBoard's own event writer (``pip install 'deepmle[tensorboard]'``); no
 TensorFlow needed, to write or to view (``tensorboard --logdir RUN_DIR/tensorboard``).
@@ -18,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from deepmle.core.metrics import METRICS
 from deepmle.errors import UserError
 from deepmle.runs import store
 from deepmle.runs.results import RunResults, group_name, hidden_label, lr_labels
 
-CURVES = ("train_ll", "val_ll", "val_accuracy")
+CURVES = tuple(m.name for m in METRICS if m.tensorboard and m.measured == "curve")
 
 
 def cell_name(hidden: tuple[int, ...], lr_label: str) -> str:
@@ -79,7 +81,7 @@ def write(results: RunResults) -> Path:
                 hparams.HParam("hidden_sizes", hparams.Discrete(shapes)),
                 hparams.HParam("learning_rate", hparams.RealInterval(lrs[0], lrs[-1])),
             ],
-            metrics=[hparams.Metric(tag) for tag in ("val_accuracy", "val_ll", "train_ll")],
+            metrics=[hparams.Metric(m.name) for m in METRICS if m.tensorboard],
         )  # fmt: skip
         top = EventFileWriter(str(tmp))
         event(top, 0, config)
@@ -93,16 +95,17 @@ def write(results: RunResults) -> Path:
                 event(writer, 0, hparams.hparams_pb(trial, trial_id=name))
                 ok = healthy[:, li]
                 if ok.any():
+                    tags = [tag for tag in CURVES if tag in g.curves]
                     stop = (
                         int(g.final["stopped_epoch"][0, li]) if "stopped_epoch" in g.final else -1
                     )
-                    last = stop if stop > 0 else g.curves["val_ll"].shape[2]  # halving: its stop
-                    for e in range(last):
+                    epochs = max((g.curves[t].shape[2] for t in tags), default=0)
+                    for e in range(stop if stop > 0 else epochs):  # halving: until its stop
                         values = [
                             summary_pb2.Summary.Value(
                                 tag=tag, simple_value=float(np.nanmean(g.curves[tag][ok, li, e]))
                             )
-                            for tag in CURVES
+                            for tag in tags
                         ]
                         event(writer, e + 1, summary_pb2.Summary(value=values))
                 writer.close()

@@ -14,7 +14,6 @@ and maths; only the number of its neighbours changes. Each stopped member keeps 
 metrics (test included) and parameters computed at its rung.
 """
 
-import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle import runtime
-from deepmle.core.member import Spec, member
+from deepmle.core.member import Spec
 from deepmle.core.types import Dataset, Split
 from deepmle.population import groups, programs
 from deepmle.progress import Progress
@@ -223,12 +222,9 @@ def _fake_data(spec: Spec) -> Dataset:
 
 
 def _state_treedef(spec: Spec) -> Any:
-    sizes, f32 = spec.layer_sizes, np.float32
-    params = [
-        {"w": jax.ShapeDtypeStruct((a, b), f32), "b": jax.ShapeDtypeStruct((b,), f32)}
-        for a, b in itertools.pairwise(sizes)
-    ]
-    return jax.tree.structure(jax.eval_shape(member(spec).init, params, _fake_data(spec)))
+    """The structure of a group state (its lr-axes tree, with a leaf for the shared one)."""
+    axes = programs._state_axes(spec, _fake_data(spec))
+    return jax.tree.structure(axes._replace(start_lls=0))
 
 
 class _Run(NamedTuple):

@@ -18,20 +18,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from deepmle import config as config_lib
+from deepmle.core.metrics import CURVES, DIVERGENCE, METRICS
 from deepmle.core.types import Params
 from deepmle.population.halving import STOP_METRICS
 
-FINAL_METRICS = (
-    "train_ll",
-    "train_accuracy",
-    "val_ll",
-    "val_accuracy",
-    "test_ll",
-    "test_accuracy",
-    "diverged_epoch",
-    "diverged_reason",
-)
-CURVE_METRICS = ("train_ll", "train_accuracy", "val_ll", "val_accuracy")
+FORMAT_VERSION = 2
+"""Of a group file (its record's ``format``; none recorded: 1). 2: metrics read through
+deepmle.core.metrics.METRICS, a metric missing from an older file absent from its group."""
 
 
 MAX_NAME = 64
@@ -116,18 +109,19 @@ def group_arrays(g: GroupResult) -> dict[str, np.ndarray]:
 def group_from_arrays(
     hidden: tuple[int, ...], arrays: dict[str, np.ndarray], info: dict
 ) -> GroupResult:
-    """The inverse of ``group_arrays``; KeyError if an array is missing."""
+    """The inverse of ``group_arrays``; KeyError if an array other than a metric is missing.
+    A metric the file lacks (saved before the metric existed) is absent from the group."""
     return GroupResult(
         hidden=hidden,
         seeds=arrays["seeds"],
         learning_rates=arrays["learning_rates"],
         params=params_from_arrays(group_name(hidden), arrays, len(hidden) + 1),
         final={
-            k: arrays[f"final/{k}"]
-            for k in (*FINAL_METRICS, *STOP_METRICS)
-            if k in FINAL_METRICS or f"final/{k}" in arrays
+            **{m.name: arrays[f"final/{m.name}"] for m in METRICS if f"final/{m.name}" in arrays},
+            **{k: arrays[f"final/{k}"] for k in DIVERGENCE},
+            **{k: arrays[f"final/{k}"] for k in STOP_METRICS if f"final/{k}" in arrays},
         },
-        curves={k: arrays[f"curves/{k}"] for k in CURVE_METRICS},
+        curves={m.name: arrays[f"curves/{m.name}"] for m in CURVES if f"curves/{m.name}" in arrays},
         info=info,
     )
 

@@ -36,6 +36,7 @@ import numpy as np
 from deepmle import config as config_lib
 from deepmle.errors import UserError
 from deepmle.runs.results import (
+    FORMAT_VERSION,
     GroupResult,
     check_group,
     group_arrays,
@@ -408,6 +409,7 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha2
     atomic_write_bytes(run.work / "groups" / f"{g.name}.npz", data)
     record = {
         "group": g.name,
+        "format": FORMAT_VERSION,
         "identity": identity(config, g.hidden, data_sha256),
         "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
@@ -436,6 +438,9 @@ def read_group(
         return None, f"is unreadable ({e})"
     if not isinstance(record, dict) or record.get("group") != name:
         return None, f"{json_path.name} is not the record of group {name}"
+    fmt = record.get("format", 1)
+    if not isinstance(fmt, int) or not 1 <= fmt <= FORMAT_VERSION:
+        return None, f"{json_path.name} has format {fmt!r}, newer than this deepmle reads"
     recorded = str(record.get("data_sha256", ""))
     if data_sha256 is not None and recorded != data_sha256:
         return None, "was trained on different data"
@@ -450,7 +455,7 @@ def read_group(
     except (ValueError, KeyError, OSError, EOFError) as e:
         return None, f"{npz_path.name} is unreadable ({e})"
     lrs = np.asarray(config.train.learning_rate, np.float64)
-    sizes = config.shapes[config.model.hidden_sizes.index(hidden)]
+    sizes = (g.params[0]["w"].shape[2], *hidden, 1)  # the input size is the data's (checked above)
     problem = check_group(g, sizes, config.train.seeds, lrs, config.train.epochs)
     return (None, f"{npz_path.name} {problem}") if problem else (g, "")
 
