@@ -27,7 +27,7 @@ def test_curves_leave_out_diverged_members_and_bands_stay_in_0_100(tmp_path):
     acc_ax, ll_ax = fig.axes[:2]
     drawn = [line for line in acc_ax.get_lines() if len(line.get_xdata())]
     assert len(drawn) == 1  # lr 1000 diverged on every seed: no line, only its legend entry
-    assert "lr 1e+03: all 3 seeds diverged" in [t.get_text() for t in acc_ax.get_legend().texts]
+    assert "lr 1000: all 3 seeds diverged" in [t.get_text() for t in acc_ax.get_legend().texts]
     for band in acc_ax.collections:
         assert band.get_paths()[0].vertices[:, 1].max() <= 100.0
     assert ll_ax.get_ylabel() == "mean LL per digit"  # LL beside accuracy

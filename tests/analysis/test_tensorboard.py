@@ -41,14 +41,15 @@ def _scalars(path: Path, tag: str) -> list[tuple[int, float]]:
 
 def test_one_tensorboard_run_per_cell_with_mean_curves(run):
     runs = sorted(p.name for p in (run / "tensorboard").iterdir() if p.is_dir())
-    assert runs == ["h16_lr0.3", "h16_lr1", "h8_lr0.3", "h8_lr1"]
+    assert runs == ["h08_lr0.3", "h08_lr1.0", "h16_lr0.3", "h16_lr1.0"]  # sorted as numbers
     g = results.load_run(run).group((16,))
     for tag in ("train_ll", "val_ll", "val_accuracy"):
         got = _scalars(run / "tensorboard" / "h16_lr0.3", tag)
         assert [step for step, _ in got] == [1, 2]  # step = epoch
-        want = g.curves[tag][:, 0].mean(axis=0)  # mean over the 3 seeds, per epoch
+        scale = 100.0 if tag == "val_accuracy" else 1.0  # accuracy in %, as in the table
+        want = g.curves[tag][:, 0].mean(axis=0) * scale  # mean over the 3 seeds, per epoch
         np.testing.assert_allclose([v for _, v in got], want, rtol=1e-6)
-    acc = EventAccumulator(str(run / "tensorboard" / "h8_lr1"))
+    acc = EventAccumulator(str(run / "tensorboard" / "h08_lr1.0"))
     acc.Reload()
     assert "test_accuracy" not in acc.Tags()["scalars"]  # validation only
 
@@ -59,7 +60,7 @@ def test_the_command_writes_for_any_finished_run(run, capsys):
     shutil.rmtree(run / "tensorboard")
     assert main(["tensorboard", str(run)]) == 0
     assert capsys.readouterr().out.strip().endswith("tensorboard")
-    assert _scalars(run / "tensorboard" / "h8_lr0.3", "val_accuracy")
+    assert _scalars(run / "tensorboard" / "h08_lr0.3", "val_accuracy")
 
 
 def _get(url: str, data: dict | None = None) -> object:
@@ -85,12 +86,12 @@ def test_a_real_tensorboard_server_serves_the_cells_and_hparams(run):
             url = found.group(0) if found else time.sleep(0.2)
         while True:  # the server loads the logdir in the background
             try:
-                points = _get(f"{url}/data/plugin/scalars/scalars?run=h16_lr1&tag=val_accuracy")
+                points = _get(f"{url}/data/plugin/scalars/scalars?run=h16_lr1.0&tag=val_accuracy")
                 break
             except OSError:
                 assert time.monotonic() < deadline
                 time.sleep(0.5)
-        want = results.load_run(run).group((16,)).curves["val_accuracy"][:, 1].mean(axis=0)
+        want = results.load_run(run).group((16,)).curves["val_accuracy"][:, 1].mean(axis=0) * 100
         assert [p[1] for p in points] == [1, 2]
         np.testing.assert_allclose([p[2] for p in points], want, rtol=1e-6)
         groups = _get(f"{url}/data/plugin/hparams/session_groups", {
@@ -99,8 +100,8 @@ def test_a_real_tensorboard_server_serves_the_cells_and_hparams(run):
             "startIndex": 0, "sliceSize": 10,
         })  # fmt: skip
         cells = {g["name"]: g for g in groups["sessionGroups"]}
-        assert set(cells) == {"h8_lr0.3", "h8_lr1", "h16_lr0.3", "h16_lr1"}
-        assert cells["h16_lr1"]["hparams"] == {"hidden_sizes": "16", "learning_rate": 1.0}
+        assert set(cells) == {"h08_lr0.3", "h08_lr1.0", "h16_lr0.3", "h16_lr1.0"}
+        assert cells["h16_lr1.0"]["hparams"] == {"hidden_sizes": "16", "learning_rate": 1.0}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -121,3 +122,19 @@ def test_the_hparams_experiment_lists_train_and_validation_metrics_only(run):
     assert found, "no HParams experiment in the event files"
     for tags in found:
         assert tags and all(t.startswith(("train_", "val_")) for t in tags), tags
+
+
+def test_run_names_sort_as_numbers():
+    from types import SimpleNamespace
+
+    from deepmle.analysis.tensorboard import sortable_labels
+
+    groups = [SimpleNamespace(hidden=h) for h in ((128,), (16,), (64, 32), ())]
+    shapes, lrs = sortable_labels(groups, [0.01, 0.03, 0.1, 3.0, 10.0, 300.0])
+    assert shapes == {(128,): "h128", (16,): "h016", (64, 32): "h064-032", (): "h000"}
+    names = list(lrs.values())
+    assert names == ["000.01", "000.03", "000.10", "003.00", "010.00", "300.00"]
+    assert sorted(names) == names and sorted(shapes.values())[:2] == ["h000", "h016"]
+    _, search = sortable_labels(groups, [0.00123456, 0.5, 2.5])
+    assert list(search.values()) == sorted(search.values())
+    assert all(abs(float(t) - v) <= 5e-3 * v for v, t in search.items())

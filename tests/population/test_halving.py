@@ -311,9 +311,11 @@ def test_figure_and_tensorboard_runs_end_where_cells_stopped(grid_and_halving):
     paths = plots.draw(halved.run_dir, loaded)
     assert halved.run_dir / "plots" / "halving.png" in paths
     tensorboard.write(loaded)
+    lrs = [float(lr) for lr in loaded.groups[0].learning_rates]
+    shape_names, lr_names = tensorboard.sortable_labels(loaded.groups, lrs)
     for g in loaded.groups:
         for li, lr in enumerate(g.learning_rates):
-            name = tensorboard.cell_name(g.hidden, results.lr_labels(g.learning_rates)[float(lr)])
+            name = tensorboard.cell_name(shape_names[g.hidden], lr_names[float(lr)])
             acc = EventAccumulator(str(halved.run_dir / "tensorboard" / name))
             acc.Reload()
             if (g.final["diverged_epoch"][:, li] >= 0).all():

@@ -15,3 +15,4 @@ def test_learning_rate_labels_tell_every_rate_apart():
     labels = results.lr_labels([0.1, 0.1000001, 0.10000002])
     assert len(set(labels.values())) == 3 and labels[0.1] == "0.1"
     assert results.lr_labels([0.0011644223751767872])[0.0011644223751767872] == "0.00116"
+    assert results.lr_labels([1000.0, 1e30, 1e-7]) == {1000.0: "1000", 1e30: "1e+30", 1e-7: "1e-07"}

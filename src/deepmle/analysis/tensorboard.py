@@ -1,11 +1,11 @@
 """TensorBoard event files for a run: ``RUN_DIR/tensorboard/``, to browse and compare curves.
 
-One TensorBoard run per cell (shape × learning rate), named like ``h32_lr0.1``, holds the
-mean over its seeds (those that did not diverge) of every curve marked ``tensorboard`` in
-deepmle.core.metrics (``train_ll``, ``val_ll``, ``val_accuracy``) per epoch, with step =
-epoch. HParams dashboard data relates the hidden sizes and the learning rate to the final
-validation metrics. Validation only: test accuracy stays where the table puts it, beside the
-cell selected on validation.
+One TensorBoard run per cell (shape × learning rate), named like ``h032_lr0.10`` (names
+that sort as numbers), holds the mean over its seeds (those that did not diverge) of every
+curve marked ``tensorboard`` in deepmle.core.metrics (``train_ll``, ``val_ll``,
+``val_accuracy`` in %) per epoch, with step = epoch. HParams dashboard data relates the
+hidden sizes and the learning rate to the final validation metrics. Validation only: test
+accuracy stays where the table puts it, beside the cell selected on validation.
 
 Written with TensorBoard's own event writer (``pip install 'deepmle[tensorboard]'``); no
 TensorFlow needed, to write or to view (``tensorboard --logdir RUN_DIR/tensorboard``).
@@ -22,15 +22,32 @@ import numpy as np
 from deepmle.core.metrics import METRICS
 from deepmle.errors import UserError
 from deepmle.runs import store
-from deepmle.runs.results import RunResults, group_name, hidden_label, lr_labels
+from deepmle.runs.results import RunResults, hidden_label
 
-CURVES = tuple(m.name for m in METRICS if m.tensorboard and m.measured == "curve")
+CURVES = tuple(m for m in METRICS if m.tensorboard and m.measured == "curve")
+"""Written per epoch; percentages (accuracy) in %, as the table shows them."""
 
 
-def cell_name(hidden: tuple[int, ...], lr_label: str) -> str:
-    """'h32_lr0.1' for hidden sizes (32,) and learning rate '0.1' (results.lr_labels); the
-    shape part is the group's name."""
-    return f"{group_name(hidden)}_lr{lr_label}"
+def sortable_labels(groups: Any, lrs: list[float]) -> tuple[dict[tuple, str], dict[float, str]]:
+    """TensorBoard lists runs by name, so names sort as numbers do: hidden sizes zero-padded
+    to one width ('h016', 'h128', 'h064-032') and learning rates fixed-point with as many
+    decimals as three significant digits of the smallest need, zero-padded to one width
+    ('0.03', '0.10', '3.00'; '001', '010', '300')."""
+    width = max((len(str(w)) for g in groups for w in g.hidden), default=1)
+    shapes = {g.hidden: "h" + ("-".join(str(w).zfill(width) for w in g.hidden) or "0" * width)
+              for g in groups}  # fmt: skip
+    for decimals in range(16):
+        text = {v: f"{v:.{decimals}f}" for v in lrs}
+        close = all(abs(float(t) - v) <= 5e-3 * v for v, t in text.items())
+        if close and len(set(text.values())) == len(lrs):
+            break
+    pad = max(len(t) for t in text.values())
+    return shapes, {v: t.zfill(pad) for v, t in text.items()}
+
+
+def cell_name(shape: str, lr: str) -> str:
+    """'h032_lr0.10': a cell's TensorBoard run, from ``sortable_labels``."""
+    return f"{shape}_lr{lr}"
 
 
 def require() -> None:
@@ -74,14 +91,15 @@ def write(results: RunResults) -> Path:
 
     try:
         lrs = sorted({float(lr) for g in results.groups for lr in g.learning_rates})
-        labels = lr_labels(lrs)
+        shape_names, lr_names = sortable_labels(results.groups, lrs)
         shapes = [hidden_label(g.hidden) for g in results.groups]
         config = hparams.hparams_config_pb(
             hparams=[
                 hparams.HParam("hidden_sizes", hparams.Discrete(shapes)),
                 hparams.HParam("learning_rate", hparams.RealInterval(lrs[0], lrs[-1])),
             ],
-            metrics=[hparams.Metric(m.name) for m in METRICS if m.tensorboard],
+            metrics=[hparams.Metric(m.name, display_name=m.label) for m in METRICS
+                     if m.tensorboard],
         )  # fmt: skip
         top = EventFileWriter(str(tmp))
         event(top, 0, config)
@@ -89,23 +107,26 @@ def write(results: RunResults) -> Path:
         for g in results.groups:
             healthy = g.final["diverged_epoch"] < 0  # [seeds, lrs]
             for li, lr in enumerate(g.learning_rates):
-                name = cell_name(g.hidden, labels[float(lr)])
+                name = cell_name(shape_names[g.hidden], lr_names[float(lr)])
                 writer = EventFileWriter(str(tmp / name))
                 trial = {"hidden_sizes": hidden_label(g.hidden), "learning_rate": float(lr)}
                 event(writer, 0, hparams.hparams_pb(trial, trial_id=name))
                 ok = healthy[:, li]
                 if ok.any():
-                    tags = [tag for tag in CURVES if tag in g.curves]
+                    shown = [m for m in CURVES if m.name in g.curves]
                     stop = (
                         int(g.final["stopped_epoch"][0, li]) if "stopped_epoch" in g.final else -1
                     )
-                    epochs = max((g.curves[t].shape[2] for t in tags), default=0)
+                    epochs = max((g.curves[m.name].shape[2] for m in shown), default=0)
                     for e in range(stop if stop > 0 else epochs):  # halving: until its stop
                         values = [
                             summary_pb2.Summary.Value(
-                                tag=tag, simple_value=float(np.nanmean(g.curves[tag][ok, li, e]))
+                                tag=m.name,
+                                simple_value=float(np.nanmean(g.curves[m.name][ok, li, e]))
+                                * (100.0 if m.percent else 1.0),
+                                metadata=summary_pb2.SummaryMetadata(display_name=m.label),
                             )
-                            for tag in tags
+                            for m in shown
                         ]
                         event(writer, e + 1, summary_pb2.Summary(value=values))
                 writer.close()

@@ -46,10 +46,17 @@ def group_name(hidden: tuple[int, ...]) -> str:
 
 def lr_labels(learning_rates: Sequence[float]) -> dict[float, str]:
     """Each learning rate printed with the fewest significant digits (at least 3) that tell
-    all of them apart: 0.1 -> '0.1', and 0.1 beside 0.1000001 -> '0.1' and '0.1000001'."""
+    all of them apart, positional for ordinary magnitudes: 0.1 -> '0.1', 1000 -> '1000', and
+    0.1 beside 0.1000001 -> '0.1' and '0.1000001'."""
     values = sorted(set(float(lr) for lr in learning_rates))
+
+    def text(v: float, digits: int) -> str:  # 1000 -> '1000', not '1e+03'
+        if 1e-4 <= abs(v) < 1e6:
+            return np.format_float_positional(v, precision=digits, fractional=False, trim="-")
+        return f"{v:.{digits}g}"
+
     for digits in range(3, 18):
-        labels = {v: f"{v:.{digits}g}" for v in values}
+        labels = {v: text(v, digits) for v in values}
         if len(set(labels.values())) == len(values):
             return labels
     return {v: repr(v) for v in values}
