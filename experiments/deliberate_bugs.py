@@ -70,7 +70,8 @@ BUGS = [
         "edge_lines", r"best\[\"learning_rate\"\] in \(lrs\[0\], lrs\[-1\]\)",
         'best["learning_rate"] == lrs[-1]', "tests/analysis/test_report.py"),
     Bug("a test metric in the HParams experiment", "deepmle.analysis.tensorboard", "write",
-        r"for m in METRICS if m\.tensorboard\]", "for m in METRICS if m.tensorboard or m.is_test]",
+        r"for m in METRICS(\s+)if m\.tensorboard\]",
+        r"for m in METRICS\1if m.tensorboard or m.is_test]",
         "tests/analysis/test_tensorboard.py"),
 ]  # fmt: skip
 
