@@ -107,11 +107,16 @@ def _as_int(where: str, v: Any, minimum: int) -> int:
 
 
 def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
-    """[32] or [64, 32] is one shape; [[8], [16], [64, 32]] is a sweep over shapes."""
-    _check(where, isinstance(v, list) and len(v) > 0, f"must be a non-empty list, got {v!r}")
+    """[32] or [64, 32] is one shape; [[8], [16], [64, 32]] is a sweep over shapes; [] inside
+    the outer list is no hidden layer, logistic regression: [[]] alone, or [[], [32]]."""
+    _check(
+        where,
+        isinstance(v, list) and len(v) > 0,
+        f"must be a non-empty list, got {v!r} (logistic regression, no hidden layer, is [[]])",
+    )
     shapes = v if all(isinstance(s, list) for s in v) else [v]
     for s in shapes:
-        _check(where, isinstance(s, list) and len(s) > 0, f"each shape must be a list, got {s!r}")
+        _check(where, isinstance(s, list), f"each shape must be a list, got {s!r}")
         for width in s:
             _check(where, _is_int(width), f"hidden sizes must be integers, got {width!r}")
             _check(where, width >= 1, f"hidden sizes must be >= 1, got {width}")
@@ -207,8 +212,8 @@ def _validate_section(
                 out[key] = _as_choice(at, v, SOURCES)
             case ("data", "digits"):
                 ok = isinstance(v, list) and len(v) == 2 and all(_is_int(d) for d in v)
-                _check(at, ok, f"must be a list of two digits, got {v!r}")
-                _check(at, all(0 <= d <= 9 for d in v) and v[0] != v[1], f"bad digits {v}")
+                ok = ok and all(0 <= d <= 9 for d in v) and v[0] != v[1]
+                _check(at, ok, f"must be two distinct digits 0-9, got {v!r}")
                 out[key] = tuple(v)
             case ("data", "path"):
                 _check(at, isinstance(v, str), f"must be a string, got {v!r}")
