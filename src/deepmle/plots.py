@@ -129,6 +129,8 @@ def selected_member(res: RunResults) -> tuple[list[dict[str, np.ndarray]], str]:
 def weights(res: RunResults, plt: Any) -> Any:
     params, label = selected_member(res)
     w = params[0]["w"]
+    if len(params) == 1:  # logistic regression: θ is one 28×28 map, shown large with its scale
+        return _logistic_weights(w[:, 0], label, res.config.data.digits, plt)
     n = min(w.shape[1], 64)
     cols = min(n, 8)
     rows_n = math.ceil(n / cols)
@@ -139,6 +141,20 @@ def weights(res: RunResults, plt: Any) -> Any:
             lim = np.abs(w[:, j]).max()
             ax.imshow(w[:, j].reshape(28, 28), cmap="RdBu_r", vmin=-lim, vmax=lim)
     fig.suptitle(f"θ^(h) columns as 28×28 (red +, blue −): {label}", fontsize=9)
+    return fig
+
+
+def _logistic_weights(theta: np.ndarray, label: str, digits: tuple[int, int], plt: Any) -> Any:
+    """θ [784] of ŷ = σ(θᵀx) as one 28×28 map: red pixels push ŷ towards the first digit."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    lim = np.abs(theta).max()
+    im = ax.imshow(theta.reshape(28, 28), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"weight (+ toward {digits[0]})")
+    ax.set_title(
+        f"logistic regression θ as 28×28\n(red: ink says {digits[0]}, blue: {digits[1]})\n{label}",
+        fontsize=9,
+    )
     return fig
 
 
