@@ -55,11 +55,12 @@ def test_logistic_members_equal_the_one_definition_run_alone(mixed, small):
     assert [p["w"].shape for p in g.params] == [(2, 2, 784, 1)]
     spec = train.spec_from_config(mixed.config, (784, 1), small.train.y.shape[0])
     data = jax.tree.map(jnp.asarray, small)
-    alone = jax.jit(lambda p, o, lr: train.run(train.member(spec), p, o, lr, data))
+    alone = jax.jit(lambda p, o, lr, k: train.run(train.member(spec), p, o, lr, data, k))
     for s, li in [(0, 0), (1, 1)]:
         params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
         orders = randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs)
-        state, _, final = alone(params, orders, jnp.float32(g.learning_rates[li]))
+        key = randomness.calibration_key(s)
+        state, _, final = alone(params, orders, jnp.float32(g.learning_rates[li]), key)
         chex.assert_trees_all_close(g.member_params(s, li), state.params, rtol=1e-4, atol=1e-5)
         assert g.final["test_ll"][s, li] == pytest.approx(float(final["test_ll"]), rel=1e-4)
         p = g.member_params(s, li)[0]

@@ -123,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     res = outcome.results
     lines = [
         report.table(res.summary),
+        *report.calibration_lines(res.summary),
         *report.divergence_lines(res.groups),
         *report.edge_lines(res.summary),
         *outcome.notes,

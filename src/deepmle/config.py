@@ -22,6 +22,7 @@ from deepmle import registry
 from deepmle.errors import UserError
 
 SOURCES = ("embedded", "npz", "tfds")
+CALIBRATIONS = ("none", "temperature")
 
 
 class ConfigError(UserError):
@@ -52,6 +53,8 @@ class TrainConfig:
     epochs: int = 10
     seeds: int = 8
     search_seed: int = 0
+    calibrate: str = "none"
+    """"temperature": fit T per member on validation, report test metrics before and after."""
     learning_rate_search: str = field(default="", compare=False)
     """How the learning rates were drawn, if by random search (a note, not part of identity)."""
 
@@ -233,6 +236,8 @@ def _validate_section(
             case ("train", "momentum"):
                 _check(at, _is_number(v) and 0 <= v < 1, f"must be in [0, 1), got {v!r}")
                 out[key] = float(v)
+            case ("train", "calibrate"):
+                out[key] = _as_choice(at, v, CALIBRATIONS)
             case ("train", "search_seed"):
                 out[key] = _as_int(at, v, 0)
             case ("train", "batch_size" | "epochs" | "seeds"):

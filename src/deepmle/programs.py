@@ -16,7 +16,8 @@ Layouts for speed, chosen here and only here (the maths stays in deepmle.train):
   data) are left out of training and validation: their weights get an exact zero gradient,
   so under every registered optimizer they keep their initial values, and leaving them out
   changes no result beyond float rounding (tested) while saving a fifth of the layer-1 work.
-  They are put back, at their initial values, for the test split and the saved parameters.
+  They are put back, at their initial values, for the test split and the saved parameters
+  (and as zeros into the validation images, for ``final``'s temperature fit).
 
 Results leave the program member-first ([seeds, lrs, ...]; curves [seeds, lrs, epochs]).
 """
@@ -163,7 +164,7 @@ def group(spec: train.Spec, data: Dataset, n_lrs: int) -> train.Members:
             (state, 0),
             (0, 0, 1, 1, 1, None, None),
         ),
-        final=members(one.final, (state, 0, None), 0, (0, 0, None)),
+        final=members(one.final, (state, 0, None, None), 0, (0, 0, None, 0)),
     )
 
 
@@ -205,7 +206,7 @@ def _by_chunks(fn: Callable, chunk: int, state: Any, order: jax.Array) -> Any:
 def _epoch_program(spec: train.Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
         state: train.TrainState, params: Params, unused_w: jax.Array, orders: jax.Array,
-        lrs: jax.Array, data: Dataset, epoch: jax.Array,
+        lrs: jax.Array, keys: jax.Array, data: Dataset, epoch: jax.Array,
     ) -> tuple[train.TrainState, Metrics, Metrics, Params]:  # fmt: skip
         members = group(spec, data, lrs.shape[0])
         state = jax.lax.cond(epoch == 0, lambda: members.init(params, data), lambda: state)
@@ -216,7 +217,11 @@ def _epoch_program(spec: train.Spec, pixels: Pixels, chunk: int) -> Callable:
 
         def last() -> tuple[Metrics, Params]:
             full = _with_all_pixels(state.params, unused_w, pixels)
-            return members.final(state._replace(params=full), metrics, data), full
+            val = data.validation  # its left-out pixels are 0 in every image: put them back
+            n_pixels = len(pixels.used) + len(pixels.unused)
+            val_x = jnp.zeros((val.x.shape[0], n_pixels), val.x.dtype).at[:, pixels.used]
+            whole = data._replace(validation=Split(val_x.set(val.x), val.y))
+            return members.final(state._replace(params=full), metrics, whole, keys), full
 
         zeros = lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(last))  # noqa: E731
         final, full = jax.lax.cond(epoch == spec.epochs - 1, last, zeros)
@@ -251,20 +256,28 @@ def device_data(dataset: Dataset, mesh: Mesh, pixels: Pixels) -> DeviceData:
 class Inputs(NamedTuple):
     """A program's arguments as global arrays: initial params per seed ([seeds, ...], the
     first layer's used-pixel rows), the unused rows [seeds, unused, h], orders [epochs,
-    steps, seeds, batch], learning rates [lrs] (padded), data."""
+    steps, seeds, batch], learning rates [lrs] (padded), calibration key data per seed
+    [seeds, 2] (uint32), data."""
 
     params: Params
     unused_w: jax.Array
     orders: jax.Array
     lrs: jax.Array
+    keys: jax.Array
     data: Dataset
 
 
 def inputs(
-    layout: Layout, params: Params, orders: np.ndarray, lrs: np.ndarray, data: DeviceData
+    layout: Layout,
+    params: Params,
+    orders: np.ndarray,
+    lrs: np.ndarray,
+    data: DeviceData,
+    keys: np.ndarray,
 ) -> Inputs:
     """Global arrays for a program from host arrays: ``params`` per seed [padded_seeds, ...],
-    ``orders`` [padded_seeds, epochs, steps, batch], ``lrs`` [n_lrs] (padded here)."""
+    ``orders`` [padded_seeds, epochs, steps, batch], ``lrs`` [n_lrs] (padded here), ``keys``
+    [padded_seeds, 2] uint32 (each seed's calibration key data)."""
     mesh = layout.mesh
     lrs = np.asarray(lrs, np.float32)
     lrs = np.concatenate([lrs, np.repeat(lrs[-1:], layout.padded_lrs - lrs.size)])
@@ -280,6 +293,7 @@ def inputs(
             NamedSharding(mesh, P(None, None, "seeds")),
         ),
         lrs=_global(lrs, NamedSharding(mesh, P("lrs"))),
+        keys=_global(np.asarray(keys, np.uint32), by_seed),
         data=data.data,
     )
 
@@ -325,7 +339,8 @@ def compile_program(
         for i in range(len(spec.layer_sizes) - 1)
     ]
     by_seed, seeds_lrs = P("seeds"), P("seeds", "lrs")
-    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), P(), P())
+    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), by_seed, P(),
+                P())  # fmt: skip
     out_specs = (state_specs, seeds_lrs, seeds_lrs, params_specs)
     # check_vma off: at epoch 0 the state comes from init, identical across the "lrs" mesh
     # axis, and the cond's two branches then differ in which mesh axes they vary over.

@@ -11,12 +11,32 @@ from typing import Any
 import numpy as np
 
 from deepmle import store
-from deepmle.results import FINAL_METRICS, GroupResult, hidden_label, lr_labels, params_arrays
+from deepmle.results import (
+    FINAL_METRICS,
+    TEMPERATURE_METRICS,
+    GroupResult,
+    hidden_label,
+    lr_labels,
+    params_arrays,
+)
 from deepmle.stats import mean_ci95, paired_diff_ci95
 from deepmle.train import DIVERGENCE_REASONS
 
-SUMMARY_METRICS = ("train_ll", "val_ll", "val_accuracy", "test_accuracy")
+SUMMARY_METRICS = (
+    *("train_ll", "val_ll", "val_accuracy", "test_accuracy"),
+    *("test_ll", "test_brier", "test_ece", "test_ece_reference", *TEMPERATURE_METRICS),
+)
 MEMBER_METRICS = tuple(k for k in FINAL_METRICS if not k.startswith("diverged"))
+
+
+def _calibrated(groups: Sequence[GroupResult]) -> bool:
+    """Whether the run fitted temperatures (otherwise their columns are left out)."""
+    return any(np.isfinite(g.final["temperature"]).any() for g in groups)
+
+
+def _metrics(names: Sequence[str], groups: Sequence[GroupResult]) -> tuple[str, ...]:
+    keep = _calibrated(groups)
+    return tuple(k for k in names if keep or k not in TEMPERATURE_METRICS)
 
 
 def _diverged(g: GroupResult) -> np.ndarray:
@@ -25,7 +45,7 @@ def _diverged(g: GroupResult) -> np.ndarray:
 
 def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per (shape, learning rate, seed) with its final metrics."""
-    rows = []
+    rows, metrics = [], _metrics(MEMBER_METRICS, groups)
     for g in groups:
         for si, seed in enumerate(g.seeds):
             for li, lr in enumerate(g.learning_rates):
@@ -40,7 +60,7 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                         "diverged_reason": DIVERGENCE_REASONS[
                             int(g.final["diverged_reason"][si, li])
                         ],
-                        **{k: float(g.final[k][si, li]) for k in MEMBER_METRICS},
+                        **{k: float(g.final[k][si, li]) for k in metrics},
                     }
                 )
     return rows
@@ -75,7 +95,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     not diverge, the diverged count, ``selected`` for the best cell on validation, and each
     cell's validation accuracy minus the selected cell's, paired by seed
     (``val_accuracy_diff_mean``/``_ci95``; ``indistinguishable`` when that interval holds 0)."""
-    rows, cells = [], []
+    rows, cells, metrics = [], [], _metrics(SUMMARY_METRICS, groups)
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
             ok = ~_diverged(g)[:, li]
@@ -87,7 +107,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 "seeds": len(g.seeds),
                 "diverged": int((~ok).sum()),
             }
-            for k in SUMMARY_METRICS:
+            for k in metrics:
                 row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci95(g.final[k][ok, li])
             rows.append(row)
             cells.append(_valid(g, li, "val_accuracy"))
@@ -197,6 +217,27 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             "≈: validation accuracy within the 95% interval of the selected, paired by seed"
         )
     return "\n".join(text)
+
+
+def calibration_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The selected cell's proper scores and calibration on the test split, one line (and one
+    more after temperature scaling, if fitted): Brier, ECE beside its reference, LL."""
+    best = next((r for r in rows if r["selected"]), None)
+    if best is None:
+        return []
+
+    def scores(suffix: str) -> str:
+        m = lambda k: _pm(best[f"{k}{suffix}_mean"], best[f"{k}{suffix}_ci95"], False)  # noqa: E731
+        return (
+            f"Brier {m('test_brier')}, ECE {m('test_ece')} (labels drawn from ŷ: "
+            f"{m('test_ece_reference')}), LL/example {m('test_ll')}"
+        )
+
+    lines = [f"selected cell, test split: {scores('')}"]
+    if "temperature_mean" in best:
+        t = _pm(best["temperature_mean"], best["temperature_ci95"], False)
+        lines.append(f"after temperature scaling (T {t}, fitted on validation): {scores('_ts')}")
+    return lines
 
 
 def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:

@@ -29,10 +29,22 @@ FINAL_METRICS = (
     "val_ll",
     "val_accuracy",
     "test_ll",
+    "test_brier",
+    "test_ece",
+    "test_ece_reference",
     "test_accuracy",
+    "temperature",
+    "test_ll_ts",
+    "test_brier_ts",
+    "test_ece_ts",
+    "test_ece_reference_ts",
     "diverged_epoch",
     "diverged_reason",
 )
+TEMPERATURE_METRICS = ("temperature", "test_ll_ts", "test_brier_ts", "test_ece_ts",
+                       "test_ece_reference_ts")  # fmt: skip
+"""NaN unless the run fitted a temperature ([train] calibrate = "temperature"): the fitted T
+and the test metrics of σ(z / T)."""
 CURVE_METRICS = ("train_ll", "train_accuracy", "val_ll", "val_accuracy")
 
 

@@ -88,16 +88,18 @@ def check_memory(
         )
 
 
-def _host_draws(spec: train.Spec, layout: programs.Layout) -> tuple[list, np.ndarray]:
-    """Initial params per seed [padded_seeds, ...] and orders [padded_seeds, epochs, steps,
-    batch] from each seed's numpy streams (deepmle.randomness)."""
+def _host_draws(spec: train.Spec, layout: programs.Layout) -> tuple[list, np.ndarray, np.ndarray]:
+    """Initial params per seed [padded_seeds, ...], orders [padded_seeds, epochs, steps,
+    batch] and calibration key data [padded_seeds, 2] from each seed's numpy streams
+    (deepmle.randomness)."""
     seeds = range(layout.padded_seeds)
     per_seed = [model.from_normals(randomness.init_normals(s, spec.layer_sizes)) for s in seeds]
     params = jax.tree.map(lambda *a: np.stack(a), *per_seed)
     orders = np.stack(
         [randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs) for s in seeds]
     )
-    return params, orders
+    keys = np.stack([randomness.calibration_key(s) for s in seeds])
+    return params, orders, keys
 
 
 def _prepare(
@@ -111,8 +113,8 @@ def _prepare(
     """A shape's host draws, its inputs on the devices and its compiled program; the seconds
     that took (mostly compiling)."""
     t0 = time.perf_counter()
-    params, orders = _host_draws(spec, layout)
-    args = programs.inputs(layout, params, orders, lrs, data)
+    params, orders, keys = _host_draws(spec, layout)
+    args = programs.inputs(layout, params, orders, lrs, data, keys)
     program = cache.get(spec, layout, args, data.pixels, chunk_bytes)
     return program, args, time.perf_counter() - t0
 

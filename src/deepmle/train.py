@@ -5,7 +5,8 @@ The one definition of training, for ONE network (a "member"):
   init(spec, params, data)                -> TrainState, with each example's LL at initialisation
   step(spec, lr, carry, idx, data)        -> carry, (LL, accuracy) of one minibatch: grad + update
   end_epoch(spec, state, carry, ...)      -> TrainState, metrics: divergence check, validation
-  final(spec, state, last, data)          -> the final metrics, test accuracy included
+  final(spec, state, last, data, key)     -> the final metrics: test accuracy, proper scores
+                                             and calibration (deepmle.calibration)
 
 ``run_epoch`` scans the step over an epoch's minibatches and ends the epoch, for any
 ``Members``; ``run`` adds init, the scan over epochs and final. ``member(spec)`` trains one
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from deepmle import registry
+from deepmle import calibration, registry
 from deepmle.errors import UserError
 from deepmle.likelihood import accuracy_from_logits, example_log_likelihoods
 from deepmle.model import forward, init_params, training_matmul
@@ -54,6 +55,8 @@ class Spec(NamedTuple):
     batch_size: int
     epochs: int
     n_train: int
+    calibrate: bool = False
+    """Fit a temperature on validation and report test metrics after it too."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -89,6 +92,7 @@ def spec_from_config(config: "Config", layer_sizes: tuple[int, ...], n_train: in
         batch_size=config.train.batch_size,
         epochs=config.train.epochs,
         n_train=n_train,
+        calibrate=config.train.calibrate == "temperature",
     )
 
 
@@ -188,15 +192,27 @@ def end_epoch(
     }
 
 
-def final(spec: Spec, state: TrainState, last: Metrics, data: "Dataset") -> Metrics:
+def final(spec: Spec, state: TrainState, last: Metrics, data: "Dataset", key: Array) -> Metrics:
     """The member's final metrics (scalars): train LL and accuracy of its last epoch (``last``,
-    means over that epoch's minibatches), validation at the final parameters, test accuracy
-    and LL (the only place the test split is used), and where and why it diverged."""
-    test_ll, test_acc = evaluate(spec, state.params, data.test.x, data.test.y)
+    means over that epoch's minibatches), validation at the final parameters, on the test
+    split (the only place it is used) accuracy, LL per example, Brier score, ECE and its
+    reference (labels drawn from ŷ with ``key``, raw uint32 [2] key data), and where and why
+    it diverged. With ``spec.calibrate`` also the temperature T fitted on validation and the
+    test metrics of σ(z / T) (``*_ts``, the same draws); otherwise those are NaN."""
+    key = jax.random.wrap_key_data(key)
+    z = forward(state.params, data.test.x, spec.activation)
+    scaled = {f"{k}_ts": jnp.float32(jnp.nan) for k in calibration.METRICS}
+    temperature = jnp.float32(jnp.nan)
+    if spec.calibrate:
+        z_val = forward(state.params, data.validation.x, spec.activation)
+        temperature = calibration.fit_temperature(z_val, data.validation.y)
+        scaled = calibration.split_metrics(z / temperature, data.test.y, key, "_ts")
     return {
         **last,
-        "test_ll": test_ll,
-        "test_accuracy": test_acc,
+        **calibration.split_metrics(z, data.test.y, key),
+        "test_accuracy": accuracy_from_logits(z, data.test.y),
+        "temperature": temperature,
+        **scaled,
         "diverged_epoch": state.diverged_epoch,
         "diverged_reason": state.diverged_reason,
     }
@@ -232,10 +248,11 @@ def run_epoch(
 
 
 def run(
-    members: Members, params: Params, orders: Array, lr: Array, data: "Dataset"
+    members: Members, params: Params, orders: Array, lr: Array, data: "Dataset", key: Array
 ) -> tuple[TrainState, Metrics, Metrics]:
     """Train ``members`` for as many epochs as ``orders`` [epochs, steps, batch] has (every
-    epoch's minibatch indices): (final state, curves {name: [epochs]}, final metrics)."""
+    epoch's minibatch indices): (final state, curves {name: [epochs]}, final metrics).
+    ``key`` (uint32 [2] key data) draws the calibration reference's labels in ``final``."""
     state = members.init(params, data)
 
     def one_epoch(state: TrainState, xs: tuple[Array, Array]) -> tuple[TrainState, Metrics]:
@@ -243,7 +260,8 @@ def run(
         return run_epoch(members, state, order, lr, epoch, data)
 
     state, curves = jax.lax.scan(one_epoch, state, (orders, jnp.arange(orders.shape[0])))
-    return state, curves, members.final(state, jax.tree.map(lambda v: v[-1], curves), data)
+    last = jax.tree.map(lambda v: v[-1], curves)
+    return state, curves, members.final(state, last, data, key)
 
 
 def key_orders(spec: Spec, key: PRNGKey) -> Array:
@@ -268,20 +286,22 @@ def make_train(
     Pure, jittable and vmappable over the key and the learning rate. The data is an argument,
     not a closure: closed over, jit would embed the dataset in the program as a constant
     (about 90 MB of program text for the embedded data, and seconds of compile). The key is
-    split by purpose into ``init`` and ``shuffle``; metrics hold the ``final`` entries and
-    ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose random draws come from
-    numpy streams per seed instead (deepmle.randomness).
+    split by purpose into ``init``, ``shuffle`` and ``calibration``; metrics hold the
+    ``final`` entries and ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose
+    random draws come from numpy streams per seed instead (deepmle.randomness).
     """
     if len(config.shapes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
     spec = spec_from_config(config, config.shapes[0], dataset.train.y.shape[0])
 
     def train(key: PRNGKey, learning_rate: Array, data: "Dataset") -> tuple[Params, Metrics]:
-        init_key, shuffle_key = jax.random.split(key)
+        init_key, shuffle_key, calibration_key = jax.random.split(key, 3)
         params = init_params(init_key, spec.layer_sizes)
         lr = jnp.asarray(learning_rate, jnp.float32)
         orders = key_orders(spec, shuffle_key)
-        state, curves, metrics = run(member(spec), params, orders, lr, data)
+        state, curves, metrics = run(
+            member(spec), params, orders, lr, data, jax.random.key_data(calibration_key)
+        )
         return state.params, {**metrics, "curves": curves}
 
     return train
