@@ -132,8 +132,8 @@ def naive_loop(config, ds) -> dict:
     over models and batches, numpy shuffles and gathers."""
     import jax
 
-    from deepmle.likelihood import accuracy_from_logits, mean_log_likelihood
-    from deepmle.model import forward, init_params
+    from deepmle.core.likelihood import accuracy_from_logits, mean_log_likelihood
+    from deepmle.core.model import forward, init_params
 
     accuracy = jax.jit(lambda p, x, y: accuracy_from_logits(forward(p, x), y))
     x, y = ds.train
@@ -219,7 +219,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from deepmle import config as config_lib
-    from deepmle import data, programs, runtime
+    from deepmle import data, runtime
+    from deepmle.population import programs
 
     config = config_lib.load(CONFIG)
     ds = data.load(config.data)

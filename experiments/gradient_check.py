@@ -6,8 +6,8 @@ On real digits, in float64. First the two worked examples as scalars, term by te
   Example 1 (output weight):  ∂LL/∂θ^(ŷ)_j   = Σ_n (y − ŷ) · h_j
   Example 2 (hidden weight):  ∂LL/∂θ^(h)_{i,j} = Σ_n (y − ŷ) · θ^(ŷ)_j · h_j(1 − h_j) · x_i
 then every layer of logistic regression (784-1, no hidden layer), a 784-32-1 and a
-784-32-16-1 network in full (deepmle.backprop), with the largest relative difference to
-jax.grad, and finite differences at sampled coordinates.
+784-32-16-1 network in full (deepmle.core.backprop), with the largest relative difference
+to jax.grad, and finite differences at sampled coordinates.
 """
 
 import argparse
@@ -20,9 +20,9 @@ jax.config.update("jax_enable_x64", True)
 
 from deepmle import config as config_lib  # noqa: E402
 from deepmle import data  # noqa: E402
-from deepmle.backprop import closed_form_grad  # noqa: E402
-from deepmle.likelihood import log_likelihood  # noqa: E402
-from deepmle.model import init_params  # noqa: E402
+from deepmle.core.backprop import closed_form_grad  # noqa: E402
+from deepmle.core.likelihood import log_likelihood  # noqa: E402
+from deepmle.core.model import init_params  # noqa: E402
 
 
 def finite_difference(f, params, path: tuple[int, str, int, int], eps: float = 1e-6) -> float:

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from deepmle import calibration, plots, report, results, sweep
 from deepmle import config as config_lib
+from deepmle import sweep
+from deepmle.analysis import plots, report
+from deepmle.analysis.load import load_run
+from deepmle.core import calibration
+from deepmle.runs.results import RunResults
 
 
 def _config(**train_kw) -> config_lib.Config:
@@ -25,13 +29,13 @@ def _config(**train_kw) -> config_lib.Config:
 
 
 @pytest.fixture(scope="module")
-def calibrated(embedded, tmp_path_factory) -> results.RunResults:
+def calibrated(embedded, tmp_path_factory) -> RunResults:
     """Real digits: the full test split (2,167), a cut of the training split for speed."""
     cut = embedded._replace(train=embedded.train._replace(x=embedded.train.x[:2048],
                                                           y=embedded.train.y[:2048]))  # fmt: skip
     out = tmp_path_factory.mktemp("cal") / "run"
     sweep.run(_config(calibrate="temperature"), cut, out)
-    return results.load_run(out)
+    return load_run(out)
 
 
 def _logits64(params, x) -> np.ndarray:

@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from deepmle import config as config_lib
-from deepmle import model, plots, randomness, report, results, sweep, tensorboard, train
+from deepmle import sweep, train
+from deepmle.analysis import plots, report, tensorboard
+from deepmle.analysis.load import load_run
+from deepmle.core import member, model
+from deepmle.population import randomness
+from deepmle.runs.results import LOGISTIC_LABEL, RunResults
 
 MIXED = ((), (4,), (6, 4))
 
@@ -41,21 +46,21 @@ def _write(tmp_path, text: str):
 
 
 @pytest.fixture(scope="module")
-def mixed(small, tmp_path_factory) -> results.RunResults:
+def mixed(small, tmp_path_factory) -> RunResults:
     out = tmp_path_factory.mktemp("mixed") / "run"
     sweep.run(_config(), small, out)
-    return results.load_run(out)
+    return load_run(out)
 
 
 def test_logistic_members_equal_the_one_definition_run_alone(mixed, small):
     """The sweep's logistic members (the [784, lrs, 1] layout, left-out pixels, vmaps) equal
-    train.run for one member with the same draws; and their θ is a real logistic regression:
+    member.run for one member with the same draws; and their θ is a real logistic regression:
     ŷ = σ(xθ + b) reproduces the saved test accuracy."""
     g = mixed.group(())
     assert [p["w"].shape for p in g.params] == [(2, 2, 784, 1)]
     spec = train.spec_from_config(mixed.config, (784, 1), small.train.y.shape[0])
     data = jax.tree.map(jnp.asarray, small)
-    alone = jax.jit(lambda p, o, lr, k: train.run(train.member(spec), p, o, lr, data, k))
+    alone = jax.jit(lambda p, o, lr, k: member.run(member.member(spec), p, o, lr, data, k))
     for s, li in [(0, 0), (1, 1)]:
         params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
         orders = randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs)
@@ -71,7 +76,7 @@ def test_logistic_members_equal_the_one_definition_run_alone(mixed, small):
 
 def test_logistic_regression_is_labelled_everywhere(mixed, tmp_path):
     rows = mixed.summary
-    lr_rows = [r for r in rows if r["hidden_sizes"] == results.LOGISTIC_LABEL]
+    lr_rows = [r for r in rows if r["hidden_sizes"] == LOGISTIC_LABEL]
     assert len(lr_rows) == 2 and all(r["depth"] == 0 and r["hidden_units"] == 0 for r in lr_rows)
     assert "0 (logistic)" in report.table(rows)
     with open(mixed.run_dir / "members.csv") as f:
@@ -89,7 +94,7 @@ def test_logistic_regression_is_labelled_everywhere(mixed, tmp_path):
 
 
 def test_a_selected_logistic_regression_draws_one_28x28_weight_map(mixed):
-    only = results.RunResults(
+    only = RunResults(
         mixed.run_dir,
         mixed.config,
         [mixed.group(())],

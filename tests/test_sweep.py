@@ -7,8 +7,9 @@ import signal
 import pytest
 
 from deepmle import config as config_lib
-from deepmle import results, store
+from deepmle import results
 from deepmle.cli import main
+from deepmle.runs import store
 
 from .helpers import CONFIGS, deepmle_process, finish, wait_for
 

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from deepmle import config as config_lib
-from deepmle import model, randomness, train
+from deepmle import train
+from deepmle.core import member, model
 from deepmle.errors import UserError
+from deepmle.population import randomness
 
 
 def _config(**train_kw) -> config_lib.Config:
@@ -27,7 +29,7 @@ def _member_run(spec, small, seed, lr):
     params = model.from_normals(randomness.init_normals(seed, spec.layer_sizes))
     orders = randomness.epoch_orders(seed, spec.n_train, spec.batch_size, spec.epochs)
     data = jax.tree.map(jnp.asarray, small)
-    return jax.jit(lambda p, o, lr, k: train.run(train.member(spec), p, o, lr, data, k))(
+    return jax.jit(lambda p, o, lr, k: member.run(member.member(spec), p, o, lr, data, k))(
         params, orders, jnp.float32(lr), randomness.calibration_key(seed)
     )
 
@@ -74,7 +76,7 @@ def test_make_train_vmaps_over_keys_and_learning_rates(small):
 def test_every_epoch_sees_a_fresh_shuffle(small):
     """Each epoch's minibatches come from its own permutation (a stale shuffle is a real bug)."""
     spec = _spec(small, epochs=3)
-    orders = np.asarray(train.key_orders(spec, jax.random.key(0)))
+    orders = np.asarray(member.key_orders(spec, jax.random.key(0)))
     assert orders.shape == (3, spec.steps_per_epoch, 64)
     for e in range(3):
         assert len(np.unique(orders[e])) == orders[e].size  # a permutation, no repeats
@@ -90,7 +92,7 @@ def test_huge_learning_rate_diverges_by_getting_worse_than_its_start(small):
     that is divergence, and the member freezes at its initial parameters."""
     spec = _spec(small, epochs=2)
     state, curves, metrics = _member_run(spec, small, seed=0, lr=1000.0)
-    assert _diverged(metrics) == (0, train.WORSE_THAN_INIT)
+    assert _diverged(metrics) == (0, member.WORSE_THAN_INIT)
     assert float(curves["train_ll"][0]) < -1.0  # what the epoch did, recorded
     assert np.isnan(float(curves["train_ll"][1]))  # frozen: no train metrics after
     initial = model.from_normals(randomness.init_normals(0, spec.layer_sizes))
@@ -100,13 +102,13 @@ def test_huge_learning_rate_diverges_by_getting_worse_than_its_start(small):
 def test_non_finite_epoch_diverges_and_freezes(small):
     spec = _spec(small, epochs=2)
     state, _, metrics = _member_run(spec, small, seed=1, lr=1e38)
-    assert _diverged(metrics) == (0, train.NON_FINITE)
+    assert _diverged(metrics) == (0, member.NON_FINITE)
     assert all(np.all(np.isfinite(a)) for a in jax.tree.leaves(state.params))
 
 
 def test_a_good_learning_rate_does_not_diverge(small):
     _, curves, metrics = _member_run(_spec(small, epochs=3), small, seed=0, lr=0.3)
-    assert _diverged(metrics) == (-1, train.HEALTHY)
+    assert _diverged(metrics) == (-1, member.HEALTHY)
     assert np.all(np.diff(np.asarray(curves["train_ll"])) > 0)
 
 

@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
     config = config_lib.load(args.config, args.overrides)
     processes = _processes(args)
     if args.tensorboard:
-        from deepmle import tensorboard
+        from deepmle.analysis import tensorboard
 
         tensorboard.require()
     flags = runtime.set_cpu_flags(runtime.default_cache_dir().parent / "xla_flags.json")
@@ -88,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
 
     import jax
 
-    from deepmle import data, report, sweep
+    from deepmle import data, sweep
+    from deepmle.analysis import report
     from deepmle.progress import Progress
 
     dataset = data.load(config.data)
@@ -97,11 +98,11 @@ def _run(args: argparse.Namespace) -> int:
 
     def finishing(results: "sweep.RunResults") -> None:
         if not args.no_plots:
-            from deepmle import plots
+            from deepmle.analysis import plots
 
             plots.draw(results.run_dir, results)
         if args.tensorboard:
-            from deepmle import tensorboard
+            from deepmle.analysis import tensorboard
 
             tensorboard.write(results)
 
@@ -163,7 +164,7 @@ def _processes(args: argparse.Namespace) -> tuple[int, int] | None:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from deepmle import plots
+    from deepmle.analysis import plots
 
     for path in plots.draw(args.run_dir):
         print(path)
@@ -171,9 +172,9 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _tensorboard(args: argparse.Namespace) -> int:
-    from deepmle import results, tensorboard
+    from deepmle.analysis import load, tensorboard
 
-    print(tensorboard.write(results.load_run(args.run_dir)))
+    print(tensorboard.write(load.load_run(args.run_dir)))
     return EXIT_OK
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from deepmle import registry
+from deepmle.core import registry
 from deepmle.errors import UserError
 
 SOURCES = ("embedded", "npz", "tfds")

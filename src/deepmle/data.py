@@ -17,14 +17,12 @@ import zipfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Protocol
 
 import numpy as np
 
+from deepmle.core.types import Dataset, Split
 from deepmle.errors import UserError
-
-if TYPE_CHECKING:
-    from deepmle.config import DataConfig
 
 VALIDATION_PERMUTATION_SEED = 1729
 """Seed of the fixed permutation that picks the validation examples out of the training split."""
@@ -33,17 +31,14 @@ EMBEDDED_FILE = "mnist_by_digit.npz"
 SPLITS = ("train", "test")
 
 
-class Split(NamedTuple):
-    """x: float32 [n, 784] in [0, 1]; y: float32 [n], 1. for the pair's first digit."""
+class DataRequest(Protocol):
+    """What ``load`` reads: a config's [data] section (``deepmle.config.DataConfig``), which
+    imports this module to validate its source, not the other way round."""
 
-    x: np.ndarray
-    y: np.ndarray
-
-
-class Dataset(NamedTuple):
-    train: Split
-    validation: Split
-    test: Split
+    source: str
+    digits: tuple[int, int]
+    path: str
+    validation_fraction: float
 
 
 class DataError(UserError):
@@ -256,7 +251,7 @@ def carve_validation(train: Split, fraction: float) -> tuple[Split, Split]:
     )
 
 
-def load(config: "DataConfig") -> Dataset:
+def load(config: "DataRequest") -> Dataset:
     """The Dataset a config's [data] section names: train, validation and test splits."""
     digits = tuple(config.digits)
     _check_digits(digits, "[data] digits")

@@ -1,6 +1,6 @@
 """The results model: names that stay valid file names and labels that tell cells apart."""
 
-from deepmle import results
+from deepmle.runs import results
 
 
 def test_group_names_stay_short_enough_for_a_file_name():

@@ -27,7 +27,7 @@ def stream(seed: int, purpose: int) -> np.random.Generator:
 
 def init_normals(seed: int, layer_sizes: Sequence[int]) -> list[np.ndarray]:
     """Standard normals ``[n_in, n_out]`` (float32) per layer: seed's initial weights before the
-    LeCun scaling of ``deepmle.model.from_normals``."""
+    LeCun scaling of ``deepmle.core.model.from_normals``."""
     rng = stream(seed, INIT)
     return [
         rng.standard_normal((a, b), dtype=np.float32) for a, b in itertools.pairwise(layer_sizes)

@@ -1,26 +1,22 @@
 """From a run's groups to what a researcher reads: the summary per cell (shape × learning
 rate), the honest selection (best cell on validation only), paired comparisons with it, the
-printed table, and the CSV files and params.npz of the run directory."""
+printed table and the rows of the CSV files (deepmle.analysis.outputs writes them)."""
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from deepmle import store
-from deepmle.results import (
+from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
+from deepmle.core.member import DIVERGENCE_REASONS
+from deepmle.runs.results import (
     FINAL_METRICS,
     TEMPERATURE_METRICS,
     GroupResult,
     hidden_label,
     lr_labels,
-    params_arrays,
 )
-from deepmle.stats import mean_ci95, paired_diff_ci95
-from deepmle.train import DIVERGENCE_REASONS
 
 SUMMARY_METRICS = (
     *("train_ll", "val_ll", "val_accuracy", "test_accuracy"),
@@ -260,28 +256,3 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
                     + "; frozen at its last good epoch"
                 )
     return lines
-
-
-def _csv(rows: Sequence[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buf.getvalue().encode()
-
-
-def write(run: "store.RunDir", groups: Sequence[GroupResult], meta: dict[str, Any]) -> list[dict]:
-    """members.csv, curves.csv, params.npz, meta.json and summary.csv into the run directory;
-    returns the summary rows."""
-    summary = summary_rows(groups)
-    store.atomic_write_bytes(run.work / "members.csv", _csv(member_rows(groups)))
-    store.atomic_write_bytes(run.work / "curves.csv", _csv(curve_rows(groups)))
-    arrays = {}
-    for g in groups:
-        arrays |= {f"{g.name}/seeds": g.seeds, f"{g.name}/learning_rates": g.learning_rates}
-        arrays |= params_arrays(g.name, g.params)
-    store.atomic_write_bytes(run.work / "params.npz", store.npz_bytes(arrays))
-    store.write_json(run.work / "meta.json", meta)
-    store.atomic_write_bytes(run.work / "summary.csv", _csv(summary))
-    return summary

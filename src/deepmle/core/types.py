@@ -1,8 +1,9 @@
 """Names for the pytrees that flow through deepmle, defined once (as optax does)."""
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import numpy as np
 
 Array = jax.Array
 PRNGKey = jax.Array
@@ -13,3 +14,18 @@ Params = list[Layer]
 θ^(h) = ``params[0]["w"]``, θ^(ŷ) = ``params[-1]["w"][:, 0]``; the index-0 bias unit is ``"b"``."""
 Grads = Params
 Metrics = dict[str, Any]
+
+
+class Split(NamedTuple):
+    """x: float32 [n, n_inputs] in [0, 1] (784 pixels for MNIST); y: float32 [n] of 0/1."""
+
+    x: np.ndarray | Array
+    y: np.ndarray | Array
+
+
+class Dataset(NamedTuple):
+    """The three splits; the test split is never used for selection."""
+
+    train: Split
+    validation: Split
+    test: Split

@@ -17,7 +17,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from deepmle import results
 from deepmle.cli import main
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+from ..helpers import CONFIGS
+
 GRID = ["--set", "model.hidden_sizes=[[8], [16]]", "--set", "train.learning_rate=[0.3, 1.0]",
         "--set", "train.seeds=3", "--set", "train.epochs=2",
         "--set", "train.batch_size=64"]  # fmt: skip

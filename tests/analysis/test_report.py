@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from deepmle import report, stats
-from deepmle.results import GroupResult
+from deepmle.analysis import report, stats
+from deepmle.runs.results import GroupResult
 
 
 def test_interval_uses_students_t_and_the_sample_standard_deviation():

@@ -5,7 +5,7 @@ import optax
 import pytest
 
 from deepmle import config as config_lib
-from deepmle import registry
+from deepmle.core import registry
 
 
 def test_names_resolve_to_functions_and_transformations():

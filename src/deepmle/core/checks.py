@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from deepmle.types import Params
+from deepmle.core.types import Params
 
 
 def _shape(a: Any) -> tuple[int, ...]:

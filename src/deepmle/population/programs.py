@@ -1,14 +1,14 @@
 """The device layout and the compiled programs: how one network shape's members (seeds ×
 learning rates) are laid out over devices, and the ONE program per shape that trains them.
 
-The program composes the per-member functions of deepmle.train: vmapped over learning rates
+The program composes the per-member functions of deepmle.core.member: vmapped over learning rates
 inside (a seed's members share its minibatch, so the layer-1 GEMM is one
 [batch, 784] x [784, lrs·h] per seed) and over seeds outside, then ``shard_map`` over a
 ("seeds", "lrs") mesh of every device of every process. One call runs one epoch
-(``train.run_epoch``), with ``init`` inside at epoch 0 and ``final`` at the last. Learning
+(``run_epoch``), with ``init`` inside at epoch 0 and ``final`` at the last. Learning
 rates, initial weights and minibatch orders are array arguments: new values never recompile.
 
-Layouts for speed, chosen here and only here (the maths stays in deepmle.train):
+Layouts for speed, chosen here and only here (the maths stays in deepmle.core.member):
 
 - a seed's first-layer weights are stored [784, lrs, h], the lrs axis in the middle, so that
   with ``model.training_matmul`` both layer-1 GEMMs read and write them with no transpose;
@@ -34,9 +34,9 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from deepmle import runtime, train
-from deepmle.data import Dataset, Split
-from deepmle.types import Metrics, Params
+from deepmle import runtime
+from deepmle.core.member import Members, Spec, TrainState, member, run_epoch
+from deepmle.core.types import Dataset, Metrics, Params, Split
 
 CHUNK_BYTES = 2 * 2**20
 """Default for ``chunk_bytes``: about one core's L2 cache."""
@@ -127,7 +127,7 @@ def _lr_axes(tree: Any, param_axes: Params) -> Any:
     return jax.tree.map(lambda t: param_axes if params_like(t) else 0, tree, is_leaf=params_like)
 
 
-def _state_axes(spec: train.Spec, data: Dataset) -> train.TrainState:
+def _state_axes(spec: Spec, data: Dataset) -> TrainState:
     """The learning-rate axes of every leaf of a member's TrainState, for ``data``'s inputs;
     None for ``start_lls``, which a seed's learning rates share (kept once per seed)."""
     sizes = (data.train.x.shape[1], *spec.layer_sizes[1:])
@@ -136,18 +136,18 @@ def _state_axes(spec: train.Spec, data: Dataset) -> train.TrainState:
         {"w": jax.ShapeDtypeStruct((a, b), f32), "b": jax.ShapeDtypeStruct((b,), f32)}
         for a, b in itertools.pairwise(sizes)
     ]
-    shapes = jax.eval_shape(train.member(spec).init, params, data)
+    shapes = jax.eval_shape(member(spec).init, params, data)
     return _lr_axes(shapes, _param_lr_axes(len(params)))._replace(start_lls=None)
 
 
-def group(spec: train.Spec, data: Dataset, n_lrs: int) -> train.Members:
+def group(spec: Spec, data: Dataset, n_lrs: int) -> Members:
     """The per-member functions vmapped over [seeds, n_lrs] members, learning rates inside.
 
     The inner vmap does not map the minibatch indices, so a seed's gather is computed once
     and shared by its learning rates; ``init`` does not depend on the learning rate, so it
     runs once per seed and is broadcast (its ``start_lls`` kept once per seed).
     """
-    one = train.member(spec)
+    one = member(spec)
     state = _state_axes(spec, data)
     carry = (state.params, state.opt_state)
 
@@ -155,7 +155,7 @@ def group(spec: train.Spec, data: Dataset, n_lrs: int) -> train.Members:
         return jax.vmap(jax.vmap(f, in_axes=lr_in, out_axes=lr_out), in_axes=seed_in)
 
     init = jax.vmap(one.init, in_axes=(None, None), out_axes=state, axis_size=n_lrs)
-    return train.Members(
+    return Members(
         init=jax.vmap(init, in_axes=(0, None)),
         step=members(one.step, (0, carry, None, None), (carry, 0), (None, 0, 0, None)),
         end_epoch=members(
@@ -180,9 +180,7 @@ def _with_all_pixels(params: Params, unused_w: jax.Array, pixels: Pixels) -> Par
     return [{**params[0], "w": full}, *params[1:]]
 
 
-def seeds_per_chunk(
-    spec: train.Spec, n_inputs: int, n_seeds: int, n_lrs: int, chunk_bytes: int
-) -> int:
+def seeds_per_chunk(spec: Spec, n_inputs: int, n_seeds: int, n_lrs: int, chunk_bytes: int) -> int:
     """The largest divisor of a device's ``n_seeds`` whose weights (all their learning rates)
     fit in ``chunk_bytes``; at least 1. A chunk's steps then work out of one core's cache."""
     sizes = (n_inputs, *spec.layer_sizes[1:])
@@ -203,15 +201,15 @@ def _by_chunks(fn: Callable, chunk: int, state: Any, order: jax.Array) -> Any:
     return jax.tree.map(lambda a: a.reshape(n, *a.shape[2:]), out)
 
 
-def _epoch_program(spec: train.Spec, pixels: Pixels, chunk: int) -> Callable:
+def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
-        state: train.TrainState, params: Params, unused_w: jax.Array, orders: jax.Array,
+        state: TrainState, params: Params, unused_w: jax.Array, orders: jax.Array,
         lrs: jax.Array, keys: jax.Array, data: Dataset, epoch: jax.Array,
-    ) -> tuple[train.TrainState, Metrics, Metrics, Params]:  # fmt: skip
+    ) -> tuple[TrainState, Metrics, Metrics, Params]:  # fmt: skip
         members = group(spec, data, lrs.shape[0])
         state = jax.lax.cond(epoch == 0, lambda: members.init(params, data), lambda: state)
         state, metrics = _by_chunks(
-            lambda st, order: train.run_epoch(members, st, order, lrs, epoch, data),
+            lambda st, order: run_epoch(members, st, order, lrs, epoch, data),
             chunk, state, orders[epoch],
         )  # fmt: skip
 
@@ -318,14 +316,14 @@ class Program(NamedTuple):
     ``state`` is donated.
     """
 
-    spec: train.Spec
+    spec: Spec
     layout: Layout
     compiled: Any
     state_shapes: Any
 
 
 def compile_program(
-    spec: train.Spec, layout: Layout, args: Inputs, pixels: Pixels, chunk_bytes: int = CHUNK_BYTES
+    spec: Spec, layout: Layout, args: Inputs, pixels: Pixels, chunk_bytes: int = CHUNK_BYTES
 ) -> Program:
     """Trace, lower and compile the epoch program of ``spec`` for ``args``'s shapes; each
     device trains its seeds in chunks whose weights fit in ``chunk_bytes``."""
@@ -403,7 +401,7 @@ def group_arrays(
     )
 
 
-def estimate_bytes(spec: train.Spec, layout: Layout, n_data_floats: int) -> int:
+def estimate_bytes(spec: Spec, layout: Layout, n_data_floats: int) -> int:
     """A lower bound on one device's memory for the program, in bytes: every member's
     parameters five times over (params, the epoch's start, gradients, optimizer state up to
     Adam's two moments), each seed's examples' initial LLs and minibatch orders, and the

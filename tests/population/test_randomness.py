@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from deepmle import randomness
+from deepmle.population import randomness
 
 
 def test_streams_are_deterministic_and_split_by_purpose():

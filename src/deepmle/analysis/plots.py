@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from deepmle import store
-from deepmle.results import RunResults, hidden_label, load_run
-from deepmle.stats import mean_ci95
+from deepmle.analysis.load import load_run
+from deepmle.analysis.stats import mean_ci95
+from deepmle.runs import store
+from deepmle.runs.results import RunResults, hidden_label
 
 
 def _pyplot() -> Any:
@@ -171,7 +172,7 @@ def _test_split(res: RunResults) -> Any:
 def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndarray, int]:
     """ŷ [seeds, n] on ``x`` [n, 784] of every non-diverged member of the selected cell, and
     how many seeds that is."""
-    from deepmle.model import predict_proba
+    from deepmle.core.model import predict_proba
 
     best = res.selected
     if best is None:
@@ -185,9 +186,9 @@ def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndar
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
-    """Equal-mass bins of ŷ ``p`` [n] (deepmle.calibration's cuts) against labels ``y`` [n]:
+    """Equal-mass bins of ŷ ``p`` [n] (deepmle.core.calibration's cuts) against labels ``y`` [n]:
     per bin the count, mean ŷ, fraction of y = 1 and its 95% Wilson interval (lo, hi)."""
-    from deepmle.calibration import bin_of_rank
+    from deepmle.core.calibration import bin_of_rank
 
     order = np.argsort(p, kind="stable")
     b = bin_of_rank(p.size, bins)
@@ -202,7 +203,7 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.nd
 
 
 def calibration(res: RunResults, plt: Any) -> Any:
-    from deepmle.calibration import BINS
+    from deepmle.core.calibration import BINS
 
     test = _test_split(res)
     p, n_seeds = selected_cell_probabilities(res, test.x)
@@ -255,7 +256,7 @@ def calibration(res: RunResults, plt: Any) -> Any:
 
 
 def misclassified(res: RunResults, plt: Any) -> Any:
-    from deepmle.model import predict_proba
+    from deepmle.core.model import predict_proba
 
     params, label = selected_member(res)
     config = res.config

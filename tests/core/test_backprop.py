@@ -4,9 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepmle.backprop import closed_form_grad, literal_output_delta
-from deepmle.likelihood import log_likelihood
-from deepmle.model import init_params
+from deepmle.core.backprop import closed_form_grad, literal_output_delta
+from deepmle.core.likelihood import log_likelihood
+from deepmle.core.model import init_params
 
 
 def _f64(tree):

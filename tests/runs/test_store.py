@@ -17,10 +17,11 @@ import pytest
 
 from deepmle import config as config_lib
 from deepmle import data as data_lib
-from deepmle import results, store
+from deepmle import results
 from deepmle.cli import main
+from deepmle.runs import store
 
-from .helpers import CONFIGS, deepmle_process, env, finish, wait_for
+from ..helpers import CONFIGS, deepmle_process, env, finish, wait_for
 
 SHRINK = ["--set", "train.epochs=1", "--set", "train.seeds=2", "--set", "train.batch_size=64",
           "--set", "model.hidden_sizes=[[8], [16]]"]  # fmt: skip
@@ -304,7 +305,7 @@ def test_a_dangling_symlink_out_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_files_follow_the_umask(tmp_path, umask):
     code = (
-        f"import os; os.umask({umask}); from deepmle import store; from pathlib import Path; "
+        f"import os; os.umask({umask}); from deepmle.runs import store; from pathlib import Path; "
         f"store.atomic_write_bytes(Path({str(tmp_path / 'f.txt')!r}), b'x')"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from deepmle.likelihood import (
+from deepmle.core.likelihood import (
     accuracy_from_logits,
     log_likelihood,
     log_likelihood_from_logits,
     mean_log_likelihood,
 )
-from deepmle.model import init_params
+from deepmle.core.model import init_params
 
 
 def test_two_example_value_by_hand():

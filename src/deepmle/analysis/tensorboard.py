@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from deepmle import store
 from deepmle.errors import UserError
-from deepmle.results import RunResults, group_name, hidden_label, lr_labels
+from deepmle.runs import store
+from deepmle.runs.results import RunResults, group_name, hidden_label, lr_labels
 
 CURVES = ("train_ll", "val_ll", "val_accuracy")
 

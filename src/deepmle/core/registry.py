@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from deepmle.types import Array
+from deepmle.core.types import Array
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "sigmoid": jax.nn.sigmoid,
@@ -28,7 +28,7 @@ class Optimizer(NamedTuple):
     +learning_rate times its output. A NamedTuple of module-level functions and numbers, so
     equal configs give equal (hashable) optimizers and share compiled programs.
     ``zero_gradient_keeps_weight``: a weight whose gradient is always 0 never moves (true of
-    SGD, momentum and Adam; not of weight decay), which lets deepmle.programs leave out
+    SGD, momentum and Adam; not of weight decay), which lets deepmle.population.programs leave out
     pixels no training image inks.
     """
 

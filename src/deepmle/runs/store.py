@@ -35,7 +35,13 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle.errors import UserError
-from deepmle.results import GroupResult, check_group, group_arrays, group_from_arrays, group_name
+from deepmle.runs.results import (
+    GroupResult,
+    check_group,
+    group_arrays,
+    group_from_arrays,
+    group_name,
+)
 
 MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"

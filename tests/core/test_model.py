@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepmle.model import forward, init_params, layer_sizes_of, predict_proba
+from deepmle.core.model import forward, init_params, layer_sizes_of, predict_proba
 
 
 @pytest.mark.parametrize("sizes", [(784, 32, 1), (784, 64, 32, 1), (784, 16, 16, 16, 1)])
@@ -112,7 +112,7 @@ def test_unknown_activation_lists_the_valid_ones():
 
 def test_training_matmul_has_the_gradient_of_a_matmul(rng):
     """Its hand-written VJP (input on the left) equals JAX's own for a @ w."""
-    from deepmle.model import training_matmul
+    from deepmle.core.model import training_matmul
 
     a = jnp.asarray(rng.normal(size=(5, 7)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(7, 3)), jnp.float32)

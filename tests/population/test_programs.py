@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from deepmle import config as config_lib
-from deepmle import model, programs, randomness, runtime, sweep, train
+from deepmle import runtime, sweep, train
+from deepmle.core import member, model
+from deepmle.population import groups, programs, randomness
 
-from .helpers import deepmle_process, finish, same_members
+from ..helpers import deepmle_process, finish, same_members
 
 GRID = [
     "--set", "model.hidden_sizes=[[8], [8, 4]]",
@@ -65,7 +67,7 @@ def test_members_equal_the_one_definition_run_alone(small, tmp_path, optimizer, 
     res = sweep.run(config, small, tmp_path / "run", chunk_bytes=chunk_bytes).results
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
     data = jax.tree.map(jnp.asarray, small)
-    alone = jax.jit(lambda p, o, lr, k: train.run(train.member(spec), p, o, lr, data, k))
+    alone = jax.jit(lambda p, o, lr, k: member.run(member.member(spec), p, o, lr, data, k))
     g = res.groups[0]
     for s, li in [(0, 0), (2, 1)]:
         params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
@@ -94,7 +96,7 @@ def test_pixels_no_training_image_inks_keep_their_initial_weights(embedded, smal
 
 
 def test_seeds_per_chunk_fits_the_budget():
-    spec = lambda h: train.Spec((784, h, 1), None, None, 128, 1, 1000)  # noqa: E731
+    spec = lambda h: member.Spec((784, h, 1), None, None, 128, 1, 1000)  # noqa: E731
     assert programs.seeds_per_chunk(spec(128), 637, 4, 4, programs.CHUNK_BYTES) == 1
     assert programs.seeds_per_chunk(spec(64), 637, 4, 4, programs.CHUNK_BYTES) == 2
     assert programs.seeds_per_chunk(spec(16), 637, 4, 4, programs.CHUNK_BYTES) == 4
@@ -103,7 +105,7 @@ def test_seeds_per_chunk_fits_the_budget():
 
 
 def test_one_compile_per_shape_and_new_learning_rates_compile_nothing(small, tmp_path):
-    cache, log = sweep.ProgramCache(), runtime.CompileLog.get()
+    cache, log = groups.ProgramCache(), runtime.CompileLog.get()
     before = log.snapshot()
     res = sweep.run(_grid(), small, tmp_path / "a", cache=cache).results
     assert log.since(before)["compiles"] == 2  # one program per shape
@@ -116,7 +118,7 @@ def test_one_compile_per_shape_and_new_learning_rates_compile_nothing(small, tmp
 
 
 def test_a_random_search_is_one_compile_per_shape_whatever_its_samples(small, tmp_path):
-    cache, log = sweep.ProgramCache(), runtime.CompileLog.get()
+    cache, log = groups.ProgramCache(), runtime.CompileLog.get()
     for samples, shapes in ((3, ((4,),)), (7, ((4,), (6, 4)))):
         search = {"log_uniform": [0.01, 3.0], "samples": samples}
         config = config_lib.from_dict({"model": {"hidden_sizes": [list(h) for h in shapes]},
@@ -196,7 +198,7 @@ def _two_processes_match(procs: list, out: Path, reference: Path) -> None:
 
 def test_memory_estimate_refuses_a_grid_that_cannot_fit(small, tmp_path):
     config = _grid(seeds=10**6, learning_rate=(0.1,))
-    with pytest.raises(sweep.UserError, match=r"need ~[0-9.]+ GB"):
+    with pytest.raises(groups.UserError, match=r"need ~[0-9.]+ GB"):
         sweep.run(config, small, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

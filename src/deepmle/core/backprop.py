@@ -15,8 +15,8 @@ product is ∞·0 = NaN, although the true value y − ŷ is finite and small.
 import jax
 import jax.numpy as jnp
 
-from deepmle import checks
-from deepmle.types import Array, Grads, Params
+from deepmle.core import checks
+from deepmle.core.types import Array, Grads, Params
 
 
 def closed_form_grad(params: Params, x: Array, y: Array) -> Grads:

@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepmle.likelihood import example_log_likelihoods
-from deepmle.types import Array, PRNGKey
+from deepmle.core.likelihood import example_log_likelihoods
+from deepmle.core.types import Array, PRNGKey
 
 METRICS = ("test_ll", "test_brier", "test_ece", "test_ece_reference")
 """What ``split_metrics`` measures, in order."""

@@ -1,0 +1,188 @@
+"""The results model: what a run produced, as typed arrays with member axes first.
+
+Every array of a group has the axes [seeds, lrs, ...]: params ``w`` [seeds, lrs, n_in,
+n_out], final metrics [seeds, lrs], curves [seeds, lrs, epochs]. Params have one on-disk
+layout, the keys ``<group>/layer<i>/w`` and ``<group>/layer<i>/b``, in ``params.npz`` and
+in each group file alike.
+
+``deepmle.analysis.load.load_run(RUN_DIR)`` reads a finished run back into these types.
+"""
+
+import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from deepmle import config as config_lib
+from deepmle.core.types import Params
+
+FINAL_METRICS = (
+    "train_ll",
+    "train_accuracy",
+    "val_ll",
+    "val_accuracy",
+    "test_ll",
+    "test_brier",
+    "test_ece",
+    "test_ece_reference",
+    "test_accuracy",
+    "temperature",
+    "test_ll_ts",
+    "test_brier_ts",
+    "test_ece_ts",
+    "test_ece_reference_ts",
+    "diverged_epoch",
+    "diverged_reason",
+)
+TEMPERATURE_METRICS = ("temperature", "test_ll_ts", "test_brier_ts", "test_ece_ts",
+                       "test_ece_reference_ts")  # fmt: skip
+"""NaN unless the run fitted a temperature ([train] calibrate = "temperature"): the fitted T
+and the test metrics of σ(z / T)."""
+CURVE_METRICS = ("train_ll", "train_accuracy", "val_ll", "val_accuracy")
+
+
+MAX_NAME = 64
+"""Group names are file names: longer ones are shortened (runs of equal widths, then a hash)."""
+
+
+def group_name(hidden: tuple[int, ...]) -> str:
+    """'h32' for one hidden layer of 32, 'h64-32' for two; 'h1024x40' for forty of 1024;
+    'h0' for none (logistic regression: no width is 0, so the name is unambiguous)."""
+    name = "h" + ("-".join(str(w) for w in hidden) or "0")
+    if len(name) <= MAX_NAME:
+        return name
+    runs = [(w, len(list(g))) for w, g in itertools.groupby(hidden)]
+    name = "h" + "-".join(f"{w}x{n}" if n > 1 else str(w) for w, n in runs)
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(",".join(map(str, hidden)).encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9].rstrip('-x')}-{digest}"
+
+
+def lr_labels(learning_rates: Sequence[float]) -> dict[float, str]:
+    """Each learning rate printed with the fewest significant digits (at least 3) that tell
+    all of them apart: 0.1 -> '0.1', and 0.1 beside 0.1000001 -> '0.1' and '0.1000001'."""
+    values = sorted(set(float(lr) for lr in learning_rates))
+    for digits in range(3, 18):
+        labels = {v: f"{v:.{digits}g}" for v in values}
+        if len(set(labels.values())) == len(values):
+            return labels
+    return {v: repr(v) for v in values}
+
+
+LOGISTIC_LABEL = "0 (logistic)"
+"""How the tables print the shape with no hidden layer: ŷ = σ(θᵀx), logistic regression."""
+
+
+def hidden_label(hidden: tuple[int, ...]) -> str:
+    """'32' or '64-32', as the tables print a shape; '0 (logistic)' for no hidden layer."""
+    return "-".join(str(w) for w in hidden) or LOGISTIC_LABEL
+
+
+class GroupResult(NamedTuple):
+    """One network shape's members. seeds [S] int; learning_rates [L] (as configured);
+    params per layer ``w`` [S, L, n_in, n_out], ``b`` [S, L, n_out]; final {name: [S, L]};
+    curves {name: [S, L, epochs]}; info: timings and identity."""
+
+    hidden: tuple[int, ...]
+    seeds: np.ndarray
+    learning_rates: np.ndarray
+    params: Params
+    final: dict[str, np.ndarray]
+    curves: dict[str, np.ndarray]
+    info: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return group_name(self.hidden)
+
+    def member_params(self, seed_index: int, lr_index: int) -> Params:
+        """One member's parameters, ready for ``deepmle.core.model.forward``."""
+        return [{k: v[seed_index, lr_index] for k, v in layer.items()} for layer in self.params]
+
+
+def params_arrays(name: str, params: Params) -> dict[str, np.ndarray]:
+    """The on-disk layout of a group's params: ``<name>/layer<i>/<w|b>``."""
+    return {
+        f"{name}/layer{i}/{k}": np.asarray(v)
+        for i, layer in enumerate(params)
+        for k, v in layer.items()
+    }
+
+
+def params_from_arrays(name: str, arrays: dict[str, np.ndarray], n_layers: int) -> Params:
+    return [{k: arrays[f"{name}/layer{i}/{k}"] for k in ("w", "b")} for i in range(n_layers)]
+
+
+def group_arrays(g: GroupResult) -> dict[str, np.ndarray]:
+    """Everything of a group as named arrays (a group file's content)."""
+    return {
+        "seeds": g.seeds,
+        "learning_rates": g.learning_rates,
+        **params_arrays(g.name, g.params),
+        **{f"final/{k}": v for k, v in g.final.items()},
+        **{f"curves/{k}": v for k, v in g.curves.items()},
+    }
+
+
+def group_from_arrays(
+    hidden: tuple[int, ...], arrays: dict[str, np.ndarray], info: dict
+) -> GroupResult:
+    """The inverse of ``group_arrays``; KeyError if an array is missing."""
+    return GroupResult(
+        hidden=hidden,
+        seeds=arrays["seeds"],
+        learning_rates=arrays["learning_rates"],
+        params=params_from_arrays(group_name(hidden), arrays, len(hidden) + 1),
+        final={k: arrays[f"final/{k}"] for k in FINAL_METRICS},
+        curves={k: arrays[f"curves/{k}"] for k in CURVE_METRICS},
+        info=info,
+    )
+
+
+def check_group(
+    g: GroupResult, sizes: tuple[int, ...], n_seeds: int, learning_rates: np.ndarray, epochs: int
+) -> str | None:
+    """Why ``g`` does not hold the members a config asks for (layer ``sizes``, seeds,
+    learning rates, epochs), or None when it does."""
+    s, lr = n_seeds, len(learning_rates)
+    if not np.array_equal(g.seeds, np.arange(s)):
+        return f"holds seeds {g.seeds.tolist()}, not 0..{s - 1}"
+    if g.learning_rates.shape != (lr,) or not np.array_equal(g.learning_rates, learning_rates):
+        return f"holds learning rates {g.learning_rates.tolist()}"
+    for i, (layer, a, b) in enumerate(zip(g.params, sizes[:-1], sizes[1:], strict=True)):
+        if layer["w"].shape != (s, lr, a, b) or layer["b"].shape != (s, lr, b):
+            return f"layer {i} has shape {layer['w'].shape}, not {(s, lr, a, b)}"
+    if any(v.shape != (s, lr) for v in g.final.values()):
+        return "final metrics of the wrong shape"
+    if any(v.shape != (s, lr, epochs) for v in g.curves.values()):
+        return "curves of the wrong shape"
+    return None
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A run directory, read back: its config, groups, summary rows (typed, one per cell:
+    see deepmle.analysis.report.summary_rows) and meta.json."""
+
+    run_dir: Path
+    config: config_lib.Config
+    groups: list[GroupResult]
+    summary: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+    def group(self, hidden: tuple[int, ...] | str) -> GroupResult:
+        name = hidden if isinstance(hidden, str) else group_name(hidden)
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)
+
+    @property
+    def selected(self) -> dict[str, Any] | None:
+        """The summary row selected on validation, or None if every member diverged."""
+        return next((r for r in self.summary if r["selected"]), None)
