@@ -27,12 +27,14 @@ MEMBER_METRICS = tuple(k for k in FINAL_METRICS if not k.startswith("diverged"))
 
 def _calibrated(groups: Sequence[GroupResult]) -> bool:
     """Whether the run fitted temperatures (otherwise their columns are left out)."""
-    return any(np.isfinite(g.final["temperature"]).any() for g in groups)
+    return any(np.isfinite(g.final.get("temperature", np.nan)).any() for g in groups)
 
 
 def _metrics(names: Sequence[str], groups: Sequence[GroupResult]) -> tuple[str, ...]:
+    """The ``names`` every group holds, the temperature ones only if fitted."""
     keep = _calibrated(groups)
-    return tuple(k for k in names if keep or k not in TEMPERATURE_METRICS)
+    held = [k for k in names if all(k in g.final for g in groups)]
+    return tuple(k for k in held if keep or k not in TEMPERATURE_METRICS)
 
 
 def _diverged(g: GroupResult) -> np.ndarray:
@@ -219,7 +221,7 @@ def calibration_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The selected cell's proper scores and calibration on the test split, one line (and one
     more after temperature scaling, if fitted): Brier, ECE beside its reference, LL."""
     best = next((r for r in rows if r["selected"]), None)
-    if best is None:
+    if best is None or "test_ece_mean" not in best:
         return []
 
     def scores(suffix: str) -> str:

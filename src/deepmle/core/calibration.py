@@ -44,9 +44,11 @@ def bin_of_rank(n: int, bins: int = BINS) -> np.ndarray:
     return np.searchsorted(ends, np.arange(n), side="right")
 
 
-def _bin_matrix(n: int, bins: int) -> np.ndarray:
-    """float32 [n, bins]: one-hot bin of each rank."""
-    return np.eye(bins, dtype=np.float32)[bin_of_rank(n, bins)]
+def _bin_sums(d: Array, bins: int) -> Array:
+    """Σ over each equal-mass bin of ``d`` [n] (values in ascending order of ŷ): [bins]. A
+    sequential scatter-add, not a matmul, whose threaded reduction could vary run to run."""
+    ids = jnp.asarray(bin_of_rank(d.shape[0], bins))
+    return jax.ops.segment_sum(d, ids, num_segments=bins, indices_are_sorted=True)
 
 
 def brier(p: Array, y: Array) -> Array:
@@ -57,7 +59,7 @@ def brier(p: Array, y: Array) -> Array:
 def ece(p: Array, y: Array, bins: int = BINS) -> Array:
     """Expected calibration error of p [n] against labels y [n], equal-mass bins."""
     order = jnp.argsort(p, stable=True)
-    gap = (y[order] - p[order]) @ _bin_matrix(p.shape[0], bins)  # [bins]: Σ_b (y − ŷ)
+    gap = _bin_sums(y[order] - p[order], bins)  # [bins]: Σ_b (y − ŷ)
     return jnp.sum(jnp.abs(gap)) / p.shape[0]
 
 
@@ -65,11 +67,10 @@ def ece_reference(p: Array, key: PRNGKey, bins: int = BINS, draws: int = REFEREN
     """Mean ECE of p [n] against labels drawn y ~ Bernoulli(p), ``draws`` times from ``key``:
     what a perfectly calibrated model with these ŷ would score."""
     ps = jnp.sort(p)
-    m = _bin_matrix(p.shape[0], bins)
 
     def one(k: Array) -> Array:
         y = (jax.random.uniform(jax.random.fold_in(key, k), ps.shape) < ps).astype(ps.dtype)
-        return jnp.sum(jnp.abs((y - ps) @ m)) / ps.shape[0]
+        return jnp.sum(jnp.abs(_bin_sums(y - ps, bins))) / ps.shape[0]
 
     return jnp.mean(jax.lax.map(one, jnp.arange(draws), batch_size=20))
 
