@@ -1,83 +1,166 @@
-"""Apply each deliberate bug of issue 8 to the source, one at a time, and show that a test fails.
+"""Apply deliberate one-line bugs to the source, one at a time, and show that a test fails.
 
-    python experiments/deliberate_bugs.py
+    python experiments/deliberate_bugs.py [--only WORD]
 
-Each bug is a one-line edit; the file is restored afterwards (also on Ctrl-C). A line ending
-in "exit 0" would mean the suite misses that bug.
+Each bug is found by meaning, not by line: a module, a function in it (found with ``ast``),
+and a pattern that must occur exactly once inside that function. The file is restored
+afterwards (also on Ctrl-C). Every bug should end "caught"; "MISSED" means the suite lets
+that bug through, and "TEST RUN BROKEN" that the tests could not run at all. Exit code 0
+only if every bug is caught; 2 if pytest is not installed.
 """
 
+import argparse
+import ast
+import importlib.util
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+class Bug(NamedTuple):
+    name: str
+    module: str
+    """Dotted module name, e.g. ``deepmle.core.member``."""
+    function: str
+    """The function (or ``Class.method``) whose body holds the edit."""
+    pattern: str
+    """A regular expression that matches once in that function's source."""
+    replacement: str
+    tests: str
+    """What pytest runs: a file, or ``file::test``."""
+
+
 BUGS = [
-    (
-        "every epoch reuses the same shuffle (host)",
-        "src/deepmle/population/randomness.py",
-        "rng.permutation(n_train)",
-        "stream(seed, SHUFFLE).permutation(n_train)",
-        "tests/population/test_randomness.py",
-    ),
-    (
-        "every epoch reuses the same shuffle (JAX key)",
-        "src/deepmle/core/member.py",
-        "jax.random.permutation(jax.random.fold_in(key, epoch), spec.n_train)",
-        "jax.random.permutation(key, spec.n_train)",
-        "tests/test_train.py",
-    ),
-    (
-        "divergence guard never freezes",
-        "src/deepmle/core/member.py",
-        "keep = lambda new, old: jnp.where(accept, new, old)",
-        "keep = lambda new, old: new",
-        "tests/test_train.py",
-    ),
-    (
-        "1.96 instead of Student's t",
-        "src/deepmle/analysis/stats.py",
-        "t_quantile(n - 1) * float",
-        "1.96 * float",
-        "tests/analysis/test_report.py",
-    ),
-    (
-        "standard deviation with ddof=0",
-        "src/deepmle/analysis/stats.py",
-        "values.std(ddof=1)",
-        "values.std(ddof=0)",
-        "tests/analysis/test_report.py",
-    ),
-    (
-        "saved group reused despite a different recorded identity",
-        "src/deepmle/runs/store.py",
-        'if record.get("identity") != identity(config, hidden):',
-        "if False:",
-        "tests/runs/test_store.py",
-    ),
-]
+    Bug("every epoch reuses the same shuffle (host)", "deepmle.population.randomness",
+        "epoch_orders", r"rng\.permutation\(n_train\)",
+        "stream(seed, SHUFFLE).permutation(n_train)", "tests/population/test_randomness.py"),
+    Bug("every epoch reuses the same shuffle (JAX key)", "deepmle.core.member", "key_orders",
+        r"jax\.random\.fold_in\(key, epoch\)", "key", "tests/test_train.py"),
+    Bug("divergence guard never freezes", "deepmle.core.member", "end_epoch",
+        r"jnp\.where\(accept, new, old\)", "new", "tests/test_train.py"),
+    Bug("1.96 instead of Student's t", "deepmle.analysis.stats", "mean_ci95",
+        r"t_quantile\(n - 1\)", "1.96", "tests/analysis/test_report.py"),
+    Bug("standard deviation with ddof=0", "deepmle.analysis.stats", "mean_ci95",
+        r"ddof=1", "ddof=0", "tests/analysis/test_report.py"),
+    Bug("saved group reused despite a different recorded identity", "deepmle.runs.store",
+        "read_group", r"record\.get\(\"identity\"\) != identity\([^)]*\)", "False",
+        "tests/runs/test_store.py"),
+    Bug("padding members leak into the curves", "deepmle.population.programs", "group_arrays",
+        r"(np\.stack\(\[c\[k\] for c in curves\], axis=-1\))\[:s, :lr\]", r"\1",
+        "tests/population/test_programs.py::test_four_devices_give_the_same_results"),
+    Bug("the divergence tolerance with the wrong sign", "deepmle.core.member", "end_epoch",
+        r"start_ll - WORSE_RTOL", "start_ll + WORSE_RTOL", "tests/test_train.py"),
+    Bug("the divergence baseline over every example, not those the epoch saw",
+        "deepmle.core.member", "end_epoch", r"state\.start_lls\[order\]", "state.start_lls",
+        "tests/test_train.py"),
+    Bug("a seed's shuffle stream is the next seed's initialisation stream",
+        "deepmle.population.randomness", "stream", r"SeedSequence\(\[int\(seed\), purpose\]\)",
+        "SeedSequence(int(seed) + purpose)", "tests/population/test_randomness.py"),
+    Bug("a file rewritten in place, not beside and renamed", "deepmle.runs.store",
+        "atomic_write_bytes", r"tempfile\.mkstemp\([^\n]*\)",
+        "os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), None",
+        "tests/runs/test_store.py::test_a_rewrite_refused_midway_keeps_the_old_file_whole"),
+    Bug("only the largest learning rate counts as an edge", "deepmle.analysis.report",
+        "edge_lines", r"best\[\"learning_rate\"\] in \(lrs\[0\], lrs\[-1\]\)",
+        'best["learning_rate"] == lrs[-1]', "tests/analysis/test_report.py"),
+    Bug("a test metric in the HParams experiment", "deepmle.analysis.tensorboard", "write",
+        r"\(\"val_accuracy\", \"val_ll\", \"train_ll\"\)",
+        '("val_accuracy", "val_ll", "train_ll", "test_accuracy")',
+        "tests/analysis/test_tensorboard.py"),
+]  # fmt: skip
 
 
-def main() -> None:
-    for name, rel, good, bad, tests in BUGS:
-        path = ROOT / rel
-        text = path.read_text()
-        assert text.count(good) == 1, f"{name}: the line to break is not in {rel} once"
-        with tempfile.NamedTemporaryFile() as backup:
-            shutil.copy(path, backup.name)
-            path.write_text(text.replace(good, bad))
-            try:
-                cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", tests]
-                r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-            finally:
-                shutil.copy(backup.name, path)
-        failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED")]
-        print(
-            f"{name}: exit {r.returncode}; {failed[0] if failed else 'NO TEST FAILED'}", flush=True
+def source_path(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise LookupError(f"module {module} not found")
+    return Path(spec.origin)
+
+
+def locate(bug: Bug) -> tuple[Path, int, int]:
+    """(file, start, end): the character span in the file that the bug's pattern matches,
+    inside the function it names. LookupError if the function is missing or the pattern does
+    not match there exactly once."""
+    path = source_path(bug.module)
+    text = path.read_text()
+    tree = ast.parse(text)
+    node: ast.AST = tree
+    for name in bug.function.split("."):
+        found = [
+            n
+            for n in ast.iter_child_nodes(node)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and n.name == name
+        ]
+        if not found:
+            raise LookupError(f"{bug.module} has no {bug.function}")
+        node = found[0]
+    lines = text.splitlines(keepends=True)
+    start = sum(len(line) for line in lines[: node.lineno - 1])
+    end = sum(len(line) for line in lines[: node.end_lineno])
+    matches = list(re.finditer(bug.pattern, text[start:end]))
+    if len(matches) != 1:
+        raise LookupError(
+            f"{bug.module}.{bug.function}: /{bug.pattern}/ matches {len(matches)} times, not once"
         )
+    return path, start + matches[0].start(), start + matches[0].end()
+
+
+def apply(bug: Bug) -> str:
+    """The file's text with the bug in it."""
+    path, start, end = locate(bug)
+    text = path.read_text()
+    broken = re.sub(bug.pattern, bug.replacement, text[start:end])
+    return text[:start] + broken + text[end:]
+
+
+def try_bug(bug: Bug) -> tuple[str, str]:
+    """(verdict, detail): "caught", "MISSED" or "TEST RUN BROKEN"."""
+    path = locate(bug)[0]
+    broken = apply(bug)
+    with tempfile.NamedTemporaryFile() as backup:
+        shutil.copy(path, backup.name)
+        path.write_text(broken)
+        try:
+            cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", bug.tests]
+            r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        finally:
+            shutil.copy(backup.name, path)
+    failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED")]
+    if r.returncode == 1 and failed:
+        return "caught", failed[0]
+    if r.returncode == 0:
+        return "MISSED", "every test passed"
+    tail = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
+    return "TEST RUN BROKEN", f"pytest exit {r.returncode}: {tail[0]}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="only the bugs whose name contains this")
+    args = ap.parse_args()
+    if importlib.util.find_spec("pytest") is None:
+        print("deliberate_bugs: pytest is not installed: pip install -e '.[test]'", file=sys.stderr)
+        return 2
+    bugs = [b for b in BUGS if args.only is None or args.only in b.name]
+    verdicts = []
+    for bug in bugs:
+        try:
+            verdict, detail = try_bug(bug)
+        except LookupError as e:
+            verdict, detail = "TEST RUN BROKEN", f"edit site not found: {e}"
+        verdicts.append(verdict)
+        print(f"{bug.name}: {verdict}; {detail}", flush=True)
+    caught = verdicts.count("caught")
+    print(f"{caught} of {len(bugs)} deliberate bugs caught")
+    return 0 if caught == len(bugs) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

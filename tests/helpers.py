@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepmle import results
@@ -68,6 +69,10 @@ def same_members(a: Path, b: Path) -> None:
         assert ga.name == gb.name
         for key in ga.final:
             assert gb.final[key] == pytest.approx(ga.final[key], rel=1e-4, abs=1e-5), key
+        assert ga.curves.keys() == gb.curves.keys()
+        for key in ga.curves:  # padding members must not leak into the curves either
+            assert ga.curves[key].shape == gb.curves[key].shape, key
+            np.testing.assert_allclose(gb.curves[key], ga.curves[key], rtol=1e-4, atol=1e-5)
         for la, lb in zip(ga.params, gb.params, strict=True):
             for k in la:
                 assert lb[k] == pytest.approx(la[k], rel=1e-4, abs=1e-5)

@@ -171,3 +171,49 @@ def test_make_train_takes_the_data_as_an_argument_not_a_constant(small):
         jax.random.key(0), 0.5, jax.device_put(small)
     )
     assert len(lowered.as_text()) < 2_000_000  # the small set alone is 1.6M floats
+
+
+def test_a_nearly_flat_epoch_at_a_tiny_learning_rate_is_not_divergence(small):
+    """At lr 1e-7 the epoch's train LL equals its start up to float32 rounding, which the
+    tolerance must absorb (a tolerance of the wrong sign would call this member diverged)."""
+    run = jax.jit(train.make_train(_config(epochs=2), small))
+    _, metrics = run(jax.random.key(0), 1e-7, small)
+    assert int(metrics["diverged_epoch"]) == -1
+
+
+def _end_epoch_inputs(small, batch_size):
+    spec = _spec(small, batch_size=batch_size)
+    params = model.from_normals(randomness.init_normals(0, spec.layer_sizes))
+    data = jax.tree.map(jnp.asarray, small)
+    state = member.init(spec, params, data)
+    steps = spec.steps_per_epoch
+    order = jnp.arange(steps * batch_size, dtype=jnp.int32).reshape(steps, batch_size)
+    return spec, data, state, order
+
+
+def test_the_divergence_baseline_is_the_ll_of_the_examples_the_epoch_saw(small):
+    """1024 examples in batches of 100: 1000 seen, 24 sit out. The seen ones start at LL -0.1
+    and the others at -50, so an epoch at -0.2 is worse than its own examples' start, though
+    better than the mean over all examples (-1.27)."""
+    spec, data, state, order = _end_epoch_inputs(small, 100)
+    assert spec.n_train == 1024 and order.size == 1000
+    state = state._replace(start_lls=jnp.full(1024, -50.0).at[order.ravel()].set(-0.1))
+    carry = (state.params, state.opt_state)
+    for train_ll, diverges in ((-0.2, True), (-0.05, False)):
+        lls, accs = jnp.full(10, train_ll), jnp.ones(10)
+        new, _ = member.end_epoch(spec, state, carry, lls, accs, order, jnp.int32(0), data)
+        assert (int(new.diverged_epoch) == 0) == diverges, train_ll
+
+
+def test_validation_is_measured_on_the_parameters_after_the_epochs_update(small):
+    spec, data, state, order = _end_epoch_inputs(small, 64)
+    updated = jax.tree.map(lambda p: p + 0.05, state.params)
+    lls, accs = jnp.zeros(order.shape[0]), jnp.ones(order.shape[0])  # LL 0: the best there is
+    new, metrics = member.end_epoch(
+        spec, state, (updated, state.opt_state), lls, accs, order, jnp.int32(0), data
+    )
+    assert int(new.diverged_epoch) == -1
+    after = member.evaluate(spec, updated, data.validation.x, data.validation.y)
+    before = member.evaluate(spec, state.params, data.validation.x, data.validation.y)
+    assert float(metrics["val_ll"]) == float(after[0]) != float(before[0])
+    assert float(metrics["val_accuracy"]) == float(after[1])

@@ -110,3 +110,11 @@ def test_huge_and_tiny_numbers_print_in_scientific_notation():
     table = report.table(rows)
     assert "-1.000e+29 ± 4.000e+27" in table
     assert max(len(line) for line in table.splitlines()) < 100
+
+
+def test_the_smallest_learning_rate_and_shape_are_edges_too():
+    acc = np.array([[0.99, 0.98, 0.97]] * 2)
+    groups = [_group((8,), [0.1, 0.3, 1.0], acc), _group((16,), [0.1, 0.3, 1.0], acc - 0.01)]
+    lines = report.edge_lines(report.summary_rows(groups))
+    assert any("lr 0.1" in line and "edge" in line and "smallest" in line for line in lines)
+    assert any("hidden sizes 8" in line and "edge" in line and "smallest" in line for line in lines)

@@ -104,3 +104,20 @@ def test_a_real_tensorboard_server_serves_the_cells_and_hparams(run):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_hparams_experiment_lists_train_and_validation_metrics_only(run):
+    """Read back from the event files: no test metric can slip into the HParams dashboard."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    found = []
+    for path in (run / "tensorboard").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(path))
+        acc.Reload()
+        for content in acc.PluginTagToContent("hparams").values():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            if data.HasField("experiment"):
+                found.append({m.name.tag for m in data.experiment.metric_infos})
+    assert found, "no HParams experiment in the event files"
+    for tags in found:
+        assert tags and all(t.startswith(("train_", "val_")) for t in tags), tags

@@ -35,3 +35,13 @@ def test_ragged_tail_sits_out():
     orders = randomness.epoch_orders(0, 1050, 100, 2)
     assert orders.shape == (2, 10, 100)
     assert len(np.unique(orders[0])) == 1000 and orders.max() < 1050
+
+
+def test_every_seed_and_purpose_has_a_stream_of_its_own():
+    """E.g. seed s's shuffle is never seed s+1's initialisation (as with [seed + purpose])."""
+    heads = {
+        (seed, purpose): tuple(randomness.stream(seed, purpose).integers(0, 2**63, 4))
+        for seed in range(16)
+        for purpose in (randomness.INIT, randomness.SHUFFLE)
+    }
+    assert len(set(heads.values())) == len(heads)

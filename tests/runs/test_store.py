@@ -335,3 +335,20 @@ def test_foreign_files_lists_what_deepmle_did_not_write(finished, tmp_path):
     (out / "README.txt").write_text("mine")
     assert store.foreign_files(out) == ["README.txt", "groups/extra.npz"]
     assert os.path.exists(out / store.MARKER)
+
+
+@pytest.mark.slow
+def test_a_rewrite_refused_midway_keeps_the_old_file_whole(tmp_path):
+    """`ulimit -f` for real: the new file cannot be written past 100 KiB. The old one must
+    survive whole (written beside and renamed over, never truncated in place)."""
+    path = tmp_path / "summary.csv"
+    old = b"hidden_sizes,learning_rate\n" * 1000
+    path.write_bytes(old)
+    code = ("import sys; from pathlib import Path; from deepmle.runs import store; "
+            "store.atomic_write_bytes(Path(sys.argv[1]), b'x' * 10**6)")  # fmt: skip
+    # SIGXFSZ ignored: the write fails with EFBIG instead of the process being killed.
+    shell = f"trap '' XFSZ; ulimit -f 100; exec {sys.executable} -c \"{code}\" {path}"
+    proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+    assert proc.returncode != 0 and "File too large" in proc.stderr
+    assert path.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
