@@ -17,6 +17,10 @@ from deepmle.core.model import init_params
 from deepmle.core.types import Array, Dataset, Metrics, Params, PRNGKey
 from deepmle.errors import UserError
 
+CALIBRATION_FOLD = 2**32 - 1
+"""``fold_in`` data of the calibration key off the shuffle key, whose epochs fold in 0, 1, ...:
+no epoch count reaches it."""
+
 
 def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int) -> Spec:
     """The Spec of one network shape of ``config``: names resolved through the registry."""
@@ -46,16 +50,19 @@ def make_train(
     Pure, jittable and vmappable over the key and the learning rate. The data is an argument,
     not a closure: closed over, jit would embed the dataset in the program as a constant
     (about 90 MB of program text for the embedded data, and seconds of compile). The key is
-    split by purpose into ``init``, ``shuffle`` and ``calibration``; metrics hold the
-    ``final`` entries and ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose
-    random draws come from numpy streams per seed instead (deepmle.population.randomness).
+    split by purpose into ``init`` and ``shuffle``; the calibration reference's key is
+    ``fold_in(shuffle, CALIBRATION_FOLD)``, beside the shuffle's per-epoch folds (so adding it
+    changed no earlier draw); metrics hold the ``final`` entries and ``"curves"`` (each
+    [epochs]). Same maths as ``deepmle run``, whose random draws come from numpy streams per
+    seed instead (deepmle.population.randomness).
     """
     if len(config.shapes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
     spec = spec_from_config(config, config.shapes[0], dataset.train.y.shape[0])
 
     def train(key: PRNGKey, learning_rate: Array, data: Dataset) -> tuple[Params, Metrics]:
-        init_key, shuffle_key, calibration_key = jax.random.split(key, 3)
+        init_key, shuffle_key = jax.random.split(key)
+        calibration_key = jax.random.fold_in(shuffle_key, CALIBRATION_FOLD)
         params = init_params(init_key, spec.layer_sizes)
         lr = jnp.asarray(learning_rate, jnp.float32)
         orders = key_orders(spec, shuffle_key)
