@@ -112,7 +112,7 @@ def workload_flops(config, n_train: int, n_val: int, n_test: int, n_used: int) -
     out = {}
     for name, inputs in (("nominal", 784), ("executed", n_used)):
         train = evaluation = 0
-        for sizes in config.shapes:
+        for sizes in config.shapes(784):
             trained = (inputs, *sizes[1:])
             macs = sum(a * b for a, b in itertools.pairwise(trained))
             full = sum(a * b for a, b in itertools.pairwise(sizes))
@@ -141,7 +141,7 @@ def naive_loop(config, ds) -> dict:
     steps = x.shape[0] // t.batch_size
     t0 = time.perf_counter()
     test = []
-    for sizes in config.shapes:
+    for sizes in config.shapes(784):
         for lr in t.learning_rate:
             for seed in range(t.seeds):
 

@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from deepmle import config, data, likelihood, model, results, sweep
+from deepmle.core import registry
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 COLORS = {"sigmoid": "tab:blue", "tanh": "tab:orange", "relu": "tab:green"}
@@ -115,7 +116,7 @@ def grad_norms(params: list[dict], x: jax.Array, y: jax.Array, activation: str) 
     over them: one number per layer, from the first hidden layer to the output."""
 
     def norms(p):
-        g = jax.grad(likelihood.mean_log_likelihood)(p, x, y, activation)
+        g = jax.grad(likelihood.mean_log_likelihood)(p, x, y, registry.activation(activation))
         return jnp.stack([jnp.linalg.norm(layer["w"]) for layer in g])
 
     return np.asarray(jnp.mean(jax.jit(jax.vmap(norms))(params), axis=0), np.float64)

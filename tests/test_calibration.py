@@ -174,8 +174,30 @@ def test_the_columns_the_summary_line_and_the_figure(calibrated):
 
 
 def test_without_the_option_no_temperature_columns(calibrated, small, tmp_path):
+    """The schema's ``calibrated`` rows are not measured at all without the option: no NaN
+    columns in the group files, the CSVs or the summary, one calibration line."""
     res = sweep.run(_config(seeds=2, epochs=1), small, tmp_path / "run").results
-    assert all(np.isnan(g.final["temperature"]).all() for g in res.groups)
+    assert all("temperature" not in g.final and "test_ece_ts" not in g.final for g in res.groups)
+    assert all("test_ece" in g.final for g in res.groups)
     rows = report.summary_rows(res.groups)
     assert "temperature_mean" not in rows[0] and "test_ece_mean" in rows[0]
     assert len(report.calibration_lines(rows)) == 1
+    header = (tmp_path / "run" / "members.csv").read_text().splitlines()[0].split(",")
+    assert "test_ece_reference" in header and not any(h.endswith("_ts") for h in header)
+
+
+@pytest.mark.parametrize("calibrate", ["none", "temperature"])
+def test_final_returns_exactly_the_schemas_final_metrics(small, calibrate):
+    """``member.final``'s keys are the schema's rows (the ``calibrated`` ones only with the
+    option) and the divergence records: nothing computed without a row, no row unmeasured."""
+    from deepmle import train
+    from deepmle.core.metrics import DIVERGENCE, METRICS
+
+    config = config_lib.Config(
+        model=config_lib.ModelConfig(hidden_sizes=((4,),)),
+        train=config_lib.TrainConfig(epochs=1, batch_size=256, calibrate=calibrate),
+    )
+    _, metrics = jax.jit(train.make_train(config, small))(jax.random.key(0), 0.5, small)
+    want = {m.name for m in METRICS if calibrate == "temperature" or not m.calibrated}
+    assert set(metrics) - {"curves"} == want | set(DIVERGENCE)
+    assert set(metrics["curves"]) == {m.name for m in METRICS if m.measured == "curve"}

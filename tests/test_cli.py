@@ -46,8 +46,9 @@ def test_run_writes_every_output_file(seed_run):
         "groups/h32.json",
     ):
         assert (seed_run / name).is_file(), name
-    for name in ("heatmap", "curves", "weights", "misclassified"):
+    for name in ("curves", "weights", "misclassified"):
         assert (seed_run / "plots" / f"{name}.png").stat().st_size > 1000
+    assert not (seed_run / "plots" / "heatmap.png").exists()  # one cell: no 1x1 heatmap
     assert not list(seed_run.rglob("*.tmp"))
 
 
@@ -110,9 +111,9 @@ def test_overwrite_replaces(tmp_path):
 
 
 def test_plot_redraws_from_the_run_directory(seed_run, capsys):
-    (seed_run / "plots" / "heatmap.png").unlink()
+    (seed_run / "plots" / "curves.png").unlink()
     assert main(["plot", str(seed_run)]) == 0
-    assert (seed_run / "plots" / "heatmap.png").is_file()
+    assert (seed_run / "plots" / "curves.png").is_file()
 
 
 def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):
@@ -266,3 +267,29 @@ def test_plot_works_from_another_directory_with_a_relative_data_path(tmp_path, m
     monkeypatch.chdir(tmp_path)
     assert main(["plot", "work/run"]) == 0
     assert (tmp_path / "work" / "run" / "plots" / "misclassified.png").is_file()
+
+
+@pytest.mark.parametrize("where", ["--out", "plot", "config"])
+def test_a_path_component_over_255_bytes_is_one_line(where, tmp_path, capsys):
+    long = tmp_path / ("x" * 300)
+    argv = {
+        "--out": ["run", str(CONFIGS / "seed.toml"), "--out", str(long / "run"), "--no-cache"],
+        "plot": ["plot", str(long)],
+        "config": ["run", str(long / "seed.toml")],
+    }[where]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "too long" in err
+
+
+@pytest.mark.parametrize("meta", ["[]", '{"data": null}', '{"data": []}'])
+def test_a_meta_json_of_the_wrong_shape_is_one_line(meta, seed_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(seed_run, run)
+    (run / "meta.json").write_text(meta)
+    for command in ("plot", "tensorboard"):
+        assert main([command, str(run)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "meta.json: damaged" in err

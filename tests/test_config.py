@@ -12,7 +12,7 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 def test_shipped_configs_validate(path):
     config = config_lib.load(path)
     assert config.name == path.stem
-    assert all(shape[0] == 784 and shape[-1] == 1 for shape in config.shapes)
+    assert all(shape[0] == 784 and shape[-1] == 1 for shape in config.shapes(784))
 
 
 def test_sweep_config_is_a_grid():
@@ -101,6 +101,18 @@ BAD = {
     ),
     "learning rate 0 in float32": ("[train]\nlearning_rate = 1e-320", "normal float32 number"),
     "learning rate inf in float32": ("[train]\nlearning_rate = 1e39", "normal float32 number"),
+    "random draws equal in float32": (
+        "[train]\nlearning_rate = { log_uniform = [0.5, 0.6], samples = 2000 }",
+        "of the 2000 draws from [0.5, 0.6] equal another in float32",
+    ),
+    "the README's range, 100,000 draws": (
+        "[train]\nlearning_rate = { log_uniform = [1e-3, 10.0], samples = 100000 }",
+        "equal another in float32",
+    ),
+    "an array of [[train]] tables": (
+        "[[train]]\nepochs = 2",
+        "bad.toml: [train] must be one table",
+    ),
     "a search too large": (
         "[train]\nlearning_rate = { log_uniform = [0.1, 1.0], samples = 10000000 }",
         "samples must be an integer from 1 to 100,000",
@@ -187,3 +199,21 @@ def test_strings_with_quotes_and_control_characters_round_trip(tmp_path):
     path = tmp_path / "seed.toml"
     path.write_text(config_lib.to_toml(config))
     assert config_lib.load(path) == config
+
+
+def test_an_array_of_tables_is_blamed_on_the_file_not_on_a_set(tmp_path, capsys):
+    path = tmp_path / "arr.toml"
+    path.write_text("[[train]]\nepochs = 2\n")
+    assert main(["run", str(path), "--set", "train.seeds=2", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "arr.toml: [train] must be one table" in err and "--set" not in err
+
+
+def test_an_unused_search_seed_is_the_same_run(tmp_path, capsys):
+    """search_seed acts only through a search's draws: with a list of learning rates it
+    changes nothing, so the second run resumes instead of being "a different config"."""
+    out = tmp_path / "run"
+    base = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-plots", "--quiet",
+            "--set", "train.epochs=1", "--set", "train.seeds=2"]  # fmt: skip
+    assert main(base) == 0
+    assert main([*base, "--set", "train.search_seed=5"]) == 0, capsys.readouterr().err

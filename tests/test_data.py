@@ -262,3 +262,11 @@ def test_an_npz_header_that_declares_a_huge_array_is_one_line(tmp_path, capsys):
                  "--set", "data.source=npz", "--set", f"data.path={path}"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(path) in err, err
+
+
+def test_tfds_with_a_missing_data_dir_says_so(tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(data.DataError, match=r"'.*nowhere' \(the tfds data_dir\) does not exist"):
+        data.load(config_lib.DataConfig(source="tfds", path=str(missing)))
+    with pytest.raises(data.DataError, match=r"holds no mnist/ folder.*tfds build mnist"):
+        data.load(config_lib.DataConfig(source="tfds", path=str(tmp_path)))

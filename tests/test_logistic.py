@@ -33,10 +33,13 @@ def _config(**train_kw) -> config_lib.Config:
 def test_no_hidden_layer_is_a_shape_in_a_config(tmp_path):
     config = config_lib.load(_write(tmp_path, "[model]\nhidden_sizes = [[], [32], [64, 32]]\n"))
     assert config.model.hidden_sizes == ((), (32,), (64, 32))
-    assert config.shapes[0] == (784, 1)
+    assert config.shapes(784)[0] == (784, 1)  # input size from the data
+    assert config.shapes(10)[0] == (10, 1)
     again = _write(tmp_path, config_lib.to_toml(config))
     assert config_lib.load(again) == config
-    assert config_lib.load(_write(tmp_path, "[model]\nhidden_sizes = [[]]\n")).shapes == ((784, 1),)
+    assert config_lib.load(_write(tmp_path, "[model]\nhidden_sizes = [[]]\n")).shapes(784) == (
+        (784, 1),
+    )
 
 
 def _write(tmp_path, text: str):

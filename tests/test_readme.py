@@ -26,7 +26,11 @@ def _python_blocks() -> list[str]:
 
 def test_the_readmes_library_examples_run(tmp_path, monkeypatch):
     """Every Python block of the README, run as written (its run directory moved to tmp)."""
+    from deepmle import runtime
+
     monkeypatch.chdir(ROOT)
+    called = []  # JAX runs in this test process already: setup() is checked in test_runtime
+    monkeypatch.setattr(runtime, "setup", lambda *a, **k: called.append(1))
     blocks = _python_blocks()
     assert len(blocks) == 2
     spaces = []
@@ -38,4 +42,7 @@ def test_the_readmes_library_examples_run(tmp_path, monkeypatch):
     g = sweep_block["g"]
     assert g.final["val_accuracy"].shape == (4, 6) and g.curves["val_ll"].shape == (4, 6, 2)
     assert sweep_block["again"].selected == sweep_block["run"].selected
+    assert called == [1] and (tmp_path / "notebook" / "plots" / "heatmap.png").is_file()
+    names = [set(space) - {"__builtins__"} for space in spaces]
+    assert not names[0] & names[1] - {"config", "data", "jax"}  # no name means two things
     assert one_network["metrics"]["val_accuracy"].shape == (8, 3)

@@ -75,3 +75,41 @@ def test_switched_off_choices_are_not_applied(monkeypatch):
         assert runtime.cpu_compiler_options() == {}
     finally:
         runtime.cpu_compiler_options.cache_clear()
+
+
+def _python(code: str, tmp_path) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def test_setup_gives_a_notebook_the_commands_devices_and_cache(tmp_path):
+    out = _python(
+        "from deepmle import runtime\n"
+        "runtime.setup()\n"
+        "import jax\n"
+        "print('devices', jax.device_count(), 'cores', runtime.cpu_cores())\n"
+        "print('cache', jax.config.jax_compilation_cache_dir)\n",
+        tmp_path,
+    )
+    import re
+
+    devices, cores = map(int, re.search(r"devices (\d+) cores (\d+)", out).groups())
+    assert devices == cores
+    assert f"cache {tmp_path}/deepmle/jax" in out
+
+
+def test_setup_after_jax_started_says_what_to_do(tmp_path):
+    out = _python(
+        "import jax\njax.devices()\nfrom deepmle import runtime\nprint(runtime.setup())\n",
+        tmp_path,
+    )
+    assert "already started its devices" in out and "restart the kernel" in out
+    assert "'too_late': True" in out

@@ -122,15 +122,12 @@ def test_a_member_that_turns_bad_later_keeps_its_last_good_epoch(small):
 
     @jax.jit
     def two_epochs(params, orders):
-        state = one.init(params, data)
+        baseline = one.start_lls(params, data)
+        state = one.init(jnp.float32(0.5), params, member.Shared(data, jnp.int32(0)))
         out = []
         for e, lr in enumerate((0.5, 1e38)):  # a good epoch, then a poisoned one
-            carry, (lls, accs) = jax.lax.scan(
-                lambda c, idx, lr=lr: one.step(jnp.float32(lr), c, idx, data),
-                (state.params, state.opt_state),
-                orders[e],
-            )
-            state, _ = one.end_epoch(state, carry, lls, accs, orders[e], jnp.int32(e), data)
+            seed, shared = member.Seed(orders[e], baseline), member.Shared(data, jnp.int32(e))
+            state, _ = member.run_epoch(one, state._replace(lr=jnp.float32(lr)), seed, shared)
             out.append(state)
         return out
 
@@ -173,6 +170,27 @@ def test_make_train_takes_the_data_as_an_argument_not_a_constant(small):
     assert len(lowered.as_text()) < 2_000_000  # the small set alone is 1.6M floats
 
 
+def test_train_refuses_data_of_another_training_size(small, embedded):
+    """Its minibatch orders index the split it was made for: on a larger one it would train on
+    the first examples only (gathers clamp), on a smaller one on repeated ones."""
+    run = train.make_train(_config(epochs=1), small)
+    with pytest.raises(ValueError, match=r"data\.train: 11430 examples, but .* made for 1024"):
+        run(jax.random.key(0), 0.5, embedded)
+    with pytest.raises(ValueError, match="made for 1024"):
+        jax.jit(run)(jax.random.key(0), 0.5, embedded)  # shapes are static: inside jit too
+
+
+def test_train_refuses_a_learning_rate_array_outside_vmap_and_bad_labels(small):
+    run = train.make_train(_config(epochs=1), small)
+    with pytest.raises(ValueError, match=r"learning_rate: expected a scalar, got shape \[2\]"):
+        run(jax.random.key(0), jnp.array([0.1, 1.0]), small)
+    y = small.train.y.copy()
+    y[0] = 2
+    bad = small._replace(train=small.train._replace(y=y))
+    with pytest.raises(ValueError, match=r"data.train.y: labels must be 0 or 1, got \[2.0\]"):
+        run(jax.random.key(0), 0.5, bad)
+
+
 def test_a_nearly_flat_epoch_at_a_tiny_learning_rate_is_not_divergence(small):
     """At lr 1e-7 the epoch's train LL equals its start up to float32 rounding, which the
     tolerance must absorb (a tolerance of the wrong sign would call this member diverged)."""
@@ -184,34 +202,34 @@ def test_a_nearly_flat_epoch_at_a_tiny_learning_rate_is_not_divergence(small):
 def _end_epoch_inputs(small, batch_size):
     spec = _spec(small, batch_size=batch_size)
     params = model.from_normals(randomness.init_normals(0, spec.layer_sizes))
-    data = jax.tree.map(jnp.asarray, small)
-    state = member.init(spec, params, data)
+    shared = member.Shared(jax.tree.map(jnp.asarray, small), jnp.int32(0))
+    state = member.init(spec, jnp.float32(0.5), params, shared)
     steps = spec.steps_per_epoch
     order = jnp.arange(steps * batch_size, dtype=jnp.int32).reshape(steps, batch_size)
-    return spec, data, state, order
+    return spec, shared, state, member.Seed(order, member.start_lls(spec, params, shared.data))
 
 
 def test_the_divergence_baseline_is_the_ll_of_the_examples_the_epoch_saw(small):
     """1024 examples in batches of 100: 1000 seen, 24 sit out. The seen ones start at LL -0.1
     and the others at -50, so an epoch at -0.2 is worse than its own examples' start, though
     better than the mean over all examples (-1.27)."""
-    spec, data, state, order = _end_epoch_inputs(small, 100)
+    spec, shared, state, seed = _end_epoch_inputs(small, 100)
+    order = seed.order
     assert spec.n_train == 1024 and order.size == 1000
-    state = state._replace(start_lls=jnp.full(1024, -50.0).at[order.ravel()].set(-0.1))
-    carry = (state.params, state.opt_state)
+    seed = seed._replace(start_lls=jnp.full(1024, -50.0).at[order.ravel()].set(-0.1))
     for train_ll, diverges in ((-0.2, True), (-0.05, False)):
         lls, accs = jnp.full(10, train_ll), jnp.ones(10)
-        new, _ = member.end_epoch(spec, state, carry, lls, accs, order, jnp.int32(0), data)
+        new, _ = member.end_epoch(spec, member.Epoch(state, state, lls, accs), seed, shared)
         assert (int(new.diverged_epoch) == 0) == diverges, train_ll
 
 
 def test_validation_is_measured_on_the_parameters_after_the_epochs_update(small):
-    spec, data, state, order = _end_epoch_inputs(small, 64)
+    spec, shared, state, seed = _end_epoch_inputs(small, 64)
+    data, steps = shared.data, seed.order.shape[0]
     updated = jax.tree.map(lambda p: p + 0.05, state.params)
-    lls, accs = jnp.zeros(order.shape[0]), jnp.ones(order.shape[0])  # LL 0: the best there is
-    new, metrics = member.end_epoch(
-        spec, state, (updated, state.opt_state), lls, accs, order, jnp.int32(0), data
-    )
+    lls, accs = jnp.zeros(steps), jnp.ones(steps)  # LL 0: the best there is
+    epoch = member.Epoch(state, state._replace(params=updated), lls, accs)
+    new, metrics = member.end_epoch(spec, epoch, seed, shared)
     assert int(new.diverged_epoch) == -1
     after = member.evaluate(spec, updated, data.validation.x, data.validation.y)
     before = member.evaluate(spec, state.params, data.validation.x, data.validation.y)

@@ -10,6 +10,7 @@ unusable run or cache directory, a grid that cannot fit in memory), one line, no
 """
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -126,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         report.table(res.summary),
         *report.calibration_lines(res.summary),
         *report.divergence_lines(res.groups),
+        *report.selection_lines(res.summary),
         *report.edge_lines(res.summary),
         *outcome.notes,
         f"results in {res.run_dir}/",
@@ -193,18 +195,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepmle: interrupted; finished groups are saved, re-run to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            return _internal(e)
+        name = str(e.filename or e)[:80]
+        print(f"deepmle: error: a file name is too long for the file system ({name}...); "
+              "each path component may be 255 bytes", file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
     except Exception as e:
         if _out_of_memory(e):
             print(f"deepmle: error: out of memory ({str(e).splitlines()[0][:200]}); "
                   "run fewer seeds or shapes", file=sys.stderr)  # fmt: skip
             return EXIT_BAD_INPUT
-        traceback.print_exc()
-        print(
-            f"deepmle: internal error ({type(e).__name__}); finished groups are saved. "
-            "This is a bug: please report it with the traceback above.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal(e)
+
+
+def _internal(e: BaseException) -> int:
+    traceback.print_exc()
+    print(
+        f"deepmle: internal error ({type(e).__name__}); finished groups are saved. "
+        "This is a bug: please report it with the traceback above.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 def console() -> None:

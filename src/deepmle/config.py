@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from deepmle import data as data_lib
 from deepmle.core import registry
 from deepmle.errors import UserError
 
-SOURCES = ("embedded", "npz", "tfds")
 CALIBRATIONS = ("none", "temperature")
+"""[train] calibrate: "temperature" fits T per member on validation (deepmle.core.calibration)."""
 
 
 class ConfigError(UserError):
@@ -66,10 +67,10 @@ class Config:
     train: TrainConfig = TrainConfig()
     name: str = "config"
 
-    @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
-        """Every network's layer sizes, e.g. ``((784, 32, 1),)``."""
-        return tuple((784, *hidden, 1) for hidden in self.model.hidden_sizes)
+    def shapes(self, n_inputs: int) -> tuple[tuple[int, ...], ...]:
+        """Every network's layer sizes for data with ``n_inputs`` features, e.g.
+        ``((784, 32, 1),)`` on MNIST."""
+        return tuple((n_inputs, *hidden, 1) for hidden in self.model.hidden_sizes)
 
     @property
     def is_sweep(self) -> bool:
@@ -212,7 +213,7 @@ def _validate_section(
             )
         match (section, key):
             case ("data", "source"):
-                out[key] = _as_choice(at, v, SOURCES)
+                out[key] = _as_choice(at, v, list(data_lib.SOURCES))
             case ("data", "digits"):
                 ok = isinstance(v, list) and len(v) == 2 and all(_is_int(d) for d in v)
                 ok = ok and all(0 <= d <= 9 for d in v) and v[0] != v[1]
@@ -269,15 +270,26 @@ def from_dict(
             seed = values.get("search_seed", TrainConfig.search_seed)
             values["learning_rate"] = draw_learning_rates(search, seed)
             low, high = search["log_uniform"]
+            same = len(values["learning_rate"]) - len(
+                set(np.float32(values["learning_rate"]).tolist())
+            )
+            at = origins.get(("train", "learning_rate"), where)
+            _check(f"{at}: [train] learning_rate", same == 0,
+                   f"{same} of the {search['samples']} draws from [{low!r}, {high!r}] equal "
+                   "another in float32 (training's precision), which would train the same "
+                   "network twice; draw fewer samples or widen the range")  # fmt: skip
             values["learning_rate_search"] = (
                 f"drawn log-uniformly from [{low!r}, {high!r}], {search['samples']} samples, "
                 f"search_seed {seed}"
             )
         sections[section] = SECTIONS[section](**values)
     config = Config(**sections, name=name)
-    if config.data.source in ("npz",) and not config.data.path:
+    row = data_lib.SOURCES[config.data.source]
+    if row.needs_path and not config.data.path:
         source = origins.get(("data", "source"), where)
-        raise ConfigError(f"{source}: [data] path: source 'npz' needs the path of an mnist.npz")
+        raise ConfigError(
+            f"{source}: [data] path: source {config.data.source!r} needs the path of {row.path}"
+        )
     return config
 
 
@@ -309,6 +321,9 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    for section, body in raw.items():
+        if section in SECTIONS and not isinstance(body, dict):
+            raise ConfigError(f"{path}: [{section}] must be one table, got {body!r}")
     origins = {}
     for item in overrides:
         section, key, value = _parse_override(item)

@@ -14,10 +14,10 @@ the same on every run and machine; the test split is never used for selection.
 
 import hashlib
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -29,6 +29,9 @@ VALIDATION_PERMUTATION_SEED = 1729
 
 EMBEDDED_FILE = "mnist_by_digit.npz"
 SPLITS = ("train", "test")
+MNIST_PIXELS = 28 * 28
+"""Pixels of an MNIST image: the input size of every network trained on these sources (the
+rest of deepmle reads it from the data, ``dataset.train.x.shape[1]``)."""
 
 
 class DataRequest(Protocol):
@@ -133,17 +136,18 @@ def _check_digits(digits: Sequence[int], where: str) -> None:
 
 
 def _pixels(where: str, name: str, images: np.ndarray) -> np.ndarray:
-    """``images`` [n, 28, 28] or [n, 784] as float32 [n, 784] darkness in [0, 1]: integers must
+    """``images`` [n, 28, 28] or [n, 28·28] as float32 [n, 28·28] darkness in [0, 1]: integers must
     lie in 0..255 (divided by 255), floats be finite and lie in [0, 1]; DataError otherwise."""
     a = np.asarray(images)
     if a.ndim in (2, 3) and a.shape[0] == 0:
         raise DataError(f"{where}: {name} holds no images")
     if a.ndim not in (2, 3):
         raise DataError(
-            f"{where}: {name} must be images [n, 28, 28] or [n, 784], got shape {a.shape}"
+            f"{where}: {name} must be images [n, 28, 28] or [n, {MNIST_PIXELS}], "
+            f"got shape {a.shape}"
         )
     flat = a.reshape(a.shape[0], -1)
-    if flat.shape[1] != 784:
+    if flat.shape[1] != MNIST_PIXELS:
         raise DataError(f"{where}: {name} images must be 28x28, got {a.shape[1:]}")
     if a.dtype.kind in "iu":
         lo, hi = int(flat.min()), int(flat.max())
@@ -180,7 +184,7 @@ def _select_pair(
     labels: np.ndarray,
     digits: tuple[int, int],
 ) -> Split:
-    """The examples of the pair ``digits``: x [n, 784] in [0, 1], y = 1. for the first digit."""
+    """The examples of the pair ``digits``: x [n, pixels] in [0, 1], y = 1. for the first digit."""
     x = _pixels(where, names[0], images)
     y = _labels(where, names[1], labels, x.shape[0], names[0])
     keep = np.isin(y, digits)
@@ -205,6 +209,14 @@ def _load_tfds_source(data_dir: str | None, digits: tuple[int, int]) -> tuple[Sp
         raise DataError(
             "data source 'tfds' needs tensorflow-datasets: pip install 'deepmle[tfds]'"
         ) from e
+
+    if data_dir is not None and not (Path(data_dir) / "mnist").is_dir():
+        what = "does not exist" if not Path(data_dir).exists() else "holds no mnist/ folder"
+        raise DataError(
+            f"[data] path {data_dir!r} (the tfds data_dir) {what}: prepare MNIST there once "
+            f"with `tfds build mnist --file_format=array_record --data_dir {data_dir}`, or set "
+            "path to the --data_dir you used"
+        )
 
     def split(name: str) -> Split:
         try:
@@ -251,22 +263,44 @@ def carve_validation(train: Split, fraction: float) -> tuple[Split, Split]:
     )
 
 
+def _load_embedded_source(config: "DataRequest") -> tuple[Split, Split]:
+    digits = tuple(config.digits)
+    a = load_embedded(Path(config.path) if config.path else None, digits)
+    where = config.path or "the embedded data"
+    return (
+        _select_pair(where, ("train_images", "train_labels"), a["train_images"],
+                     a["train_labels"], digits),
+        _select_pair(where, ("test_images", "test_labels"), a["test_images"],
+                     a["test_labels"], digits),
+    )  # fmt: skip
+
+
+class Source(NamedTuple):
+    """One data source: ``load(data_section) -> (train, test)`` splits; ``path`` says what its
+    [data] path names, and whether it must be given."""
+
+    load: Callable[["DataRequest"], tuple[Split, Split]]
+    path: str
+    needs_path: bool = False
+
+
+SOURCES: dict[str, Source] = {
+    "embedded": Source(_load_embedded_source,
+                       f"another copy of the embedded {EMBEDDED_FILE} (optional)"),
+    "npz": Source(lambda c: _load_npz_source(Path(c.path).expanduser(), tuple(c.digits)),
+                  "a Keras-format mnist.npz", needs_path=True),
+    "tfds": Source(lambda c: _load_tfds_source(c.path or None, tuple(c.digits)),
+                   "the tensorflow_datasets data_dir (optional)"),
+}  # fmt: skip
+"""name -> Source: config validation reads the names and ``needs_path`` from here. Add a
+source by adding a row."""
+
+
 def load(config: "DataRequest") -> Dataset:
     """The Dataset a config's [data] section names: train, validation and test splits."""
-    digits = tuple(config.digits)
-    _check_digits(digits, "[data] digits")
-    if config.source == "embedded":
-        a = load_embedded(Path(config.path) if config.path else None, digits)
-        where = config.path or "the embedded data"
-        train = _select_pair(where, ("train_images", "train_labels"), a["train_images"],
-                             a["train_labels"], digits)  # fmt: skip
-        test = _select_pair(where, ("test_images", "test_labels"), a["test_images"],
-                            a["test_labels"], digits)  # fmt: skip
-    elif config.source == "npz":
-        train, test = _load_npz_source(Path(config.path).expanduser(), digits)
-    elif config.source == "tfds":
-        train, test = _load_tfds_source(config.path or None, digits)
-    else:
+    _check_digits(tuple(config.digits), "[data] digits")
+    if config.source not in SOURCES:
         raise DataError(f"unknown data source {config.source!r}")
+    train, test = SOURCES[config.source].load(config)
     train, validation = carve_validation(train, config.validation_fraction)
     return Dataset(train=train, validation=validation, test=test)

@@ -1,5 +1,11 @@
-"""Process-wide JAX setup for the command line: XLA:CPU flags, the persistent compilation cache,
-multi-host initialisation, and a log of compiles. The library itself never calls these."""
+"""Process-wide JAX setup: XLA:CPU flags, the persistent compilation cache, multi-host
+initialisation, a log of compiles, Ctrl-C handling and the environment a run records.
+
+Who calls what: the command line (deepmle.cli) alone sets the process-wide state (XLA flags,
+the compilation cache, distributed initialisation); deepmle.population.programs reads
+``cpu_compiler_options`` for each program it compiles; deepmle.sweep and
+deepmle.population.groups use ``Interrupts``, ``CompileLog`` and ``environment``. A library
+user who never calls the setup functions gets JAX's defaults."""
 
 import functools
 import json
@@ -196,6 +202,38 @@ def enable_compilation_cache(path: Path) -> None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def backends_started() -> bool:
+    """Whether JAX has created its devices in this process (XLA_FLAGS no longer apply)."""
+    from jax._src import xla_bridge
+
+    return bool(xla_bridge.backends_are_initialized())
+
+
+def setup(cache_dir: str | Path | None = None, *, cache: bool = True) -> dict[str, Any]:
+    """What ``deepmle run`` does before JAX starts, for a notebook or script using the library:
+    the XLA:CPU flags (one CPU device per core, Eigen dot kernels; ``set_cpu_flags``) and the
+    persistent compilation cache (``enable_compilation_cache``; ``cache=False`` leaves it off).
+    Call it first, before anything runs JAX. If JAX has already started, the flags cannot
+    apply: a RuntimeWarning says so (restart the kernel and call setup() first); the cache is
+    still enabled. Returns what was applied, as meta.json records it."""
+    import warnings
+
+    if backends_started():
+        warnings.warn(
+            "deepmle.runtime.setup(): JAX has already started its devices, so its CPU flags "
+            "(one device per core) cannot apply in this process; restart the kernel and call "
+            "setup() before anything runs JAX",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        flags = {"applied": [], "unsupported": [], "too_late": True}
+    else:
+        flags = set_cpu_flags(default_cache_dir().parent / "xla_flags.json")
+    if cache:
+        enable_compilation_cache(Path(cache_dir) if cache_dir else default_cache_dir())
+    return flags
 
 
 def initialize_distributed(

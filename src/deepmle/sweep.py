@@ -73,16 +73,32 @@ def run(
     chunk_bytes: int = programs.CHUNK_BYTES,
     extra_meta: dict[str, Any] | None = None,
     finishing: Callable[[RunResults], None] | None = None,
+    figures: bool = False,
 ) -> Outcome:
     """Train every group of ``config`` into ``run_dir`` (resuming finished groups), write the
     run's files, and return its results. Process 0 alone writes the run directory;
-    ``finishing(results)`` adds files to it (figures) before it is complete."""
+    ``figures`` draws ``plots/`` as the command does; ``finishing(results)`` adds other files
+    to it before it is complete. From a notebook, call ``deepmle.runtime.setup()`` first for
+    the command's devices and compilation cache."""
+    if figures:
+        from deepmle.analysis import plots
+
+        extra = finishing
+
+        def finishing(results: RunResults) -> None:
+            plots.draw(results.run_dir, results)
+            if extra is not None:
+                extra(results)
+
     t_start = time.perf_counter()
     progress = progress or Progress(quiet=True)
     cache = cache or ProgramCache()
     lead = jax.process_index() == 0
     n_train = dataset.train.y.shape[0]
-    specs = [train.spec_from_config(config, shape, n_train) for shape in config.shapes]
+    specs = [
+        train.spec_from_config(config, shape, n_train)
+        for shape in config.shapes(dataset.train.x.shape[1])
+    ]
     lrs = np.asarray(config.train.learning_rate, np.float64)
     layout = programs.plan(config.train.seeds, len(lrs))
     population.check_memory(specs, layout, dataset, memory_limit)
@@ -148,9 +164,18 @@ def run(
             notes = []
             if run is not None:
                 summary = outputs.write(run, groups, meta)
+                stale, kept = store.remove_derived(run) if trained else ([], [])
                 if finishing is not None:  # figures and other extras, before a replacement swaps in
                     finishing(RunResults(run.work, config, groups, summary, meta))
-                notes = run.finish()
+                gone = [d for d in stale if not (run.work / d).exists()]
+                notes = [
+                    *[f"removed {d}: it showed the results of groups now retrained "
+                      f"(`deepmle {'plot' if d == 'plots/' else 'tensorboard'} RUN_DIR` "
+                      "draws it anew)" for d in gone],
+                    *[f"{d} holds files of yours, so it was left as it is: it shows the results "
+                      "from before groups were retrained" for d in kept],
+                ]  # fmt: skip
+                notes += run.finish()
                 final_dir = run.path
             else:
                 summary = report.summary_rows(groups)

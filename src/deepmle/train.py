@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from deepmle.config import Config
-from deepmle.core import registry
+from deepmle.core import checks, registry
 from deepmle.core.member import Spec, key_orders, member, run
 from deepmle.core.model import init_params
 from deepmle.core.types import Array, Dataset, Metrics, Params, PRNGKey
@@ -23,21 +23,44 @@ no epoch count reaches it."""
 
 
 def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int) -> Spec:
-    """The Spec of one network shape of ``config``: names resolved through the registry."""
+    """The Spec of one network shape of ``config``: names resolved through the registry (the
+    config boundary: activation functions and optax optimizers from here on, never names)."""
     if config.train.batch_size > n_train:
         raise UserError(
             f"[train] batch_size {config.train.batch_size} is larger than the "
             f"{n_train} training examples"
         )
+    name = config.train.optimizer
+    try:
+        activation = registry.activation(config.model.activation)
+        optimizer = registry.optimizer(name, **registry.config_options(name, config.train))
+    except (ValueError, TypeError) as e:
+        raise UserError(f"config {config.name}: {e}") from None
     return Spec(
         layer_sizes=tuple(layer_sizes),
-        activation=registry.activation(config.model.activation),
-        optimizer=registry.optimizer(config.train.optimizer, config.train.momentum),
+        activation=activation,
+        optimizer=optimizer,
         batch_size=config.train.batch_size,
         epochs=config.train.epochs,
         n_train=n_train,
         calibrate=config.train.calibrate == "temperature",
     )
+
+
+def _check_data(data: Dataset, n_inputs: int, n_train: int) -> None:
+    """ValueError unless ``data`` has the training split ``train`` was made for (its
+    minibatch orders index that many examples), float pixels in [0, 1] of the inputs ``train``
+    was made for and 0/1 labels."""
+    for name in ("train", "validation", "test"):
+        split = getattr(data, name)
+        n = checks.inputs(split.x, n_inputs, f"data.{name}.x")
+        checks.pixels(split.x, f"data.{name}.x")
+        checks.labels(split.y, n, f"data.{name}.y")
+    if data.train.y.shape[0] != n_train:
+        raise ValueError(
+            f"data.train: {data.train.y.shape[0]} examples, but train was made for {n_train} "
+            "(make_train(config, dataset) with this data)"
+        )
 
 
 def make_train(
@@ -56,11 +79,15 @@ def make_train(
     [epochs]). Same maths as ``deepmle run``, whose random draws come from numpy streams per
     seed instead (deepmle.population.randomness).
     """
-    if len(config.shapes) != 1:
+    if len(config.model.hidden_sizes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
-    spec = spec_from_config(config, config.shapes[0], dataset.train.y.shape[0])
+    spec = spec_from_config(
+        config, config.shapes(dataset.train.x.shape[1])[0], dataset.train.y.shape[0]
+    )
 
     def train(key: PRNGKey, learning_rate: Array, data: Dataset) -> tuple[Params, Metrics]:
+        checks.learning_rate(learning_rate)
+        _check_data(data, spec.layer_sizes[0], spec.n_train)
         init_key, shuffle_key = jax.random.split(key)
         calibration_key = jax.random.fold_in(shuffle_key, CALIBRATION_FOLD)
         params = init_params(init_key, spec.layer_sizes)

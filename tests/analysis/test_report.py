@@ -112,6 +112,41 @@ def test_huge_and_tiny_numbers_print_in_scientific_notation():
     assert max(len(line) for line in table.splitlines()) < 100
 
 
+def test_a_cell_whose_seeds_diverged_cannot_win_on_its_survivors():
+    """The hostile case: lr 10 lost 2 of 4 seeds, its 2 survivors beat lr 1 (no seed lost)."""
+    acc = np.array([[0.98, 0.995], [0.981, 0.996], [0.979, 0.5], [0.98, 0.5]])
+    div = np.array([[-1, -1], [-1, -1], [-1, 1], [-1, 0]])
+    rows = report.summary_rows([_group((8,), [1.0, 10.0], acc, diverged=div)])
+    assert [r["selected"] for r in rows] == [True, False]
+    assert [r["seeds_used"] for r in rows] == [4, 2]
+    assert report.selection_lines(rows) == []
+    table = report.table(rows)
+    assert "2 of 4" in table.splitlines()[2]  # how many seeds the mean is over
+    assert "over 4 seeds" not in table
+
+
+def test_a_cell_with_one_surviving_seed_is_shown_as_such_never_a_silent_nan():
+    acc = np.array([[0.98, 0.999, 0.97], [0.981, 0.5, 0.972], [0.979, 0.5, 0.969]])
+    div = np.array([[0, -1, 0], [-1, 0, -1], [-1, 1, -1]])  # every cell lost a seed
+    rows = report.summary_rows([_group((8,), [1.0, 10.0, 0.1], acc, diverged=div)])
+    assert rows[0]["selected"]  # lost 1 of 3, beats 0.1 (also 1), not 10 on its one seed
+    assert rows[2]["indistinguishable"] is False and math.isfinite(
+        rows[2]["val_accuracy_diff_ci95"]
+    )
+    assert rows[1]["val_accuracy_diff_n"] == 0 and not rows[1]["indistinguishable"]
+    table = report.table(rows).splitlines()
+    assert "1 of 3" in table[2] and "(no CI)" in table[2] and "?" in table[2]
+    (warning,) = report.selection_lines(rows)
+    assert "lost 1 of 3 seeds" in warning and "over the 2 left" in warning
+
+
+def test_one_line_per_diverged_cell_with_counts_not_a_clause_per_seed():
+    acc = np.full((8, 1), 0.5)
+    div = np.array([[0], [1], [2], [3], [-1], [1], [2], [0]])
+    (line,) = report.divergence_lines([_group((32,), [3.0], acc, diverged=div)])
+    assert "7 of 8 seeds diverged at epochs 1-4" in line and len(line) < 200
+
+
 def test_the_smallest_learning_rate_and_shape_are_edges_too():
     acc = np.array([[0.99, 0.98, 0.97]] * 2)
     groups = [_group((8,), [0.1, 0.3, 1.0], acc), _group((16,), [0.1, 0.3, 1.0], acc - 0.01)]

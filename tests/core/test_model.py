@@ -1,9 +1,12 @@
+import itertools
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deepmle.core import registry
 from deepmle.core.model import forward, init_params, layer_sizes_of, predict_proba
 
 
@@ -51,12 +54,12 @@ def test_forward_is_the_notes_equations_1_and_2(rng):
     chex.assert_shape(forward(params, x), (3,))
 
 
-def test_activation_is_selectable(rng):
+def test_every_registered_activation_is_its_own_function(rng):
     params = init_params(jax.random.key(3), (784, 4, 1))
     x = rng.uniform(size=(2, 784)).astype(np.float32)
-    outs = {a: forward(params, x, a) for a in ("sigmoid", "tanh", "relu")}
-    assert not np.allclose(outs["sigmoid"], outs["tanh"])
-    assert not np.allclose(outs["sigmoid"], outs["relu"])
+    outs = {name: forward(params, x, f) for name, f in registry.ACTIVATIONS.items()}
+    for a, b in itertools.combinations(outs, 2):
+        assert not np.allclose(outs[a], outs[b]), (a, b)
 
 
 def _params():
@@ -98,16 +101,10 @@ def test_misshapen_params_are_named():
         forward({"w": 1}, jnp.zeros((2, 784)))
 
 
-def test_an_activation_that_is_neither_a_name_nor_a_function_is_named():
-    with pytest.raises(ValueError, match="activation: expected a name or a function, got None"):
-        forward(_params(), jnp.zeros((2, 784)), None)
-
-
-def test_unknown_activation_lists_the_valid_ones():
-    with pytest.raises(
-        ValueError, match="unknown activation 'softmax'; valid: sigmoid, tanh, relu"
-    ):
-        forward(_params(), jnp.zeros((2, 784)), "softmax")
+def test_an_activation_that_is_not_a_function_is_named():
+    """Names are resolved at the config boundary (registry.activation), not in the model."""
+    with pytest.raises(TypeError, match="activation: expected a function"):
+        forward(_params(), jnp.zeros((2, 784)), "sigmoid")
 
 
 def test_training_matmul_has_the_gradient_of_a_matmul(rng):
@@ -120,3 +117,20 @@ def test_training_matmul_has_the_gradient_of_a_matmul(rng):
     ours = jax.vjp(training_matmul, a, w)[1](g)
     jaxs = jax.vjp(jnp.matmul, a, w)[1](g)
     chex.assert_trees_all_close(ours, jaxs, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("x", "message"),
+    [(np.full((2, 784), 255, np.uint8), "expected real floats in \\[0, 1\\], got dtype uint8"),
+     (np.full((2, 784), 255.0, np.float32), "pixels must be in \\[0, 1\\], got values from 255"),
+     (np.full((2, 784), 0.5 + 0.5j), "got dtype complex128")],
+)  # fmt: skip
+def test_forward_refuses_pixels_that_are_not_darknesses_in_0_1(x, message):
+    with pytest.raises(ValueError, match=message):
+        forward(_params(), x)
+
+
+def test_forward_checks_pixel_values_outside_jit_only():
+    """Inside jit the values are not known; checking them there would need a host sync."""
+    z = jax.jit(forward)(_params(), jnp.full((2, 784), 255.0))
+    assert z.shape == (2,)

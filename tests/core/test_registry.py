@@ -1,6 +1,7 @@
 """Names are resolved once, from one table that config validation also reads."""
 
 import jax
+import jax.numpy as jnp
 import optax
 import pytest
 
@@ -10,9 +11,9 @@ from deepmle.core import registry
 
 def test_names_resolve_to_functions_and_transformations():
     assert registry.activation("sigmoid") is jax.nn.sigmoid
-    opt = registry.optimizer("momentum", 0.5)
-    assert opt == registry.optimizer("momentum", 0.5) and hash(opt) == hash(
-        registry.optimizer("momentum", 0.5)
+    opt = registry.optimizer("momentum", decay=0.5)
+    assert opt == registry.optimizer("momentum", decay=0.5) and hash(opt) == hash(
+        registry.optimizer("momentum", decay=0.5)
     )
     assert isinstance(opt(0.1), optax.GradientTransformation)
     assert opt.options == (("decay", 0.5),)
@@ -40,3 +41,21 @@ def test_ascent_optimizer_moves_up_the_gradient():
     params = {"w": 1.0}
     updates, _ = tx.update({"w": 2.0}, tx.init(params), params)
     assert updates["w"] == pytest.approx(1.0)  # +lr * gradient: ascent
+
+
+@pytest.mark.parametrize("name", list(registry.OPTIMIZERS))
+def test_every_optimizer_row_builds_from_a_config_and_checks_its_options(name):
+    """Each row's config keys exist in [train] and name parameters of its factory; an option
+    the factory does not take is a TypeError naming it."""
+    train = config_lib.TrainConfig(optimizer=name)
+    options = registry.config_options(name, train)
+    opt = registry.optimizer(name, **options)
+    assert dict(opt.options) == options
+    assert opt.zero_gradient_keeps_weight == registry.OPTIMIZERS[name].zero_gradient_keeps_weight
+    params = {"w": jnp.ones(3)}
+    tx = opt(0.1)
+    updates, _ = tx.update({"w": jnp.zeros(3)}, tx.init(params), params)
+    if opt.zero_gradient_keeps_weight:
+        assert not jnp.any(updates["w"])
+    with pytest.raises(TypeError, match=f"optimizer '{name}' takes no option 'nope'"):
+        registry.optimizer(name, nope=1.0)

@@ -5,6 +5,7 @@ results as one device."""
 import json
 import shutil
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import chex
@@ -15,7 +16,7 @@ import pytest
 
 from deepmle import config as config_lib
 from deepmle import runtime, sweep, train
-from deepmle.core import member, model
+from deepmle.core import member, model, registry
 from deepmle.population import groups, programs, randomness
 
 from ..helpers import deepmle_process, finish, same_members
@@ -54,16 +55,25 @@ def test_mesh_shape_uses_every_device_with_least_padding(seeds, lrs, devices, ex
     assert programs.mesh_shape(seeds, lrs, devices) == expected
 
 
-@pytest.mark.parametrize(
-    ("optimizer", "lrs", "chunk_bytes"),
-    [("sgd", (0.3, 2.0), programs.CHUNK_BYTES), ("sgd", (0.3, 2.0), 1),
-     ("momentum", (0.1, 0.3), programs.CHUNK_BYTES), ("adam", (0.003, 0.01), programs.CHUNK_BYTES)],
-)  # fmt: skip
-def test_members_equal_the_one_definition_run_alone(small, tmp_path, optimizer, lrs, chunk_bytes):
+CASES = [
+    *(("sgd", a, programs.CHUNK_BYTES) for a in registry.ACTIVATIONS),
+    ("sgd", "sigmoid", 1),
+    *((o, "sigmoid", programs.CHUNK_BYTES) for o in registry.OPTIMIZERS if o != "sgd"),
+]
+"""Every row of the registries (each optimizer, each activation), and chunks of one seed."""
+
+
+@pytest.mark.parametrize(("optimizer", "activation", "chunk_bytes"), CASES)
+def test_members_equal_the_one_definition_run_alone(
+    small, tmp_path, optimizer, activation, chunk_bytes
+):
     """vmaps, the [784, lrs, h] layout, training_matmul, leaving out the pixels no image inks,
     chunks of seeds and sharding change results only within float tolerance of train.run for
-    one member, on every pixel, with the same draws; for every registered optimizer."""
+    one member, on every pixel, with the same draws; for every registered optimizer and
+    activation."""
+    lrs = (0.01, 0.3)
     config = _grid(seeds=3, epochs=2, learning_rate=lrs, optimizer=optimizer)
+    config = replace(config, model=replace(config.model, activation=activation))
     res = sweep.run(config, small, tmp_path / "run", chunk_bytes=chunk_bytes).results
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
     data = jax.tree.map(jnp.asarray, small)
@@ -246,3 +256,12 @@ def _free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_huge_epochs_are_blamed_on_epochs_not_on_seeds_or_shapes(small, tmp_path):
+    config = _grid(seeds=2, learning_rate=(0.1,), epochs=10**8)
+    with pytest.raises(groups.UserError, match=r"x 100000000 epochs need .* run fewer epochs"):
+        sweep.run(config, small, tmp_path / "run")
+    config = _grid(seeds=10**6, learning_rate=(0.1,))
+    with pytest.raises(groups.UserError, match="run fewer seeds, learning rates or shapes"):
+        sweep.run(config, small, tmp_path / "run")

@@ -247,6 +247,26 @@ def test_overwrite_knows_deepmles_exact_names(finished, tmp_path, capsys):
     ]  # fmt: skip
 
 
+def test_overwrite_knows_the_logistic_group_and_the_calibration_figure(tmp_path):
+    """A logistic regression run (group h0) with its figures (calibration.png among them) and
+    TensorBoard export is all deepmle's own: --overwrite replaces it."""
+    out = tmp_path / "run"
+    assert _run(out, "--set", "model.hidden_sizes=[[]]") == 0
+    assert main(["plot", str(out)]) == 0 and main(["tensorboard", str(out)]) == 0
+    assert (out / "groups" / "h0.npz").is_file() and (out / "plots" / "calibration.png").is_file()
+    assert store.foreign_files(out) == []
+    for own in (
+        "groups/h0.json",
+        "groups/h0.npz.rejected1",
+        "plots/.calibration.png.ab12.tmp",
+        "groups/.h0.npz.x9.tmp",
+        "tensorboard/h0_lr1.0/events.out.tfevents.1.host",
+    ):
+        assert store.OWN_FILES.match(own), own  # fmt: skip
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert results.load_run(out).config.train.learning_rate == (0.1,)
+
+
 def test_a_tensorboard_export_never_replaces_a_users_files(finished, tmp_path, capsys):
     out = _copy(finished, tmp_path)
     (out / "tensorboard" / "mine").mkdir(parents=True)
@@ -335,6 +355,82 @@ def test_foreign_files_lists_what_deepmle_did_not_write(finished, tmp_path):
     (out / "README.txt").write_text("mine")
     assert store.foreign_files(out) == ["README.txt", "groups/extra.npz"]
     assert os.path.exists(out / store.MARKER)
+
+
+def test_a_run_missing_its_config_toml_is_refused_as_damaged(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    (out / "config.toml").unlink()
+    before = _files(out)
+    assert _run(out, "--set", "train.learning_rate=0.1") == 2
+    err = capsys.readouterr().err
+    assert "without its config.toml" in err and err.count("\n") == 1
+    assert _files(out) == before  # its results are still there
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert results.load_run(out).config.train.learning_rate == (0.1,)
+
+
+def test_overwrite_leaves_a_sibling_whose_name_only_starts_like_its_staging(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    backup = tmp_path / f".{out.name}.deepmle-backup"
+    shutil.copytree(finished, backup)  # a user's copy of a run, named alike
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert _files(backup) == _files(finished)
+
+
+def test_figures_of_retrained_groups_do_not_outlive_their_data(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    assert main(["plot", str(out)]) == 0 and main(["tensorboard", str(out)]) == 0
+    assert _run(out) == 0  # nothing retrained: the figures still show these results
+    assert (out / "plots" / "heatmap.png").is_file() and (out / "tensorboard").is_dir()
+    capsys.readouterr()
+    _corrupt(out / "groups" / "h8.npz", "bit flip")
+    assert _run(out, quiet=False) == 0  # h8 retrained, with --no-plots and no --tensorboard
+    printed = capsys.readouterr().out
+    assert not (out / "plots").exists() and not (out / "tensorboard").exists()
+    assert "removed plots/" in printed and "removed tensorboard/" in printed
+
+
+def test_a_file_beside_tensorboard_does_not_block_the_export(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path)
+    (out / "tensorboard_notes.txt").write_text("mine, beside the export, not in it")
+    assert main(["tensorboard", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "tensorboard_notes.txt").read_text().startswith("mine")
+
+
+def test_curves_csv_keeps_its_column_order_after_a_resume(finished, tmp_path):
+    out = _copy(finished, tmp_path)
+    header = (out / "curves.csv").read_text().splitlines()[0]
+    assert header.endswith("epoch,train_ll,train_accuracy,val_ll,val_accuracy")
+    (out / "groups" / "h16.json").unlink()  # h8 is loaded from its file, h16 trained again
+    assert _run(out) == 0
+    assert (out / "curves.csv").read_text().splitlines()[0] == header
+
+
+def test_a_group_saved_before_a_metric_existed_still_loads_without_it(finished, tmp_path, capsys):
+    """A format-1 group file (no recorded format) lacking a metric: it loads and resumes, the
+    metric absent from the group, its CSV columns and the table; every other metric there."""
+    from deepmle.analysis import load, report
+    from deepmle.runs.results import FORMAT_VERSION
+
+    out = _copy(finished, tmp_path)
+    npz, record_path = out / "groups" / "h8.npz", out / "groups" / "h8.json"
+    with np.load(npz) as f:
+        arrays = {k: f[k] for k in f.files if k not in ("final/test_ll", "curves/train_accuracy")}
+    data = store.npz_bytes(arrays)
+    npz.write_bytes(data)
+    record = json.loads(record_path.read_text())
+    assert record.pop("format") == FORMAT_VERSION
+    record["npz_sha256"] = hashlib.sha256(data).hexdigest()
+    record_path.write_text(json.dumps(record))
+
+    res = load.load_run(out)
+    old, new = res.group((8,)), res.group((16,))
+    assert "test_ll" not in old.final and "train_accuracy" not in old.curves
+    assert "test_ll" in new.final and "val_accuracy" in old.curves
+    assert "test_ll" not in report.member_rows(res.groups)[0]
+    assert "train_accuracy" not in report.curve_rows(res.groups)[0]
+    assert "val acc %" in report.table(res.summary)
+    assert _resume(out, capsys).count("trained again") == 0
 
 
 @pytest.mark.slow

@@ -24,6 +24,11 @@ def load_run(run_dir: str | Path) -> RunResults:
         meta = json.loads((run_dir / "meta.json").read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"{run_dir / 'meta.json'}: unreadable ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("data", {}), dict):
+        raise UserError(
+            f'{run_dir / "meta.json"}: damaged (expected an object with a "data" object, as '
+            "deepmle writes it); re-run the config into this directory to rewrite it"
+        )
     groups = []
     for hidden in config.model.hidden_sizes:
         g, problem = store.read_group(run_dir, config, hidden, meta.get("data", {}).get("sha256"))

@@ -9,32 +9,16 @@ from typing import Any
 import numpy as np
 
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
-from deepmle.core.member import DIVERGENCE_REASONS
-from deepmle.runs.results import (
-    FINAL_METRICS,
-    TEMPERATURE_METRICS,
-    GroupResult,
-    hidden_label,
-    lr_labels,
-)
+from deepmle.core.metrics import DIVERGENCE_REASONS, METRICS, Metric
+from deepmle.runs.results import GroupResult, hidden_label, lr_labels
 
-SUMMARY_METRICS = (
-    *("train_ll", "val_ll", "val_accuracy", "test_accuracy"),
-    *("test_ll", "test_brier", "test_ece", "test_ece_reference", *TEMPERATURE_METRICS),
-)
-MEMBER_METRICS = tuple(k for k in FINAL_METRICS if not k.startswith("diverged"))
+SUMMARY_METRICS = tuple(m for m in METRICS if m.summary)
 
 
-def _calibrated(groups: Sequence[GroupResult]) -> bool:
-    """Whether the run fitted temperatures (otherwise their columns are left out)."""
-    return any(np.isfinite(g.final.get("temperature", np.nan)).any() for g in groups)
-
-
-def _metrics(names: Sequence[str], groups: Sequence[GroupResult]) -> tuple[str, ...]:
-    """The ``names`` every group holds, the temperature ones only if fitted."""
-    keep = _calibrated(groups)
-    held = [k for k in names if all(k in g.final for g in groups)]
-    return tuple(k for k in held if keep or k not in TEMPERATURE_METRICS)
+def _present(groups: Sequence[GroupResult], where: str, metrics: Sequence[Metric]) -> list[str]:
+    """The names of ``metrics`` every group has (``where``: "final" or "curves"): a run saved
+    before a metric existed lacks it, a run without [train] calibrate the ``calibrated`` ones."""
+    return [m.name for m in metrics if all(m.name in getattr(g, where) for g in groups)]
 
 
 def _diverged(g: GroupResult) -> np.ndarray:
@@ -43,7 +27,7 @@ def _diverged(g: GroupResult) -> np.ndarray:
 
 def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per (shape, learning rate, seed) with its final metrics."""
-    rows, metrics = [], _metrics(MEMBER_METRICS, groups)
+    rows, names = [], _present(groups, "final", METRICS)
     for g in groups:
         for si, seed in enumerate(g.seeds):
             for li, lr in enumerate(g.learning_rates):
@@ -58,7 +42,7 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                         "diverged_reason": DIVERGENCE_REASONS[
                             int(g.final["diverged_reason"][si, li])
                         ],
-                        **{k: float(g.final[k][si, li]) for k in metrics},
+                        **{k: float(g.final[k][si, li]) for k in names},
                     }
                 )
     return rows
@@ -66,18 +50,19 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
 
 def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per (shape, learning rate, seed, epoch); epochs count from 1."""
-    rows = []
+    rows, names = [], _present(groups, "curves", METRICS)
     for g in groups:
+        n_epochs = max((v.shape[2] for v in g.curves.values()), default=0)
         for si, seed in enumerate(g.seeds):
             for li, lr in enumerate(g.learning_rates):
-                for e in range(g.curves["train_ll"].shape[2]):
+                for e in range(n_epochs):
                     rows.append(
                         {
                             "hidden_sizes": hidden_label(g.hidden),
                             "learning_rate": float(lr),
                             "seed": int(seed),
                             "epoch": e + 1,
-                            **{k: float(v[si, li, e]) for k, v in g.curves.items()},
+                            **{k: float(g.curves[k][si, li, e]) for k in names},
                         }
                     )
     return rows
@@ -90,10 +75,11 @@ def _valid(g: GroupResult, li: int, metric: str) -> np.ndarray:
 
 def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """One row per cell (shape × learning rate): mean and 95% interval over the seeds that did
-    not diverge, the diverged count, ``selected`` for the best cell on validation, and each
-    cell's validation accuracy minus the selected cell's, paired by seed
-    (``val_accuracy_diff_mean``/``_ci95``; ``indistinguishable`` when that interval holds 0)."""
-    rows, cells, metrics = [], [], _metrics(SUMMARY_METRICS, groups)
+    not diverge (``seeds_used`` of ``seeds``), the diverged count, ``selected`` for the cell
+    ``select_best`` chooses, and each cell's validation accuracy minus the selected cell's,
+    paired by seed (``val_accuracy_diff_mean``/``_ci95`` over ``val_accuracy_diff_n`` pairs;
+    ``indistinguishable`` when that interval holds 0; no interval under 2 pairs)."""
+    rows, cells, summary = [], [], _present(groups, "final", SUMMARY_METRICS)
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
             ok = ~_diverged(g)[:, li]
@@ -104,8 +90,9 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 "learning_rate": float(lr),
                 "seeds": len(g.seeds),
                 "diverged": int((~ok).sum()),
+                "seeds_used": int(ok.sum()),
             }
-            for k in metrics:
+            for k in summary:
                 row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci95(g.final[k][ok, li])
             rows.append(row)
             cells.append(_valid(g, li, "val_accuracy"))
@@ -113,25 +100,48 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     for i, row in enumerate(rows):
         row["selected"] = i == best
         if best is None:
-            diff = (math.nan, math.nan)
+            diff, pairs = (math.nan, math.nan), 0
         elif i == best:
-            diff = (0.0, 0.0)
+            diff, pairs = (0.0, 0.0), row["seeds_used"]
         else:
             diff = paired_diff_ci95(cells[i], cells[best])
+            pairs = int((np.isfinite(cells[i]) & np.isfinite(cells[best])).sum())
         row["val_accuracy_diff_mean"], row["val_accuracy_diff_ci95"] = diff
-        row["indistinguishable"] = i != best and bool(abs(diff[0]) <= diff[1])
+        row["val_accuracy_diff_n"] = pairs
+        row["indistinguishable"] = (
+            i != best and math.isfinite(diff[1]) and bool(abs(diff[0]) <= diff[1])
+        )
     return rows
 
 
 def select_best(rows: Sequence[dict[str, Any]]) -> int | None:
-    """Index of the cell with the highest mean validation accuracy (ties: higher validation LL).
-    Test metrics play no part. None when every member of every cell diverged."""
+    """Index of the selected cell: among the cells that lost the fewest seeds to divergence
+    (normally none), the one with the highest mean validation accuracy (ties: higher
+    validation LL). A cell whose seeds diverged cannot win on its survivors; test metrics play
+    no part. None when every member of every cell diverged."""
+    alive = [r for r in rows if int(r.get("seeds_used", r["seeds"] - r["diverged"])) > 0]
+    if not alive:
+        return None
+    fewest = min(int(r["diverged"]) for r in alive)
     candidates = [
         (float(r["val_accuracy_mean"]), float(r["val_ll_mean"]), -i)
         for i, r in enumerate(rows)
-        if not math.isnan(float(r["val_accuracy_mean"]))
+        if int(r["diverged"]) == fewest and not math.isnan(float(r["val_accuracy_mean"]))
     ]
     return -max(candidates)[2] if candidates else None
+
+
+def selection_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """A warning when the selected cell lost seeds (every cell did): its mean is over fewer."""
+    best = next((r for r in rows if r["selected"]), None)
+    if best is None or not best["diverged"]:
+        return []
+    label = lr_labels([r["learning_rate"] for r in rows])[best["learning_rate"]]
+    return [
+        f"warning: the selected cell (hidden {best['hidden_sizes']}, lr {label}) lost "
+        f"{best['diverged']} of {best['seeds']} seeds to divergence, as every cell lost at "
+        f"least {best['diverged']}; its numbers are over the {best['seeds_used']} left"
+    ]
 
 
 def edge_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -174,42 +184,53 @@ def _pm(mean: float, ci: float, percent: bool) -> str:
         return "—"
     scale, digits = (100.0, 2) if percent else (1.0, 4)
     text = _num(mean * scale, digits)
-    return text if math.isnan(ci) else f"{text} ± {_num(ci * scale, digits)}"
+    return f"{text} (no CI)" if math.isnan(ci) else f"{text} ± {_num(ci * scale, digits)}"
+
+
+def _mark(r: dict[str, Any], sweep: bool) -> str:
+    if r["selected"]:
+        return "<- selected on validation" if sweep else ""
+    if r["indistinguishable"]:
+        return "≈"
+    if r["val_accuracy_diff_n"] < 2 and r["seeds_used"] > 0 and sweep:
+        n = r["val_accuracy_diff_n"]
+        return f"? ({n} paired seed{'' if n == 1 else 's'}: no interval)"
+    return ""
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The printed summary, one line per cell. Test accuracy is shown for the selected cell
-    only, so that a sweep's table cannot be read as selection on the test set; "≈" marks the
-    cells whose validation accuracy cannot be told apart from the selected one's."""
+    """The printed summary, one line per cell, a column per summary metric marked ``table``
+    (the calibration metrics get ``calibration_lines`` instead). Test metrics are shown for
+    the selected cell only, so that a sweep's table cannot be read as selection on the test
+    set; "seeds" is how many seeds each mean is over; "≈" marks the cells whose
+    validation accuracy cannot be told apart from the selected one's, "?" those with too few
+    seeds to compare."""
     sweep = len(rows) > 1
-    header = ("hidden", "lr", "diverged", "train LL", "val LL", "val acc %", "test acc %", "")
+    shown = [m for m in SUMMARY_METRICS if m.table and rows and f"{m.name}_mean" in rows[0]]
+    header = ("hidden", "lr", "seeds", *(m.label for m in shown), "")
     lines = [header]
     label = lr_labels([r["learning_rate"] for r in rows])
     for r in rows:
         sel = r["selected"]
-        mark = (
-            "<- selected on validation"
-            if sel and sweep
-            else ("≈" if r["indistinguishable"] else "")
-        )
-        lines.append(
-            (
-                r["hidden_sizes"],
-                label[r["learning_rate"]],
-                f"{r['diverged']}/{r['seeds']}",
-                _pm(r["train_ll_mean"], r["train_ll_ci95"], False),
-                _pm(r["val_ll_mean"], r["val_ll_ci95"], False),
-                _pm(r["val_accuracy_mean"], r["val_accuracy_ci95"], True),
-                _pm(r["test_accuracy_mean"], r["test_accuracy_ci95"], True) if sel else "",
-                mark,
-            )
-        )
+        used = r["seeds"] - r["diverged"]
+        cells = [
+            _pm(r[f"{m.name}_mean"], r[f"{m.name}_ci95"], m.percent) if sel or not m.is_test else ""
+            for m in shown
+        ]
+        seeds = f"{used}" if not r["diverged"] else f"{used} of {r['seeds']}"
+        lines.append((r["hidden_sizes"], label[r["learning_rate"]], seeds, *cells, _mark(r, sweep)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
     ]
-    n = rows[0]["seeds"] if rows else 0
-    text.append(f"mean ± 95% t half-width over {n} seeds; diverged seeds excluded")
+    text.append(
+        "mean ± 95% t half-width over the seeds column: diverged seeds left out, no CI under 2"
+    )
+    text.append("LL: the mean log-likelihood per digit (eq. 3 sums it over the digits)")
+    if sweep:
+        text.append(
+            "selected: best mean validation accuracy among the cells that lost the fewest seeds"
+        )
     if sweep and any(r["indistinguishable"] for r in rows):
         text.append(
             "≈: validation accuracy within the 95% interval of the selected, paired by seed"
@@ -219,17 +240,19 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
 
 def calibration_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The selected cell's proper scores and calibration on the test split, one line (and one
-    more after temperature scaling, if fitted): Brier, ECE beside its reference, LL."""
+    more after temperature scaling, if fitted): Brier, ECE beside its reference, LL. A score
+    the run lacks (saved before it existed) is left out; none at all, no line."""
     best = next((r for r in rows if r["selected"]), None)
     if best is None or "test_ece_mean" not in best:
         return []
 
     def scores(suffix: str) -> str:
-        m = lambda k: _pm(best[f"{k}{suffix}_mean"], best[f"{k}{suffix}_ci95"], False)  # noqa: E731
-        return (
-            f"Brier {m('test_brier')}, ECE {m('test_ece')} (labels drawn from ŷ: "
-            f"{m('test_ece_reference')}), LL/example {m('test_ll')}"
-        )
+        parts = (("Brier {}", "test_brier"), ("ECE {}", "test_ece"),
+                 ("(labels drawn from ŷ: {})", "test_ece_reference"),
+                 ("LL/example {}", "test_ll"))  # fmt: skip
+        held = [(text, f"{k}{suffix}") for text, k in parts if f"{k}{suffix}_mean" in best]
+        shown = [text.format(_pm(best[f"{k}_mean"], best[f"{k}_ci95"], False)) for text, k in held]
+        return ", ".join(shown).replace(", (", " (")
 
     lines = [f"selected cell, test split: {scores('')}"]
     if "temperature_mean" in best:
@@ -239,22 +262,25 @@ def calibration_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
-    """'hidden 32, lr 3: seeds 0, 5 diverged at epochs 2, 4 (...)' for each cell with a
-    diverged seed."""
+    """One line per cell with a diverged seed: how many of how many, at which epochs and why
+    (members.csv names each seed)."""
     lines = []
     label = lr_labels([lr for g in groups for lr in g.learning_rates])
     for g in groups:
         for li, lr in enumerate(g.learning_rates):
             at, why = g.final["diverged_epoch"][:, li], g.final["diverged_reason"][:, li]
-            bad = [
-                (int(s), int(e) + 1, DIVERGENCE_REASONS[int(r)])
-                for s, e, r in zip(g.seeds, at, why, strict=True)
-                if e >= 0
-            ]
-            if bad:
-                lines.append(
-                    f"hidden {hidden_label(g.hidden)}, lr {label[float(lr)]}: "
-                    + ", ".join(f"seed {s} diverged at epoch {e} ({r})" for s, e, r in bad)
-                    + "; frozen at its last good epoch"
-                )
+            bad = at >= 0
+            if not bad.any():
+                continue
+            first, last = int(at[bad].min()) + 1, int(at[bad].max()) + 1
+            epochs = f"epoch {first}" if first == last else f"epochs {first}-{last}"
+            reasons = "; ".join(
+                f"{int((why[bad] == r).sum())} {DIVERGENCE_REASONS[r]}"
+                for r in sorted({int(r) for r in why[bad]})
+            )
+            lines.append(
+                f"hidden {hidden_label(g.hidden)}, lr {label[float(lr)]}: {int(bad.sum())} of "
+                f"{len(g.seeds)} seeds diverged at {epochs} ({reasons}); frozen, left out of its "
+                "numbers (members.csv names them)"
+            )
     return lines

@@ -1,10 +1,11 @@
 """TensorBoard event files for a run: ``RUN_DIR/tensorboard/``, to browse and compare curves.
 
 One TensorBoard run per cell (shape × learning rate), named like ``h32_lr0.1``, holds the
-mean over its seeds (those that did not diverge) of ``train_ll``, ``val_ll`` and
-``val_accuracy`` per epoch, with step = epoch. HParams dashboard data relates the hidden
-sizes and the learning rate to the final validation metrics. Validation only: test accuracy
-stays where the table puts it, beside the cell selected on validation.
+mean over its seeds (those that did not diverge) of every curve marked ``tensorboard`` in
+deepmle.core.metrics (``train_ll``, ``val_ll``, ``val_accuracy``) per epoch, with step =
+epoch. HParams dashboard data relates the hidden sizes and the learning rate to the final
+validation metrics. Validation only: test accuracy stays where the table puts it, beside the
+cell selected on validation.
 
 Written with TensorBoard's own event writer (``pip install 'deepmle[tensorboard]'``); no
 TensorFlow needed, to write or to view (``tensorboard --logdir RUN_DIR/tensorboard``).
@@ -18,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from deepmle.core.metrics import METRICS
 from deepmle.errors import UserError
 from deepmle.runs import store
 from deepmle.runs.results import RunResults, group_name, hidden_label, lr_labels
 
-CURVES = ("train_ll", "val_ll", "val_accuracy")
+CURVES = tuple(m.name for m in METRICS if m.tensorboard and m.measured == "curve")
 
 
 def cell_name(hidden: tuple[int, ...], lr_label: str) -> str:
@@ -54,7 +56,11 @@ def write(results: RunResults) -> Path:
     event_pb2, summary_pb2, hparams, EventFileWriter = _tb()
     now = time.time()
     final = Path(results.run_dir) / "tensorboard"
-    theirs = [f for f in store.foreign_files(Path(results.run_dir)) if f.startswith("tensorboard")]
+    theirs = [
+        f
+        for f in store.foreign_files(Path(results.run_dir))
+        if f == "tensorboard" or f.startswith("tensorboard/")
+    ]
     if theirs:
         raise UserError(
             f"{final} holds files deepmle did not write ({', '.join(theirs[:3])}); a new export "
@@ -75,7 +81,7 @@ def write(results: RunResults) -> Path:
                 hparams.HParam("hidden_sizes", hparams.Discrete(shapes)),
                 hparams.HParam("learning_rate", hparams.RealInterval(lrs[0], lrs[-1])),
             ],
-            metrics=[hparams.Metric(tag) for tag in ("val_accuracy", "val_ll", "train_ll")],
+            metrics=[hparams.Metric(m.name) for m in METRICS if m.tensorboard],
         )  # fmt: skip
         top = EventFileWriter(str(tmp))
         event(top, 0, config)
@@ -89,12 +95,13 @@ def write(results: RunResults) -> Path:
                 event(writer, 0, hparams.hparams_pb(trial, trial_id=name))
                 ok = healthy[:, li]
                 if ok.any():
-                    for e in range(g.curves["val_ll"].shape[2]):
+                    tags = [tag for tag in CURVES if tag in g.curves]
+                    for e in range(max((g.curves[t].shape[2] for t in tags), default=0)):
                         values = [
                             summary_pb2.Summary.Value(
                                 tag=tag, simple_value=float(np.nanmean(g.curves[tag][ok, li, e]))
                             )
-                            for tag in CURVES
+                            for tag in tags
                         ]
                         event(writer, e + 1, summary_pb2.Summary(value=values))
                 writer.close()

@@ -68,6 +68,35 @@ def inputs(x: Any, n_in: int, name: str = "x") -> int:
     return shape[0]
 
 
+def pixels(x: Any, name: str = "x") -> None:
+    """``x`` must hold real floats and, when concrete, pixel darknesses in [0, 1] (integer
+    pixels 0..255 divided by 255). The dtype is static, checked inside ``jit`` too; the values
+    only outside it, so no host transfer is added to a traced program."""
+    dtype = np.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(
+            f"{name}: expected real floats in [0, 1], got dtype {dtype} "
+            "(integer pixels 0..255: divide by 255)"
+        )
+    if not isinstance(x, jax.core.Tracer):
+        values = np.asarray(x)
+        if values.size and not (values.min() >= 0 and values.max() <= 1):
+            raise ValueError(
+                f"{name}: pixels must be in [0, 1], got values from {values.min()} to "
+                f"{values.max()} (integer pixels 0..255: divide by 255)"
+            )
+
+
+def learning_rate(lr: Any) -> None:
+    """One learning rate, a scalar: vmap the function to train several."""
+    shape = _shape(lr)
+    if shape != ():
+        raise ValueError(
+            f"learning_rate: expected a scalar, got shape {_fmt(shape)}; to train several, "
+            "vmap over it (jax.vmap(train, (None, 0, None)))"
+        )
+
+
 def labels(y: Any, n: int, name: str = "y") -> None:
     """``y`` must be [n] (one label per example, not [n, 1]) and, when concrete, 0 or 1."""
     shape = _shape(y)

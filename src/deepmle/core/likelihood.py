@@ -25,14 +25,16 @@ def log_likelihood_from_logits(z: Array, y: Array) -> Array:
     return jnp.sum(example_log_likelihoods(z, y))
 
 
-def log_likelihood(params: Params, x: Array, y: Array, activation: Activation = "sigmoid") -> Array:
+def log_likelihood(
+    params: Params, x: Array, y: Array, activation: Activation = jax.nn.sigmoid
+) -> Array:
     """LL(θ) of eq. 3: a scalar, the sum over the batch. x: [batch, 784], y: [batch] of 0/1."""
     checks.labels(y, checks.inputs(x, checks.params(params)[0]))
     return log_likelihood_from_logits(forward(params, x, activation), y)
 
 
 def mean_log_likelihood(
-    params: Params, x: Array, y: Array, activation: Activation = "sigmoid"
+    params: Params, x: Array, y: Array, activation: Activation = jax.nn.sigmoid
 ) -> Array:
     """LL(θ) / batch: the per-example average that training ascends (scale-free in batch size)."""
     return log_likelihood(params, x, y, activation) / y.shape[0]

@@ -2,11 +2,16 @@
 
 The one definition of training, for ONE network (a "member"):
 
-  init(spec, params, data)                -> TrainState, with each example's LL at initialisation
-  step(spec, lr, carry, idx, data)        -> carry, (LL, accuracy) of one minibatch: grad + update
-  end_epoch(spec, state, carry, ...)      -> TrainState, metrics: divergence check, validation
-  final(spec, state, last, data, key)     -> the final metrics: test accuracy, proper scores
+  init(spec, lr, params, shared)          -> Member: a learning rate and its starting state
+  step(spec, member, seed, shared)        -> Member, (LL, accuracy) of one minibatch: grad + update
+  end_epoch(spec, epoch, seed, shared)    -> Member, metrics: divergence check, validation
+  final(spec, ended, seed, shared)        -> the final metrics: test accuracy, proper scores
                                              and calibration (deepmle.core.calibration)
+
+Their arguments come grouped by how a sweep maps them: per member (``Member``: learning
+rate, parameters, optimizer state), per seed (``Seed``: minibatch order, the divergence
+baseline ``start_lls``, computed once per seed, and the calibration reference's key) and
+shared (``Shared``: data, epoch).
 
 ``run_epoch`` scans the step over an epoch's minibatches and ends the epoch, for any
 ``Members``; ``run`` adds init, the scan over epochs and final. ``member(spec)`` trains one
@@ -29,12 +34,10 @@ import optax
 
 from deepmle.core import calibration, registry
 from deepmle.core.likelihood import accuracy_from_logits, example_log_likelihoods
+from deepmle.core.metrics import HEALTHY, NON_FINITE, WORSE_THAN_INIT
 from deepmle.core.model import forward, training_matmul
 from deepmle.core.types import Array, Dataset, Metrics, Params, PRNGKey
 
-HEALTHY, NON_FINITE, WORSE_THAN_INIT = 0, 1, 2
-"""Why a member stopped: ``TrainState.diverged_reason``."""
-DIVERGENCE_REASONS = ("", "non-finite LL or parameter", "train LL below its initial value")
 WORSE_RTOL = 1e-4
 """An epoch is "worse than initialisation" when its mean train LL falls below the same
 examples' LL at initialisation by more than this fraction of it: float32 rounding of the two
@@ -59,18 +62,58 @@ class Spec(NamedTuple):
         return self.n_train // self.batch_size
 
 
-class TrainState(NamedTuple):
-    """One member between epochs."""
+class Member(NamedTuple):
+    """What each member has of its own: its learning rate and its training state. In a sweep
+    every leaf has the member axes [seeds, lrs] (vmapped over lrs inside, seeds outside)."""
 
+    lr: Array
     params: Params
     opt_state: optax.OptState
-    start_lls: Array
-    """[n_train]: every training example's log-likelihood (eq. 3 term) at initialisation."""
     diverged_epoch: Array
     """int32: -1 while healthy, else the 0-based epoch that diverged; the member then stays
     frozen at its parameters from the end of the epoch before."""
     diverged_reason: Array
     """int32: HEALTHY, NON_FINITE or WORSE_THAN_INIT."""
+
+
+class Seed(NamedTuple):
+    """What a seed's members share, computed once per seed: [seeds, ...] in a sweep."""
+
+    order: Array
+    """int32 minibatch indices into the training split: the epoch's [steps, batch] (for
+    ``end_epoch``), the step's one minibatch [batch] (for ``step``)."""
+    start_lls: Array
+    """[n_train]: every training example's log-likelihood (eq. 3 term) at initialisation, the
+    divergence baseline (``start_lls``)."""
+    key: Array | None = None
+    """uint32 [2]: raw key data from which ``final`` draws the calibration reference's labels
+    (deepmle.core.calibration.ece_reference); a seed's learning rates share it, as they share
+    its minibatches. Only ``final`` reads it (``step`` and ``end_epoch`` may leave it None)."""
+
+
+class Shared(NamedTuple):
+    """What every member of a sweep shares."""
+
+    data: Dataset
+    epoch: Array
+    """int32, the 0-based epoch."""
+
+
+class Epoch(NamedTuple):
+    """A member's epoch, for ``end_epoch``: its state before and after the epoch's steps, and
+    each step's (mean LL, accuracy), lls and accs [steps]."""
+
+    before: Member
+    after: Member
+    lls: Array
+    accs: Array
+
+
+class Ended(NamedTuple):
+    """A member after its last epoch, for ``final``: its state and that epoch's metrics."""
+
+    member: Member
+    last: Metrics
 
 
 def _objective(params: Params, x: Array, y: Array, spec: Spec) -> tuple[Array, Array]:
@@ -80,165 +123,174 @@ def _objective(params: Params, x: Array, y: Array, spec: Spec) -> tuple[Array, A
 
 
 def evaluate(spec: Spec, params: Params, x: Array, y: Array) -> tuple[Array, Array]:
-    """(mean log-likelihood per example, accuracy) of params on x [n, 784], y [n]."""
+    """(mean log-likelihood per example, accuracy) of params on x [n, n_inputs], y [n]."""
     z = forward(params, x, spec.activation)
     return jnp.mean(example_log_likelihoods(z, y)), accuracy_from_logits(z, y)
 
 
-def init(spec: Spec, params: Params, data: Dataset) -> TrainState:
-    """The state before the first step, from initial ``params`` (no learning rate: a seed's
-    learning rates share one computation of it). ``start_lls`` is [n_train]."""
-    z = forward(params, data.train.x, spec.activation)
-    return TrainState(
+def start_lls(spec: Spec, params: Params, data: Dataset) -> Array:
+    """[n_train]: the log-likelihood of every training example under a seed's initial
+    ``params``, the divergence baseline its members share (``Seed.start_lls``)."""
+    return example_log_likelihoods(forward(params, data.train.x, spec.activation), data.train.y)
+
+
+def init(spec: Spec, lr: Array, params: Params, shared: Shared) -> Member:
+    """A member before its first step: learning rate ``lr`` (per member), starting from its
+    seed's initial ``params`` (per seed: a seed's learning rates start from the same weights)."""
+    return Member(
+        lr=lr,
         params=params,
         opt_state=spec.optimizer(0.0).init(params),
-        start_lls=example_log_likelihoods(z, data.train.y),
         diverged_epoch=jnp.int32(-1),
         diverged_reason=jnp.int32(HEALTHY),
     )
 
 
-Carry = tuple[Params, optax.OptState]
-
-
 def step(
-    spec: Spec, lr: Array, carry: Carry, idx: Array, data: Dataset
-) -> tuple[Carry, tuple[Array, Array]]:
-    """One minibatch (indices ``idx`` [batch] into the training split) of gradient ascent:
-    gradient, optax update and parameter update, one jitted region. Returns the new carry
-    and the minibatch's (mean LL, accuracy), scalars, before the update."""
-    params, opt_state = carry
+    spec: Spec, member: Member, seed: Seed, shared: Shared
+) -> tuple[Member, tuple[Array, Array]]:
+    """One minibatch (``seed.order`` [batch] indices into the training split) of gradient
+    ascent: gradient, optax update and parameter update, one jitted region. Returns the new
+    member and the minibatch's (mean LL, accuracy), scalars, before the update."""
+    params, opt_state, data, idx = member.params, member.opt_state, shared.data, seed.order
     x, y = data.train.x[idx], data.train.y[idx]
     (ll, z), grads = jax.value_and_grad(_objective, has_aux=True)(params, x, y, spec)
-    updates, opt_state = spec.optimizer(lr).update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), (ll, accuracy_from_logits(z, y))
+    updates, opt_state = spec.optimizer(member.lr).update(grads, opt_state, params)
+    member = member._replace(params=optax.apply_updates(params, updates), opt_state=opt_state)
+    return member, (ll, accuracy_from_logits(z, y))
 
 
 def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
 
 
-def end_epoch(
-    spec: Spec,
-    state: TrainState,
-    carry: Carry,
-    lls: Array,
-    accs: Array,
-    order: Array,
-    epoch: Array,
-    data: Dataset,
-) -> tuple[TrainState, Metrics]:
+def end_epoch(spec: Spec, epoch: Epoch, seed: Seed, shared: Shared) -> tuple[Member, Metrics]:
     """Accept or refuse the epoch just run, then measure on validation.
 
     The epoch diverged when it ends with a non-finite LL or parameter, or when its mean train
-    LL (``lls`` [steps], one per minibatch) is below the LL at initialisation of the very
-    examples it saw (``order`` [steps, batch]): the ascent made the member worse than where it
-    started. A diverged member keeps its parameters from before the epoch and stays frozen.
+    LL (``epoch.lls`` [steps], one per minibatch) is below the LL at initialisation of the very
+    examples it saw (``seed.order`` [steps, batch]): the ascent made the member worse than where
+    it started. A diverged member keeps its parameters from before the epoch and stays frozen.
     Checked once per epoch, not per step: a per-step guard is a select over every parameter
     at every step (the README's speed section).
 
     Returns ``{"train_ll", "train_accuracy", "val_ll", "val_accuracy"}`` (scalars); the train
     metrics are means over the epoch's minibatches, NaN after the member froze.
     """
-    params, opt_state = carry
-    train_ll = jnp.mean(lls)
-    start_ll = jnp.mean(state.start_lls[order])
+    before, params, opt_state = epoch.before, epoch.after.params, epoch.after.opt_state
+    train_ll = jnp.mean(epoch.lls)
+    start_ll = jnp.mean(seed.start_lls[seed.order])
     finite = jnp.isfinite(train_ll) & _all_finite(params)
     worse = train_ll < start_ll - WORSE_RTOL * jnp.abs(start_ll)
-    running = state.diverged_epoch < 0
+    running = before.diverged_epoch < 0
     accept = running & finite & ~worse
     stops = running & ~accept
     keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
-    state = TrainState(
-        params=jax.tree.map(keep, params, state.params),
-        opt_state=jax.tree.map(keep, opt_state, state.opt_state),
-        start_lls=state.start_lls,
-        diverged_epoch=jnp.where(stops, epoch, state.diverged_epoch).astype(jnp.int32),
+    member = Member(
+        lr=before.lr,
+        params=jax.tree.map(keep, params, before.params),
+        opt_state=jax.tree.map(keep, opt_state, before.opt_state),
+        diverged_epoch=jnp.where(stops, shared.epoch, before.diverged_epoch).astype(jnp.int32),
         diverged_reason=jnp.where(
-            stops, jnp.where(finite, WORSE_THAN_INIT, NON_FINITE), state.diverged_reason
+            stops, jnp.where(finite, WORSE_THAN_INIT, NON_FINITE), before.diverged_reason
         ).astype(jnp.int32),
     )
-    val_ll, val_acc = evaluate(spec, state.params, data.validation.x, data.validation.y)
+    val = shared.data.validation
+    val_ll, val_acc = evaluate(spec, member.params, val.x, val.y)
     seen = running  # the epoch's own train metrics are meaningful up to the epoch that diverged
     nan = jnp.float32(jnp.nan)
-    return state, {
+    return member, {
         "train_ll": jnp.where(seen, train_ll, nan),
-        "train_accuracy": jnp.where(seen, jnp.mean(accs), nan),
+        "train_accuracy": jnp.where(seen, jnp.mean(epoch.accs), nan),
         "val_ll": val_ll,
         "val_accuracy": val_acc,
     }
 
 
-def final(spec: Spec, state: TrainState, last: Metrics, data: Dataset, key: Array) -> Metrics:
-    """The member's final metrics (scalars): train LL and accuracy of its last epoch (``last``,
-    means over that epoch's minibatches), validation at the final parameters, on the test
-    split (the only place it is used) accuracy, LL per example, Brier score, ECE and its
-    reference (labels drawn from ŷ with ``key``, raw uint32 [2] key data), and where and why
-    it diverged. With ``spec.calibrate`` also the temperature T fitted on validation and the
-    test metrics of σ(z / T) (``*_ts``, the same draws); otherwise those are NaN."""
-    key = jax.random.wrap_key_data(key)
-    z = forward(state.params, data.test.x, spec.activation)
-    scaled = {f"{k}_ts": jnp.float32(jnp.nan) for k in calibration.METRICS}
-    temperature = jnp.float32(jnp.nan)
+def final(spec: Spec, ended: Ended, seed: Seed, shared: Shared) -> Metrics:
+    """The member's final metrics (scalars): train LL and accuracy of its last epoch
+    (``ended.last``, means over that epoch's minibatches), validation at the final parameters,
+    on the test split (the only place it is used) accuracy, LL per example, Brier score, ECE
+    and its reference (labels drawn from ŷ with ``seed.key``, raw uint32 [2] key data), and
+    where and why it diverged. With ``spec.calibrate`` also the temperature T fitted on
+    validation and the test metrics of σ(z / T) (``*_ts``, the same draws); without it those
+    are not measured, so not returned (the schema's ``calibrated`` rows: deepmle.core.metrics)."""
+    member, data = ended.member, shared.data
+    key = jax.random.wrap_key_data(seed.key)
+    z = forward(member.params, data.test.x, spec.activation)
+    scaled = {}
     if spec.calibrate:
-        z_val = forward(state.params, data.validation.x, spec.activation)
+        z_val = forward(member.params, data.validation.x, spec.activation)
         temperature = calibration.fit_temperature(z_val, data.validation.y)
-        scaled = calibration.split_metrics(z / temperature, data.test.y, key, "_ts")
+        scaled = {
+            "temperature": temperature,
+            **calibration.split_metrics(z / temperature, data.test.y, key, "_ts"),
+        }
     return {
-        **last,
+        **ended.last,
         **calibration.split_metrics(z, data.test.y, key),
         "test_accuracy": accuracy_from_logits(z, data.test.y),
-        "temperature": temperature,
         **scaled,
-        "diverged_epoch": state.diverged_epoch,
-        "diverged_reason": state.diverged_reason,
+        "diverged_epoch": member.diverged_epoch,
+        "diverged_reason": member.diverged_reason,
     }
 
 
 class Members(NamedTuple):
     """How a batch of members applies the per-member functions, each with ``spec`` bound:
-    the functions themselves for one network, their vmaps for a sweep (deepmle.population.programs).
-    The signatures are those of ``init``, ``step``, ``end_epoch`` and ``final`` without spec."""
+    the functions themselves for one network, their vmaps for a sweep
+    (deepmle.population.programs). ``init``, ``step``, ``end_epoch`` and ``final`` take their
+    arguments by kind, (per member, per seed, shared), so one pair of vmap axes serves all
+    four; ``start_lls`` is per seed: (per seed, shared)."""
 
-    init: Callable[..., TrainState]
-    step: Callable[..., tuple[Carry, tuple[Array, Array]]]
-    end_epoch: Callable[..., tuple[TrainState, Metrics]]
-    final: Callable[..., Metrics]
+    start_lls: Callable[[Params, Dataset], Array]
+    init: Callable[[Array, Params, Shared], Member]
+    step: Callable[[Member, Seed, Shared], tuple[Member, tuple[Array, Array]]]
+    end_epoch: Callable[[Epoch, Seed, Shared], tuple[Member, Metrics]]
+    final: Callable[[Ended, Seed, Shared], Metrics]
 
 
 def member(spec: Spec) -> Members:
     """The per-member functions of ``spec``, for one network."""
-    return Members(*(partial(f, spec) for f in (init, step, end_epoch, final)))
+    return Members(*(partial(f, spec) for f in (start_lls, init, step, end_epoch, final)))
 
 
 def run_epoch(
-    members: Members, state: TrainState, order: Array, lr: Array, epoch: Array, data: Dataset
-) -> tuple[TrainState, Metrics]:
-    """One epoch of ``members``: ``lax.scan`` of the step over the minibatches of ``order``
-    [steps, ...batch], then ``end_epoch``."""
+    members: Members, member: Member, seed: Seed, shared: Shared
+) -> tuple[Member, Metrics]:
+    """One epoch of ``members``: ``lax.scan`` of the step over the minibatches of
+    ``seed.order`` [steps, ...batch], then ``end_epoch``. The scan stacks each step's (LL,
+    accuracy) along a leading [steps] axis; it is moved last, behind any member axes, and the
+    order's behind any seed axis, so every argument keeps its kind's axes first."""
 
-    def one_step(carry: Carry, idx: Array) -> tuple[Carry, tuple[Array, Array]]:
-        return members.step(lr, carry, idx, data)
+    def one_step(m: Member, idx: Array) -> tuple[Member, tuple[Array, Array]]:
+        return members.step(m, seed._replace(order=idx), shared)
 
-    carry, (lls, accs) = jax.lax.scan(one_step, (state.params, state.opt_state), order)
-    return members.end_epoch(state, carry, lls, accs, order, epoch, data)
+    after, (lls, accs) = jax.lax.scan(one_step, member, seed.order)
+    steps_last = lambda a: jnp.moveaxis(a, 0, -1)  # noqa: E731
+    epoch = Epoch(member, after, steps_last(lls), steps_last(accs))
+    return members.end_epoch(epoch, seed._replace(order=jnp.moveaxis(seed.order, 0, -2)), shared)
 
 
 def run(
     members: Members, params: Params, orders: Array, lr: Array, data: Dataset, key: Array
-) -> tuple[TrainState, Metrics, Metrics]:
+) -> tuple[Member, Metrics, Metrics]:
     """Train ``members`` for as many epochs as ``orders`` [epochs, steps, batch] has (every
-    epoch's minibatch indices): (final state, curves {name: [epochs]}, final metrics).
-    ``key`` (uint32 [2] key data) draws the calibration reference's labels in ``final``."""
-    state = members.init(params, data)
+    epoch's minibatch indices): (final member, curves {name: [epochs]}, final metrics).
+    ``key`` (uint32 [2] key data, the seed's) draws the calibration reference's labels in
+    ``final``."""
+    baseline = members.start_lls(params, data)
+    member = members.init(lr, params, Shared(data, jnp.int32(0)))
 
-    def one_epoch(state: TrainState, xs: tuple[Array, Array]) -> tuple[TrainState, Metrics]:
+    def one_epoch(member: Member, xs: tuple[Array, Array]) -> tuple[Member, Metrics]:
         order, epoch = xs
-        return run_epoch(members, state, order, lr, epoch, data)
+        return run_epoch(members, member, Seed(order, baseline), Shared(data, epoch))
 
-    state, curves = jax.lax.scan(one_epoch, state, (orders, jnp.arange(orders.shape[0])))
+    member, curves = jax.lax.scan(one_epoch, member, (orders, jnp.arange(orders.shape[0])))
     last = jax.tree.map(lambda v: v[-1], curves)
-    return state, curves, members.final(state, last, data, key)
+    end = Shared(data, jnp.int32(orders.shape[0] - 1))
+    seed = Seed(orders[-1], baseline, key)
+    return member, curves, members.final(Ended(member, last), seed, end)
 
 
 def key_orders(spec: Spec, key: PRNGKey) -> Array:

@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepmle.core import checks, registry
+from deepmle.core import checks
 from deepmle.core.types import Array, Params, PRNGKey
 
-Activation = str | Callable[[Array], Array]
+Activation = Callable[[Array], Array]
 Matmul = Callable[[Array, Array], Array]
 
 
@@ -78,23 +78,31 @@ training_matmul.defvjp(_training_matmul_fwd, _training_matmul_bwd)
 
 
 def forward(
-    params: Params, x: Array, activation: Activation = "sigmoid", *, matmul: Matmul = jnp.matmul
+    params: Params,
+    x: Array,
+    activation: Activation = jax.nn.sigmoid,
+    *,
+    matmul: Matmul = jnp.matmul,
 ) -> Array:
-    """The output logit z = Σ_j h_j θ^(ŷ)_j + bias, shape [batch], for x of shape [batch, 784].
+    """The output logit z = Σ_j h_j θ^(ŷ)_j + bias, shape [batch], for x of shape [batch,
+    n_inputs] (784 pixels for MNIST).
 
-    Hidden layers apply eq. 2 with ``activation`` (σ unless asked otherwise; a name from
-    ``deepmle.core.registry.ACTIVATIONS`` or a function), any depth.
+    Hidden layers apply eq. 2 with the function ``activation`` (σ unless asked otherwise; a
+    config's name becomes one through ``deepmle.core.registry.activation``), any depth.
     """
-    if not (isinstance(activation, str) or callable(activation)):
-        raise ValueError(f"activation: expected a name or a function, got {activation!r}")
-    act = registry.activation(activation) if isinstance(activation, str) else activation
+    if not callable(activation):
+        raise TypeError(
+            f"activation: expected a function (names: deepmle.core.registry.activation), "
+            f"got {activation!r}"
+        )
     checks.inputs(x, checks.params(params)[0])
+    checks.pixels(x)
     h = x
     for layer in params[:-1]:
-        h = act(matmul(h, layer["w"]) + layer["b"][None, :])
+        h = activation(matmul(h, layer["w"]) + layer["b"][None, :])
     return (matmul(h, params[-1]["w"]) + params[-1]["b"][None, :])[:, 0]
 
 
-def predict_proba(params: Params, x: Array, activation: Activation = "sigmoid") -> Array:
+def predict_proba(params: Params, x: Array, activation: Activation = jax.nn.sigmoid) -> Array:
     """ŷ = σ(z) = P(Y=1 | x) (eq. 1), shape [batch]."""
     return jax.nn.sigmoid(forward(params, x, activation))

@@ -4,6 +4,7 @@ Config validation reads the names from these tables; training code receives the 
 function and optax transformation, never a string. Add a choice by adding a row.
 """
 
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -43,13 +44,23 @@ class Optimizer(NamedTuple):
         )
 
 
-OPTIMIZERS: dict[str, tuple[Callable[..., optax.GradientTransformation], tuple[str, ...], bool]] = {
-    "sgd": (optax.identity, (), True),
-    "momentum": (optax.trace, ("decay",), True),
-    "adam": (optax.scale_by_adam, (), True),
+class Row(NamedTuple):
+    """One optimizer of the table: ``factory`` makes its optax direction from the options a
+    config gives (checked against its signature); ``zero_gradient_keeps_weight`` as in
+    ``Optimizer``; ``options`` names, for each factory parameter a config may set, the
+    [train] key that sets it."""
+
+    factory: Callable[..., optax.GradientTransformation]
+    zero_gradient_keeps_weight: bool = True
+    options: tuple[tuple[str, str], ...] = ()
+
+
+OPTIMIZERS: dict[str, Row] = {
+    "sgd": Row(optax.identity),
+    "momentum": Row(optax.trace, options=(("decay", "momentum"),)),
+    "adam": Row(optax.scale_by_adam),
 }
-"""name -> (direction factory, the config options it takes, zero_gradient_keeps_weight);
-``decay`` is [train] momentum."""
+"""name -> Row; "momentum" takes its ``decay`` from [train] momentum."""
 
 
 def _unknown(kind: str, name: object, table: dict) -> ValueError:
@@ -63,10 +74,21 @@ def activation(name: str) -> Callable[[Array], Array]:
     return ACTIVATIONS[name]
 
 
-def optimizer(name: str, momentum: float = 0.9) -> Optimizer:
-    """The ascent optimizer called ``name`` (``momentum`` is used by "momentum" only)."""
+def optimizer(name: str, **options: float) -> Optimizer:
+    """The ascent optimizer called ``name`` with ``options`` for its factory; ValueError for an
+    unknown name, TypeError for an option its factory does not take."""
     if not isinstance(name, str) or name not in OPTIMIZERS:
         raise _unknown("optimizer", name, OPTIMIZERS)
-    direction, takes, keeps = OPTIMIZERS[name]
-    values = {"decay": float(momentum)}
-    return Optimizer(direction, tuple((k, values[k]) for k in takes), keeps)
+    row = OPTIMIZERS[name]
+    takes = inspect.signature(row.factory).parameters
+    for key in options:
+        if key not in takes:
+            raise TypeError(f"optimizer {name!r} takes no option {key!r}; its options: "
+                            f"{', '.join(takes) or 'none'}")  # fmt: skip
+    given = tuple(sorted((k, float(v)) for k, v in options.items()))
+    return Optimizer(row.factory, given, row.zero_gradient_keeps_weight)
+
+
+def config_options(name: str, section: object) -> dict[str, float]:
+    """The options of optimizer ``name`` that a config's [train] ``section`` sets."""
+    return {param: getattr(section, key) for param, key in OPTIMIZERS[name].options}

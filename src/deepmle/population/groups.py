@@ -67,20 +67,31 @@ def check_memory(
     specs: list[Spec], layout: programs.Layout, dataset: Dataset, limit: int | None
 ) -> None:
     """Refuse up front, with the estimate, a grid whose members cannot fit in memory (per device
-    on accelerators; the devices of a CPU process share its memory)."""
+    on accelerators; the devices of a CPU process share its memory). The advice names what
+    to cut: epochs when one epoch's minibatch orders would fit, else the grid."""
     n_data = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(dataset))
-    need = max(programs.estimate_bytes(spec, layout, n_data) for spec in specs)
     platform = layout.mesh.devices.flat[0].platform
+    share = len(layout.mesh.local_devices) if platform == "cpu" else 1
+
+    def need(specs: list[Spec]) -> int:
+        return share * max(programs.estimate_bytes(spec, layout, n_data) for spec in specs)
+
     if platform == "cpu":
-        need *= len(layout.mesh.local_devices)
         have = available_bytes() if limit is None else limit
     else:
         stats = layout.mesh.local_devices[0].memory_stats() or {}
         have = stats.get("bytes_limit", 0) if limit is None else limit
-    if have and need > have:
+    total = need(specs)
+    if have and total > have:
+        epochs = specs[0].epochs
+        if need([spec._replace(epochs=1) for spec in specs]) <= have:
+            advice = f"run fewer epochs (the {epochs} epochs' minibatch orders are most of it)"
+        else:
+            advice = "run fewer seeds, learning rates or shapes"
         raise UserError(
-            f"{layout.n_seeds} seeds x {layout.n_lrs} learning rates need ~{need / 1e9:.1f} GB "
-            f"of memory, more than the {have / 1e9:.1f} GB available; run fewer seeds or shapes"
+            f"{layout.n_seeds} seeds x {layout.n_lrs} learning rates x {epochs} epochs need "
+            f"~{total / 1e9:.1f} GB of memory, more than the {have / 1e9:.1f} GB available; "
+            + advice
         )
 
 

@@ -25,6 +25,7 @@ Results leave the program member-first ([seeds, lrs, ...]; curves [seeds, lrs, e
 import itertools
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -35,7 +36,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from deepmle import runtime
-from deepmle.core.member import Members, Spec, TrainState, member, run_epoch
+from deepmle.core.member import Ended, Member, Members, Seed, Shared, Spec, member, run_epoch
 from deepmle.core.types import Dataset, Metrics, Params, Split
 
 CHUNK_BYTES = 2 * 2**20
@@ -114,58 +115,80 @@ def split_pixels(dataset: Dataset, compact: bool = True) -> Pixels:
     return Pixels(np.flatnonzero(inked), np.flatnonzero(~inked))
 
 
+class GroupState(NamedTuple):
+    """One shape's members between epochs: ``member`` leaves [seeds, lrs, ...] (the first
+    layer's weights and their optimizer moments [seeds, used, lrs, h]: the layout note above),
+    ``start_lls`` [seeds, n_train], shared by a seed's learning rates. Slicing ``member``
+    along its lr axes (``member_lr_axes``) selects learning rates."""
+
+    member: Member
+    start_lls: jax.Array
+
+
 def _param_lr_axes(n_layers: int) -> Params:
     """Where the learning-rate axis sits in each member parameter (the layout note above)."""
     return [{"w": 1 if i == 0 else 0, "b": 0} for i in range(n_layers)]
 
 
 def _lr_axes(tree: Any, param_axes: Params) -> Any:
-    """vmap axes for a member pytree: subtrees shaped like the params (the params themselves,
-    optax's momentum and Adam moments) take ``param_axes``; every other leaf axis 0."""
+    """vmap axes for a per-member pytree: subtrees shaped like the params (the params
+    themselves, optax's momentum and Adam moments) take ``param_axes``; every other leaf 0."""
     like = jax.tree.structure(param_axes)
     params_like = lambda t: jax.tree.structure(t) == like  # noqa: E731
     return jax.tree.map(lambda t: param_axes if params_like(t) else 0, tree, is_leaf=params_like)
 
 
-def _state_axes(spec: Spec, data: Dataset) -> TrainState:
-    """The learning-rate axes of every leaf of a member's TrainState, for ``data``'s inputs;
-    None for ``start_lls``, which a seed's learning rates share (kept once per seed)."""
+def member_lr_axes(spec: Spec, member: Member) -> Member:
+    """The learning-rate axis of every leaf of one seed's ``member`` [lrs, ...] (add 1 for a
+    group's [seeds, lrs, ...])."""
+    return _lr_axes(member, _param_lr_axes(len(spec.layer_sizes) - 1))
+
+
+def _by_kind(f: Callable, param_axes: Params) -> Callable:
+    """``f(per_member, per_seed, shared)`` over a group's members [seeds, lrs]: one pair of
+    vmap axes by kind, for every per-member function. Inside, over a seed's learning rates:
+    per-member arguments and results mapped (their weights in the layout above), per-seed
+    and shared ones broadcast. Outside, over seeds: per-member and per-seed mapped, shared
+    broadcast."""
+
+    def over_members(member: Any, seed: Any, shared: Any) -> Any:
+        inner = (_lr_axes(member, param_axes), None, None)
+        outer = (0, 0, None)
+        results = jax.eval_shape(jax.vmap(jax.vmap(f, inner), outer), member, seed, shared)
+        vmapped = jax.vmap(f, in_axes=inner, out_axes=_lr_axes(results, param_axes))
+        return jax.vmap(vmapped, in_axes=outer)(member, seed, shared)
+
+    return over_members
+
+
+def group(spec: Spec) -> Members:
+    """The per-member functions vmapped over a group's [seeds, lrs] members, learning rates
+    inside. Per-seed values (the minibatch indices, the initial parameters, the divergence
+    baseline) are not mapped over a seed's learning rates, so they are computed once per
+    seed and shared: one gather of the minibatch, one ``start_lls``."""
+    one = member(spec)
+    by_kind = partial(_by_kind, param_axes=_param_lr_axes(len(spec.layer_sizes) - 1))
+    return Members(
+        start_lls=jax.vmap(one.start_lls, in_axes=(0, None)),
+        init=by_kind(one.init),
+        step=by_kind(one.step),
+        end_epoch=by_kind(one.end_epoch),
+        final=by_kind(one.final),
+    )
+
+
+def _state_axes(spec: Spec, data: Dataset) -> GroupState:
+    """The learning-rate axes of every leaf of one seed's state, for ``data``'s inputs; None
+    for ``start_lls``, which a seed's learning rates share."""
     sizes = (data.train.x.shape[1], *spec.layer_sizes[1:])
     f32 = jnp.float32
     params = [
         {"w": jax.ShapeDtypeStruct((a, b), f32), "b": jax.ShapeDtypeStruct((b,), f32)}
         for a, b in itertools.pairwise(sizes)
     ]
-    shapes = jax.eval_shape(member(spec).init, params, data)
-    return _lr_axes(shapes, _param_lr_axes(len(params)))._replace(start_lls=None)
-
-
-def group(spec: Spec, data: Dataset, n_lrs: int) -> Members:
-    """The per-member functions vmapped over [seeds, n_lrs] members, learning rates inside.
-
-    The inner vmap does not map the minibatch indices, so a seed's gather is computed once
-    and shared by its learning rates; ``init`` does not depend on the learning rate, so it
-    runs once per seed and is broadcast (its ``start_lls`` kept once per seed).
-    """
-    one = member(spec)
-    state = _state_axes(spec, data)
-    carry = (state.params, state.opt_state)
-
-    def members(f: Callable, lr_in: tuple, lr_out: Any, seed_in: tuple) -> Callable:
-        return jax.vmap(jax.vmap(f, in_axes=lr_in, out_axes=lr_out), in_axes=seed_in)
-
-    init = jax.vmap(one.init, in_axes=(None, None), out_axes=state, axis_size=n_lrs)
-    return Members(
-        init=jax.vmap(init, in_axes=(0, None)),
-        step=members(one.step, (0, carry, None, None), (carry, 0), (None, 0, 0, None)),
-        end_epoch=members(
-            one.end_epoch,
-            (state, carry, 1, 1, None, None, None),
-            (state, 0),
-            (0, 0, 1, 1, 1, None, None),
-        ),
-        final=members(one.final, (state, 0, None, None), 0, (0, 0, None, 0)),
-    )
+    lr = jax.ShapeDtypeStruct((), f32)
+    shapes = jax.eval_shape(member(spec).init, lr, params, Shared(data, jnp.int32(0)))
+    return GroupState(member_lr_axes(spec, shapes), None)
 
 
 def _with_all_pixels(params: Params, unused_w: jax.Array, pixels: Pixels) -> Params:
@@ -203,23 +226,33 @@ def _by_chunks(fn: Callable, chunk: int, state: Any, order: jax.Array) -> Any:
 
 def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
-        state: TrainState, params: Params, unused_w: jax.Array, orders: jax.Array,
+        state: GroupState, params: Params, unused_w: jax.Array, orders: jax.Array,
         lrs: jax.Array, keys: jax.Array, data: Dataset, epoch: jax.Array,
-    ) -> tuple[TrainState, Metrics, Metrics, Params]:  # fmt: skip
-        members = group(spec, data, lrs.shape[0])
-        state = jax.lax.cond(epoch == 0, lambda: members.init(params, data), lambda: state)
-        state, metrics = _by_chunks(
-            lambda st, order: run_epoch(members, st, order, lrs, epoch, data),
-            chunk, state, orders[epoch],
-        )  # fmt: skip
+    ) -> tuple[GroupState, Metrics, Metrics, Params]:  # fmt: skip
+        members, shared = group(spec), Shared(data, epoch)
+
+        def init() -> GroupState:
+            lr = jnp.broadcast_to(lrs, (params[0]["w"].shape[0], lrs.shape[0]))
+            return GroupState(members.init(lr, params, shared), members.start_lls(params, data))
+
+        state = jax.lax.cond(epoch == 0, init, lambda: state)
+
+        def chunk_epoch(state: GroupState, order: jax.Array) -> tuple[GroupState, Metrics]:
+            seed = Seed(order, state.start_lls)
+            member, metrics = run_epoch(members, state.member, seed, shared)
+            return state._replace(member=member), metrics
+
+        state, metrics = _by_chunks(chunk_epoch, chunk, state, orders[epoch])
 
         def last() -> tuple[Metrics, Params]:
-            full = _with_all_pixels(state.params, unused_w, pixels)
+            full = _with_all_pixels(state.member.params, unused_w, pixels)
+            ended = Ended(state.member._replace(params=full), metrics)
+            seed = Seed(jnp.moveaxis(orders[epoch], 1, 0), state.start_lls, keys)
             val = data.validation  # its left-out pixels are 0 in every image: put them back
             n_pixels = len(pixels.used) + len(pixels.unused)
             val_x = jnp.zeros((val.x.shape[0], n_pixels), val.x.dtype).at[:, pixels.used]
             whole = data._replace(validation=Split(val_x.set(val.x), val.y))
-            return members.final(state._replace(params=full), metrics, whole, keys), full
+            return members.final(ended, seed, shared._replace(data=whole)), full
 
         zeros = lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(last))  # noqa: E731
         final, full = jax.lax.cond(epoch == spec.epochs - 1, last, zeros)
@@ -346,8 +379,13 @@ def compile_program(
                        out_specs=out_specs, check_vma=False)  # fmt: skip
     cpu = mesh.devices.flat[0].platform == "cpu"
     options = runtime.cpu_compiler_options() if cpu else {}
-    members = group(spec, args.data, args.lrs.shape[0])
-    shapes = jax.eval_shape(members.init, args.params, args.data)
+    members = group(spec)
+    n_seeds = args.params[0]["w"].shape[0]
+    lr = jax.ShapeDtypeStruct((n_seeds, args.lrs.shape[0]), args.lrs.dtype)
+    shapes = GroupState(
+        jax.eval_shape(members.init, lr, args.params, Shared(args.data, jnp.int32(0))),
+        jax.eval_shape(members.start_lls, args.params, args.data),
+    )
     state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, s)),
         shapes, state_specs,

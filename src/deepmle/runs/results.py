@@ -18,31 +18,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from deepmle import config as config_lib
+from deepmle.core.metrics import CURVES, DIVERGENCE, METRICS
 from deepmle.core.types import Params
 
-FINAL_METRICS = (
-    "train_ll",
-    "train_accuracy",
-    "val_ll",
-    "val_accuracy",
-    "test_ll",
-    "test_brier",
-    "test_ece",
-    "test_ece_reference",
-    "test_accuracy",
-    "temperature",
-    "test_ll_ts",
-    "test_brier_ts",
-    "test_ece_ts",
-    "test_ece_reference_ts",
-    "diverged_epoch",
-    "diverged_reason",
-)
-TEMPERATURE_METRICS = ("temperature", "test_ll_ts", "test_brier_ts", "test_ece_ts",
-                       "test_ece_reference_ts")  # fmt: skip
-"""NaN unless the run fitted a temperature ([train] calibrate = "temperature"): the fitted T
-and the test metrics of σ(z / T)."""
-CURVE_METRICS = ("train_ll", "train_accuracy", "val_ll", "val_accuracy")
+FORMAT_VERSION = 2
+"""Of a group file (its record's ``format``; none recorded: 1). 2: metrics read through
+deepmle.core.metrics.METRICS, a metric missing from an older file absent from its group."""
 
 
 MAX_NAME = 64
@@ -132,14 +113,18 @@ def group_arrays(g: GroupResult) -> dict[str, np.ndarray]:
 def group_from_arrays(
     hidden: tuple[int, ...], arrays: dict[str, np.ndarray], info: dict
 ) -> GroupResult:
-    """The inverse of ``group_arrays``; KeyError if an array is missing."""
+    """The inverse of ``group_arrays``; KeyError if an array other than a metric is missing.
+    A metric the file lacks (saved before the metric existed) is absent from the group."""
     return GroupResult(
         hidden=hidden,
         seeds=arrays["seeds"],
         learning_rates=arrays["learning_rates"],
         params=params_from_arrays(group_name(hidden), arrays, len(hidden) + 1),
-        final={k: arrays[f"final/{k}"] for k in FINAL_METRICS},
-        curves={k: arrays[f"curves/{k}"] for k in CURVE_METRICS},
+        final={
+            **{m.name: arrays[f"final/{m.name}"] for m in METRICS if f"final/{m.name}" in arrays},
+            **{k: arrays[f"final/{k}"] for k in DIVERGENCE},
+        },
+        curves={m.name: arrays[f"curves/{m.name}"] for m in CURVES if f"curves/{m.name}" in arrays},
         info=info,
     )
 

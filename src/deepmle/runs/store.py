@@ -36,6 +36,7 @@ import numpy as np
 from deepmle import config as config_lib
 from deepmle.errors import UserError
 from deepmle.runs.results import (
+    FORMAT_VERSION,
     GroupResult,
     check_group,
     group_arrays,
@@ -127,7 +128,7 @@ def identity(
     content on the same data resumes, whatever the file is called or the directory it runs in."""
     if hidden is not None:
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
-    content = json.dumps(config_lib.to_dict(config), sort_keys=True) + data_sha256
+    content = json.dumps(_content(config), sort_keys=True) + data_sha256
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -253,7 +254,14 @@ class RunDir:
 
 
 def _staging_dirs(path: Path) -> list[Path]:
-    return sorted(path.parent.glob(f".{path.name}.deepmle-*"))
+    """The staging directories a replacement of ``path`` makes, by their exact names
+    (``.NAME.deepmle-new-PID``, ``.NAME.deepmle-old-PID``): a folder whose name merely starts
+    alike is not deepmle's."""
+    exact = re.compile(rf"^\.{re.escape(path.name)}\.deepmle-(new|old)-[0-9]+$")
+    try:
+        return sorted(p for p in path.parent.iterdir() if exact.match(p.name) and p.is_dir())
+    except OSError:
+        return []
 
 
 def _stale_staging(path: Path) -> list[Path]:
@@ -294,7 +302,15 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
     locks = [_Lock(path)]
     try:
         held = _config_content(path / "config.toml")
-        same = held is None or held == _content(config)  # no config.toml yet: nothing to lose
+        results = _results(path)
+        if held is None and results and not overwrite:
+            raise RunDirError(
+                f"{path} is a deepmle run directory without its config.toml (damaged: it holds "
+                f"{', '.join(results[:3])}); --overwrite replaces it, or choose another --out"
+            )
+        same = held is not None and held == _content(config)
+        if held is None and not results:  # killed before its config.toml: nothing to lose
+            same = True
         if same and not overwrite:
             return RunDir(path, path, locks, resumed=True)
         if not overwrite:
@@ -323,7 +339,48 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
         raise
 
 
+_TEMPORARY = re.compile(r"(^|/)\.[^/]+\.tmp$")
+
+
+def _results(path: Path) -> list[str]:
+    """What a run directory holds beyond its marker, lock and temporaries: anything there
+    means a run wrote into it, so a missing config.toml is damage, not a fresh start."""
+    out = []
+    for top, _, files in os.walk(path):
+        base = Path(top).relative_to(path)
+        for name in files:
+            rel = (base / name).as_posix()
+            if rel not in (MARKER, LOCK) and not _TEMPORARY.search(rel):
+                out.append(rel)
+    return sorted(out)
+
+
+def remove_derived(run: RunDir) -> tuple[list[str], list[str]]:
+    """Remove deepmle's own ``plots/`` figures and ``tensorboard/`` export, drawn from results
+    that a retrained group has replaced. Returns (what was removed, what holds files of the
+    user's and was left as it is: still showing the earlier results)."""
+    removed, kept = [], []
+    for top in ("plots", "tensorboard"):
+        folder = run.work / top
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        if any(f == top or f.startswith(f"{top}/") for f in foreign_files(run.work)):
+            kept.append(f"{top}/")
+            continue
+        try:
+            shutil.rmtree(folder)
+        except OSError as e:
+            raise os_error(folder, e) from None
+        removed.append(f"{top}/")
+    return removed, kept
+
+
 def _content(config: config_lib.Config) -> dict:
+    """What makes two runs the same: the resolved config, ``search_seed`` at its default.
+    The seed acts only through the learning rates it drew, which the content holds, so an
+    unused one (a list of learning rates) is no different config; the default keeps the
+    identities of groups saved before."""
+    config = replace(config, train=replace(config.train, search_seed=0))
     return config_lib.to_dict(config)
 
 
@@ -352,6 +409,7 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha2
     atomic_write_bytes(run.work / "groups" / f"{g.name}.npz", data)
     record = {
         "group": g.name,
+        "format": FORMAT_VERSION,
         "identity": identity(config, g.hidden, data_sha256),
         "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
@@ -380,6 +438,9 @@ def read_group(
         return None, f"is unreadable ({e})"
     if not isinstance(record, dict) or record.get("group") != name:
         return None, f"{json_path.name} is not the record of group {name}"
+    fmt = record.get("format", 1)
+    if not isinstance(fmt, int) or not 1 <= fmt <= FORMAT_VERSION:
+        return None, f"{json_path.name} has format {fmt!r}, newer than this deepmle reads"
     recorded = str(record.get("data_sha256", ""))
     if data_sha256 is not None and recorded != data_sha256:
         return None, "was trained on different data"
@@ -394,7 +455,7 @@ def read_group(
     except (ValueError, KeyError, OSError, EOFError) as e:
         return None, f"{npz_path.name} is unreadable ({e})"
     lrs = np.asarray(config.train.learning_rate, np.float64)
-    sizes = config.shapes[config.model.hidden_sizes.index(hidden)]
+    sizes = (g.params[0]["w"].shape[2], *hidden, 1)  # the input size is the data's (checked above)
     problem = check_group(g, sizes, config.train.seeds, lrs, config.train.epochs)
     return (None, f"{npz_path.name} {problem}") if problem else (g, "")
 
