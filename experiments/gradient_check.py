@@ -5,8 +5,9 @@
 On real digits, in float64. First the two worked examples as scalars, term by term:
   Example 1 (output weight):  ∂LL/∂θ^(ŷ)_j   = Σ_n (y − ŷ) · h_j
   Example 2 (hidden weight):  ∂LL/∂θ^(h)_{i,j} = Σ_n (y − ŷ) · θ^(ŷ)_j · h_j(1 − h_j) · x_i
-then every layer of a 784-32-1 and a 784-32-16-1 network in full (deepmle.core.backprop), with the
-largest relative difference to jax.grad, and finite differences at sampled coordinates.
+then every layer of logistic regression (784-1, no hidden layer), a 784-32-1 and a
+784-32-16-1 network in full (deepmle.core.backprop), with the largest relative difference
+to jax.grad, and finite differences at sampled coordinates.
 """
 
 import argparse
@@ -103,6 +104,7 @@ def main() -> None:
     )
     worked_examples(params, x, y)
     worst = max(
+        compare((784, 1), x, y, jax.random.key(2)),  # logistic regression: no hidden layer
         compare((784, args.hidden, 1), x, y, jax.random.key(0)),
         compare((784, args.hidden, 16, 1), x, y, jax.random.key(1)),
     )

@@ -31,14 +31,21 @@ import numpy as np
 HIDDEN = (16, 32, 64, 128)
 LRS = (0.03, 0.1, 0.3, 1.0)
 SEEDS, EPOCHS, BATCH = 8, 10, 128
-DATA = Path(__file__).resolve().parent.parent / "src" / "deepmle" / "data" / "mnist_1v2.npz"
+DATA = Path(__file__).resolve().parent.parent / "src" / "deepmle" / "data" / "mnist_by_digit.npz"
 
 
 def load(path: Path) -> tuple[np.ndarray, ...]:
-    """Train and test as float32 x [n, 784] in [0, 1], y [n] = 1. for the digit 1."""
+    """Train and test as float32 x [n, 784] in [0, 1], y [n] = 1. for the digit 1: the 1s and
+    2s of the per-digit file, merged back into MNIST order by their stored indices."""
+
+    def pair(f, split: str) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(np.concatenate([f[f"{split}_index_{d}"] for d in (1, 2)]))
+        x = np.concatenate([f[f"{split}_images_{d}"] for d in (1, 2)])[order]
+        y = np.concatenate([np.full(len(f[f"{split}_index_{d}"]), d == 1) for d in (1, 2)])
+        return x.reshape(-1, 784) / np.float32(255), y[order]
+
     with np.load(path) as f:
-        x, y = f["train_images"].reshape(-1, 784) / np.float32(255), f["train_labels"] == 1
-        x_test, y_test = f["test_images"].reshape(-1, 784) / np.float32(255), f["test_labels"] == 1
+        (x, y), (x_test, y_test) = pair(f, "train"), pair(f, "test")
     n = len(y)  # deepmle's validation carve: a fixed permutation sends 10% to validation
     keep = np.sort(np.random.default_rng(1729).permutation(n)[round(0.1 * n) :])
     return x[keep], y[keep].astype(np.float32), x_test, y_test.astype(np.float32)

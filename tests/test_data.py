@@ -54,14 +54,20 @@ def test_embedded_data_carries_its_provenance():
     assert "LeCun" in text and "CC BY-SA 3.0" in text
 
 
+def _embedded_arrays() -> dict[str, np.ndarray]:
+    with np.load(data._embedded_path()) as f:
+        return {k: f[k] for k in f.files}
+
+
 def test_checksum_failure_is_caught(tmp_path):
-    arrays = data.load_embedded()
-    arrays["train_images"] = arrays["train_images"].copy()
-    arrays["train_images"][0, 14, 14] ^= 1  # one pixel off by one
+    arrays = _embedded_arrays()
+    arrays["train_images_2"] = arrays["train_images_2"].copy()
+    arrays["train_images_2"][0, 14, 14] ^= 1  # one pixel off by one
     bad = tmp_path / "bad.npz"
     np.savez(bad, **arrays)
-    with pytest.raises(data.DataError, match="train_images fails its sha256 check"):
+    with pytest.raises(data.DataError, match="train_images_2 fails its sha256 check"):
         data.load_embedded(bad)
+    data.load_embedded(bad, (3, 4))  # only the pair asked for is read, and checked
 
 
 def test_truncated_file_is_caught(tmp_path):
@@ -70,6 +76,50 @@ def test_truncated_file_is_caught(tmp_path):
     bad.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(data.DataError, match=r"not a readable \.npz"):
         data.load_embedded(bad)
+
+
+PUBLISHED = Path(data.__file__).parent / "data"
+SHARED = [Path("/work/shared/data"), Path(__file__).resolve().parent.parent.parent / "shared/data"]
+
+
+def test_the_per_digit_file_is_all_of_mnist_and_its_1s_and_2s_are_the_old_file():
+    """Merged back, the ten digits reproduce the published checksums of every MNIST array,
+    and the pair (1, 2) those of the former mnist_1v2.npz (so default results are unchanged);
+    where the shared MNIST files sit beside the clone (CI), equal to them array by array."""
+    arrays = _embedded_arrays()
+    full = data.merge_digits(arrays, range(10))
+    for name, digest in data.read_checksums(PUBLISHED / "checksums_mnist.txt").items():
+        assert data.array_sha256(full[name]) == digest, name
+    pair = data.load_embedded()
+    for name, digest in data.read_checksums(PUBLISHED / "checksums_mnist_1v2.txt").items():
+        assert data.array_sha256(pair[name]) == digest, name
+    for name, digest in data.read_checksums(PUBLISHED / "checksums.txt").items():
+        assert data.array_sha256(arrays[name]) == digest, name
+    for shared in (d for d in SHARED if (d / "mnist.npz").is_file()):
+        with np.load(shared / "mnist.npz") as f:
+            for name in f.files:
+                np.testing.assert_array_equal(full[name], f[name])
+        if (shared / "mnist_1v2.npz").is_file():
+            with np.load(shared / "mnist_1v2.npz") as f:
+                for name in f.files:
+                    np.testing.assert_array_equal(pair[name], f[name])
+        np.testing.assert_array_equal(data.repack_by_digit(full)["test_index_7"],
+                                      arrays["test_index_7"])  # fmt: skip
+
+
+@pytest.mark.parametrize("digits", [(3, 8), (8, 3), (0, 9)])
+def test_embedded_any_pair_offline(digits):
+    """Counts are MNIST's published per-digit counts; Y = 1 for the first digit listed."""
+    train_n = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+    test_n = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
+    ds = data.load(config_lib.DataConfig(digits=digits))
+    a, b = digits
+    assert ds.train.y.shape[0] + ds.validation.y.shape[0] == train_n[a] + train_n[b]
+    assert int(ds.train.y.sum() + ds.validation.y.sum()) == train_n[a]
+    assert ds.test.y.shape[0] == test_n[a] + test_n[b] and int(ds.test.y.sum()) == test_n[a]
+    raw = data.load_embedded(digits=digits)
+    assert np.all(np.diff(np.flatnonzero(np.isin(raw["test_labels"], digits))) == 1)
+    assert set(np.unique(raw["train_labels"])) == set(digits)
 
 
 def test_missing_file_is_caught(tmp_path):
@@ -113,9 +163,21 @@ def test_npz_source_not_a_zip(tmp_path):
     assert not zipfile.is_zipfile(path)
 
 
-def test_embedded_rejects_other_digits():
-    with pytest.raises(data.DataError, match="only digits 1 and 2"):
-        data.load(config_lib.DataConfig(digits=(3, 8)))
+@pytest.mark.parametrize("digits", [(3, 3), (1, 10), (-1, 2), (1, 2, 3)])
+def test_a_pair_that_is_not_two_distinct_digits_is_refused(digits):
+    with pytest.raises(data.DataError, match="two distinct digits 0-9"):
+        data.load(config_lib.DataConfig(digits=digits))
+
+
+@pytest.mark.parametrize("digits", ["[3, 3]", "[1, 10]", "[1]", "[1, 2, 3]"])
+def test_a_bad_pair_in_a_config_is_one_line_and_exit_2(tmp_path, capsys, digits):
+    from deepmle.cli import main
+
+    code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(tmp_path / "run"),
+                 "--set", f"data.digits={digits}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "[data] digits" in err, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_tfds_source_under_mock_data():

@@ -29,8 +29,8 @@ def _member_run(spec, small, seed, lr):
     params = model.from_normals(randomness.init_normals(seed, spec.layer_sizes))
     orders = randomness.epoch_orders(seed, spec.n_train, spec.batch_size, spec.epochs)
     data = jax.tree.map(jnp.asarray, small)
-    return jax.jit(lambda p, o, lr: train.run(train.member(spec), p, o, lr, data))(
-        params, orders, jnp.float32(lr)
+    return jax.jit(lambda p, o, lr, k: member.run(member.member(spec), p, o, lr, data, k))(
+        params, orders, jnp.float32(lr), randomness.calibration_key(seed)
     )
 
 

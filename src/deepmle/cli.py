@@ -131,6 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     lines = [
         report.table(res.summary),
         *report.rung_lines(res.rungs),
+        *report.calibration_lines(res.summary),
         *report.divergence_lines(res.groups),
         *report.selection_lines(res.summary),
         *report.edge_lines(res.summary),

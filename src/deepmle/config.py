@@ -22,6 +22,9 @@ from deepmle import data as data_lib
 from deepmle.core import registry
 from deepmle.errors import UserError
 
+CALIBRATIONS = ("none", "temperature")
+"""[train] calibrate: "temperature" fits T per member on validation (deepmle.core.calibration)."""
+
 
 class ConfigError(UserError):
     """A config that does not parse or does not validate."""
@@ -51,6 +54,8 @@ class TrainConfig:
     epochs: int = 10
     seeds: int = 8
     search_seed: int = 0
+    calibrate: str = "none"
+    """"temperature": fit T per member on validation, report test metrics before and after."""
     learning_rate_search: str = field(default="", compare=False)
     """How the learning rates were drawn, if by random search (a note, not part of identity)."""
 
@@ -126,11 +131,16 @@ def _as_int(where: str, v: Any, minimum: int) -> int:
 
 
 def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
-    """[32] or [64, 32] is one shape; [[8], [16], [64, 32]] is a sweep over shapes."""
-    _check(where, isinstance(v, list) and len(v) > 0, f"must be a non-empty list, got {v!r}")
+    """[32] or [64, 32] is one shape; [[8], [16], [64, 32]] is a sweep over shapes; [] inside
+    the outer list is no hidden layer, logistic regression: [[]] alone, or [[], [32]]."""
+    _check(
+        where,
+        isinstance(v, list) and len(v) > 0,
+        f"must be a non-empty list, got {v!r} (logistic regression, no hidden layer, is [[]])",
+    )
     shapes = v if all(isinstance(s, list) for s in v) else [v]
     for s in shapes:
-        _check(where, isinstance(s, list) and len(s) > 0, f"each shape must be a list, got {s!r}")
+        _check(where, isinstance(s, list), f"each shape must be a list, got {s!r}")
         for width in s:
             _check(where, _is_int(width), f"hidden sizes must be integers, got {width!r}")
             _check(where, width >= 1, f"hidden sizes must be >= 1, got {width}")
@@ -226,8 +236,8 @@ def _validate_section(
                 out[key] = _as_choice(at, v, list(data_lib.SOURCES))
             case ("data", "digits"):
                 ok = isinstance(v, list) and len(v) == 2 and all(_is_int(d) for d in v)
-                _check(at, ok, f"must be a list of two digits, got {v!r}")
-                _check(at, all(0 <= d <= 9 for d in v) and v[0] != v[1], f"bad digits {v}")
+                ok = ok and all(0 <= d <= 9 for d in v) and v[0] != v[1]
+                _check(at, ok, f"must be two distinct digits 0-9, got {v!r}")
                 out[key] = tuple(v)
             case ("data", "path"):
                 _check(at, isinstance(v, str), f"must be a string, got {v!r}")
@@ -247,6 +257,8 @@ def _validate_section(
             case ("train", "momentum"):
                 _check(at, _is_number(v) and 0 <= v < 1, f"must be in [0, 1), got {v!r}")
                 out[key] = float(v)
+            case ("train", "calibrate"):
+                out[key] = _as_choice(at, v, CALIBRATIONS)
             case ("train", "search_seed"):
                 out[key] = _as_int(at, v, 0)
             case ("train", "batch_size" | "epochs" | "seeds"):

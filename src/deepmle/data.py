@@ -1,7 +1,8 @@
 """MNIST digit pairs as float arrays: x = pixel darkness in [0, 1], y = 1. for the first digit.
 
 Sources:
-  embedded  the real MNIST 1s and 2s shipped in this package (see data/PROVENANCE.md),
+  embedded  all of MNIST, shipped in this package per digit (see data/PROVENANCE.md): a pair
+            is read as its two digits' arrays only, merged back into MNIST order, and
             checked against data/checksums.txt at every load;
   npz       a local Keras-format mnist.npz (x_train, y_train, x_test, y_test), any pair;
   tfds      tensorflow_datasets' "mnist" through ``tfds.data_source`` (no TensorFlow needed
@@ -13,7 +14,7 @@ the same on every run and machine; the test split is never used for selection.
 
 import hashlib
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -26,7 +27,8 @@ from deepmle.errors import UserError
 VALIDATION_PERMUTATION_SEED = 1729
 """Seed of the fixed permutation that picks the validation examples out of the training split."""
 
-EMBEDDED_DIGITS = (1, 2)
+EMBEDDED_FILE = "mnist_by_digit.npz"
+SPLITS = ("train", "test")
 MNIST_PIXELS = 28 * 28
 """Pixels of an MNIST image: the input size of every network trained on these sources (the
 rest of deepmle reads it from the data, ``dataset.train.x.shape[1]``)."""
@@ -47,12 +49,17 @@ class DataError(UserError):
 
 
 def _embedded_path() -> Path:
-    return Path(str(resources.files("deepmle") / "data" / "mnist_1v2.npz"))
+    return Path(str(resources.files("deepmle") / "data" / EMBEDDED_FILE))
+
+
+def read_checksums(path: Path | str) -> dict[str, str]:
+    """{array name: sha256} from a checksums file: lines ``<sha256>  <name>  <shape> <dtype>``."""
+    text = Path(str(path)).read_text()
+    return {line.split()[1]: line.split()[0] for line in text.splitlines() if line.strip()}
 
 
 def _expected_checksums() -> dict[str, str]:
-    text = (resources.files("deepmle") / "data" / "checksums.txt").read_text()
-    return {line.split()[1]: line.split()[0] for line in text.splitlines() if line.strip()}
+    return read_checksums(resources.files("deepmle") / "data" / "checksums.txt")
 
 
 def array_sha256(a: np.ndarray) -> str:
@@ -76,15 +83,56 @@ def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: declares arrays too large to load (corrupt?)") from None
 
 
-def load_embedded(path: Path | None = None) -> dict[str, np.ndarray]:
-    """The shipped 1-vs-2 arrays (uint8 images [n, 28, 28], labels [n]), checksums verified."""
+def repack_by_digit(mnist: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """MNIST's ``<split>_images`` [n, 28, 28] and ``<split>_labels`` [n] as the embedded
+    file's arrays: ``<split>_images_<d>`` [n_d, 28, 28] and ``<split>_index_<d>`` [n_d]
+    (int32 positions in MNIST order), for every digit d of 0..9."""
+    out = {}
+    for split in SPLITS:
+        labels = mnist[f"{split}_labels"]
+        for d in range(10):
+            index = np.flatnonzero(labels == d).astype(np.int32)
+            out[f"{split}_images_{d}"] = mnist[f"{split}_images"][index]
+            out[f"{split}_index_{d}"] = index
+    return out
+
+
+def merge_digits(arrays: dict[str, np.ndarray], digits: Sequence[int]) -> dict[str, np.ndarray]:
+    """``digits``' per-digit arrays merged back into MNIST order: ``<split>_images`` [n, 28,
+    28] uint8 and ``<split>_labels`` [n] uint8 (the digit), for train and test. All ten
+    digits give MNIST itself."""
+    out = {}
+    for split in SPLITS:
+        index = np.concatenate([arrays[f"{split}_index_{d}"] for d in digits])
+        order = np.argsort(index, kind="stable")
+        images = np.concatenate([arrays[f"{split}_images_{d}"] for d in digits])
+        labels = np.concatenate(
+            [np.full(arrays[f"{split}_index_{d}"].shape, d, np.uint8) for d in digits]
+        )
+        out[f"{split}_images"], out[f"{split}_labels"] = images[order], labels[order]
+    return out
+
+
+def load_embedded(
+    path: Path | None = None, digits: Sequence[int] = (1, 2)
+) -> dict[str, np.ndarray]:
+    """The shipped MNIST examples of ``digits`` (uint8 images [n, 28, 28], labels [n], the
+    digit, in MNIST order): only those digits' arrays are read, each checksum-verified."""
     path = path or _embedded_path()
+    _check_digits(digits, str(path))
     expected = _expected_checksums()
-    arrays = _read_npz(path, tuple(sorted(expected)))
-    for name, digest in expected.items():
-        if array_sha256(arrays[name]) != digest:
+    names = tuple(f"{s}_{k}_{d}" for s in SPLITS for k in ("images", "index") for d in digits)
+    arrays = _read_npz(path, names)
+    for name in names:
+        if array_sha256(arrays[name]) != expected[name]:
             raise DataError(f"{path}: array {name} fails its sha256 check (file corrupt?)")
-    return arrays
+    return merge_digits(arrays, digits)
+
+
+def _check_digits(digits: Sequence[int], where: str) -> None:
+    ok = len(digits) == 2 and all(isinstance(d, int | np.integer) for d in digits)
+    if not ok or not all(0 <= d <= 9 for d in digits) or digits[0] == digits[1]:
+        raise DataError(f"{where}: digits must be two distinct digits 0-9, got {list(digits)}")
 
 
 def _pixels(where: str, name: str, images: np.ndarray) -> np.ndarray:
@@ -217,9 +265,7 @@ def carve_validation(train: Split, fraction: float) -> tuple[Split, Split]:
 
 def _load_embedded_source(config: "DataRequest") -> tuple[Split, Split]:
     digits = tuple(config.digits)
-    if set(digits) != set(EMBEDDED_DIGITS):
-        raise DataError(f"the embedded data holds only digits 1 and 2, not {digits}")
-    a = load_embedded(Path(config.path) if config.path else None)
+    a = load_embedded(Path(config.path) if config.path else None, digits)
     where = config.path or "the embedded data"
     return (
         _select_pair(where, ("train_images", "train_labels"), a["train_images"],
@@ -239,7 +285,8 @@ class Source(NamedTuple):
 
 
 SOURCES: dict[str, Source] = {
-    "embedded": Source(_load_embedded_source, "another copy of the embedded .npz (optional)"),
+    "embedded": Source(_load_embedded_source,
+                       f"another copy of the embedded {EMBEDDED_FILE} (optional)"),
     "npz": Source(lambda c: _load_npz_source(Path(c.path).expanduser(), tuple(c.digits)),
                   "a Keras-format mnist.npz", needs_path=True),
     "tfds": Source(lambda c: _load_tfds_source(c.path or None, tuple(c.digits)),
@@ -251,6 +298,7 @@ source by adding a row."""
 
 def load(config: "DataRequest") -> Dataset:
     """The Dataset a config's [data] section names: train, validation and test splits."""
+    _check_digits(tuple(config.digits), "[data] digits")
     if config.source not in SOURCES:
         raise DataError(f"unknown data source {config.source!r}")
     train, test = SOURCES[config.source].load(config)

@@ -17,6 +17,10 @@ from deepmle.core.model import init_params
 from deepmle.core.types import Array, Dataset, Metrics, Params, PRNGKey
 from deepmle.errors import UserError
 
+CALIBRATION_FOLD = 2**32 - 1
+"""``fold_in`` data of the calibration key off the shuffle key, whose epochs fold in 0, 1, ...:
+no epoch count reaches it."""
+
 
 def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int) -> Spec:
     """The Spec of one network shape of ``config``: names resolved through the registry (the
@@ -39,15 +43,17 @@ def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int)
         batch_size=config.train.batch_size,
         epochs=config.train.epochs,
         n_train=n_train,
+        calibrate=config.train.calibrate == "temperature",
     )
 
 
-def _check_data(data: Dataset, n_train: int) -> None:
+def _check_data(data: Dataset, n_inputs: int, n_train: int) -> None:
     """ValueError unless ``data`` has the training split ``train`` was made for (its
-    minibatch orders index that many examples), 784 float pixels in [0, 1] and 0/1 labels."""
+    minibatch orders index that many examples), float pixels in [0, 1] of the inputs ``train``
+    was made for and 0/1 labels."""
     for name in ("train", "validation", "test"):
         split = getattr(data, name)
-        n = checks.inputs(split.x, 784, f"data.{name}.x")
+        n = checks.inputs(split.x, n_inputs, f"data.{name}.x")
         checks.pixels(split.x, f"data.{name}.x")
         checks.labels(split.y, n, f"data.{name}.y")
     if data.train.y.shape[0] != n_train:
@@ -67,9 +73,11 @@ def make_train(
     Pure, jittable and vmappable over the key and the learning rate. The data is an argument,
     not a closure: closed over, jit would embed the dataset in the program as a constant
     (about 90 MB of program text for the embedded data, and seconds of compile). The key is
-    split by purpose into ``init`` and ``shuffle``; metrics hold the ``final`` entries and
-    ``"curves"`` (each [epochs]). Same maths as ``deepmle run``, whose random draws come from
-    numpy streams per seed instead (deepmle.population.randomness).
+    split by purpose into ``init`` and ``shuffle``; the calibration reference's key is
+    ``fold_in(shuffle, CALIBRATION_FOLD)``, beside the shuffle's per-epoch folds (so adding it
+    changed no earlier draw); metrics hold the ``final`` entries and ``"curves"`` (each
+    [epochs]). Same maths as ``deepmle run``, whose random draws come from numpy streams per
+    seed instead (deepmle.population.randomness).
     """
     if len(config.model.hidden_sizes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
@@ -79,12 +87,15 @@ def make_train(
 
     def train(key: PRNGKey, learning_rate: Array, data: Dataset) -> tuple[Params, Metrics]:
         checks.learning_rate(learning_rate)
-        _check_data(data, spec.n_train)
+        _check_data(data, spec.layer_sizes[0], spec.n_train)
         init_key, shuffle_key = jax.random.split(key)
+        calibration_key = jax.random.fold_in(shuffle_key, CALIBRATION_FOLD)
         params = init_params(init_key, spec.layer_sizes)
         lr = jnp.asarray(learning_rate, jnp.float32)
         orders = key_orders(spec, shuffle_key)
-        state, curves, metrics = run(member(spec), params, orders, lr, data)
+        state, curves, metrics = run(
+            member(spec), params, orders, lr, data, jax.random.key_data(calibration_key)
+        )
         return state.params, {**metrics, "curves": curves}
 
     return train

@@ -77,12 +77,14 @@ def test_members_equal_the_one_definition_run_alone(
     res = sweep.run(config, small, tmp_path / "run", chunk_bytes=chunk_bytes).results
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
     data = jax.tree.map(jnp.asarray, small)
-    alone = jax.jit(lambda p, o, lr: member.run(member.member(spec), p, o, lr, data))
+    alone = jax.jit(lambda p, o, lr, k: member.run(member.member(spec), p, o, lr, data, k))
     g = res.groups[0]
     for s, li in [(0, 0), (2, 1)]:
         params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
         orders = randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs)
-        state, curves, final = alone(params, orders, jnp.float32(lrs[li]))
+        state, curves, final = alone(
+            params, orders, jnp.float32(lrs[li]), randomness.calibration_key(s)
+        )
         chex.assert_trees_all_close(g.member_params(s, li), state.params, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(g.curves["val_ll"][s, li], curves["val_ll"], rtol=1e-4)
         assert g.final["val_accuracy"][s, li] == pytest.approx(float(final["val_accuracy"]))

@@ -247,6 +247,26 @@ def test_overwrite_knows_deepmles_exact_names(finished, tmp_path, capsys):
     ]  # fmt: skip
 
 
+def test_overwrite_knows_the_logistic_group_and_the_calibration_figure(tmp_path):
+    """A logistic regression run (group h0) with its figures (calibration.png among them) and
+    TensorBoard export is all deepmle's own: --overwrite replaces it."""
+    out = tmp_path / "run"
+    assert _run(out, "--set", "model.hidden_sizes=[[]]") == 0
+    assert main(["plot", str(out)]) == 0 and main(["tensorboard", str(out)]) == 0
+    assert (out / "groups" / "h0.npz").is_file() and (out / "plots" / "calibration.png").is_file()
+    assert store.foreign_files(out) == []
+    for own in (
+        "groups/h0.json",
+        "groups/h0.npz.rejected1",
+        "plots/.calibration.png.ab12.tmp",
+        "groups/.h0.npz.x9.tmp",
+        "tensorboard/h0_lr1.0/events.out.tfevents.1.host",
+    ):
+        assert store.OWN_FILES.match(own), own  # fmt: skip
+    assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0
+    assert results.load_run(out).config.train.learning_rate == (0.1,)
+
+
 def test_a_tensorboard_export_never_replaces_a_users_files(finished, tmp_path, capsys):
     out = _copy(finished, tmp_path)
     (out / "tensorboard" / "mine").mkdir(parents=True)

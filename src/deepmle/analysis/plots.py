@@ -4,8 +4,11 @@ heatmap.png        mean validation accuracy over hidden sizes × learning rates 
 lr.png             validation accuracy against learning rate (log axis), one line per shape
                    with its 95% band over seeds (when 3 or more learning rates were swept)
 curves.png         validation accuracy per epoch, mean over seeds with a 95% t-interval band
-weights.png        the selected model's first-layer weights as 28×28 tiles
+weights.png        the selected model's first-layer weights as 28×28 tiles (logistic
+                   regression: its θ as one map)
 misclassified.png  the selected model's misclassified test digits
+calibration.png    reliability diagram of the selected cell on the test split (equal-mass
+                   bins, pooled over seeds, 95% Wilson intervals, bin counts) and ŷ's histogram
 """
 
 import io
@@ -236,6 +239,8 @@ def weights(res: RunResults, plt: Any) -> Any:
     one shared colour scale; each tile's title gives θ^(ŷ)_j, the cell's vote: + for "1"."""
     params, label = selected_member(res)
     w = params[0]["w"]
+    if len(params) == 1:  # logistic regression: θ is one 28×28 map, shown large with its scale
+        return _logistic_weights(w[:, 0], label, res.config.data.digits, plt)
     out_w = params[-1]["w"][:, 0] if len(params) == 2 else None
     d1, d2 = res.config.data.digits
     n = min(w.shape[1], 64)
@@ -261,15 +266,123 @@ def weights(res: RunResults, plt: Any) -> Any:
     return fig
 
 
-def misclassified(res: RunResults, plt: Any) -> Any:
+def _logistic_weights(theta: np.ndarray, label: str, digits: tuple[int, int], plt: Any) -> Any:
+    """θ [n_inputs] of ŷ = σ(θᵀx) as one map (28×28 for MNIST): red pixels push ŷ towards the
+    first digit."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    lim = np.abs(theta).max()
+    im = ax.imshow(_image(theta), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=f"weight (+ toward {digits[0]})")
+    ax.set_title(
+        f"logistic regression θ as 28×28\n(red: ink says {digits[0]}, blue: {digits[1]})\n{label}",
+        fontsize=9,
+    )
+    return fig
+
+
+def _test_split(res: RunResults) -> Any:
     from deepmle import data
+
+    config = res.config
+    where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
+    return data.load(replace(config.data, path=where) if where else config.data).test
+
+
+def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """ŷ [seeds, n] on ``x`` [n, n_inputs] of every non-diverged member of the selected cell, and
+    how many seeds that is."""
+    from deepmle.core import registry
+    from deepmle.core.model import predict_proba
+
+    best = res.selected
+    if best is None:
+        raise ValueError("no selected cell: every member diverged")
+    g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
+    li = int(np.flatnonzero(g.learning_rates == best["learning_rate"])[0])
+    ok = np.flatnonzero(g.final["diverged_epoch"][:, li] < 0)
+    act = registry.activation(res.config.model.activation)
+    p = np.stack([np.asarray(predict_proba(g.member_params(si, li), x, act)) for si in ok])
+    return p, len(ok)
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
+    """Equal-mass bins of ŷ ``p`` [n] (deepmle.core.calibration's cuts) against labels ``y`` [n]:
+    per bin the count, mean ŷ, fraction of y = 1 and its 95% Wilson interval (lo, hi)."""
+    from deepmle.core.calibration import bin_of_rank
+
+    order = np.argsort(p, kind="stable")
+    b = bin_of_rank(p.size, bins)
+    count = np.bincount(b, minlength=bins).astype(np.float64)
+    mean_p = np.bincount(b, weights=p[order].astype(np.float64), minlength=bins) / count
+    frac = np.bincount(b, weights=y[order].astype(np.float64), minlength=bins) / count
+    z = 1.959963984540054
+    centre = (frac + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * np.sqrt(frac * (1 - frac) / count + z * z / (4 * count**2)) / (1 + z * z / count)
+    return {"count": count, "mean_p": mean_p, "frac": frac, "lo": centre - half,
+            "hi": centre + half}  # fmt: skip
+
+
+def calibration(res: RunResults, plt: Any) -> Any:
+    from deepmle.core.calibration import BINS
+
+    test = _test_split(res)
+    p, n_seeds = selected_cell_probabilities(res, test.x)
+    y = np.tile(test.y, n_seeds)
+    r = reliability(p.reshape(-1), y, BINS)
+    best = res.selected
+    d1, d2 = res.config.data.digits
+    fig, (ax, gx, hx) = plt.subplots(1, 3, figsize=(15, 4.8), width_ratios=(1, 1.1, 0.9))
+    counts = f"{int(r['count'].min())}" + (
+        f"-{int(r['count'].max())}" if r["count"].max() > r["count"].min() else ""
+    )
+    ax.plot([0, 1], [0, 1], color="gray", lw=0.8, ls="--", label="perfect calibration")
+    err = np.clip(np.vstack([r["frac"] - r["lo"], r["hi"] - r["frac"]]), 0, None)
+    ax.errorbar(r["mean_p"], r["frac"], yerr=err, fmt="o", ms=4, capsize=3,
+                label=f"{BINS} equal-mass bins of {counts} examples, 95% interval")  # fmt: skip
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(f"mean predicted ŷ = P({d1}) in the bin")
+    ax.set_ylabel(f"fraction that are {d1} (y = 1)")
+    pm = lambda k: f"{best[f'{k}_mean']:.4f} ± {best[f'{k}_ci95']:.4f}"  # noqa: E731
+    ax.set_title(
+        f"reliability diagram, test split, pooled over {n_seeds} seeds\n"
+        f"ECE {pm('test_ece')} (labels drawn from ŷ: {pm('test_ece_reference')})\n"
+        f"Brier {pm('test_brier')} (means over seeds, 95% t-intervals)",
+        fontsize=8,
+    )
+    ax.legend(fontsize=7, loc="upper left")
+    k = np.arange(1, BINS + 1)
+    gx.axhline(0, color="gray", lw=0.8, ls="--")
+    gx.errorbar(k, r["frac"] - r["mean_p"], yerr=err, fmt="o", ms=4, capsize=3)
+    tick = lambda m: f"{m:.2g}" if m < 0.9 else f"1−{1 - m:.1g}"  # noqa: E731
+    gx.set_xticks(k, [tick(m) for m in r["mean_p"]], rotation=60, fontsize=7)
+    gx.set_xlabel(f"bin (labelled by its mean ŷ), {counts} examples each")
+    gx.set_ylabel("fraction y = 1 minus mean ŷ")
+    gx.set_title("the same bins, distance from the diagonal: above 0, more are "
+                 f"{d1}\nthan ŷ says (ŷ too low); below 0, fewer (ŷ too high)",
+                 fontsize=8)  # fmt: skip
+    hx.hist(p.reshape(-1), bins=50, range=(0, 1), color="tab:blue")
+    hx.set_yscale("log")
+    hx.set_xlabel(f"ŷ = P({d1})")
+    hx.set_ylabel("test examples (log scale)")
+    hx.set_title(f"histogram of ŷ ({y.size} = {n_seeds} seeds × {test.y.size} digits)",
+                 fontsize=8)  # fmt: skip
+    fig.suptitle(
+        f"is ŷ a probability? {d1} vs {d2}, hidden {best['hidden_sizes']}, "
+        f"lr {best['learning_rate']:.3g} (the cell selected on validation)",
+        fontsize=9,
+    )
+    return fig
+
+
+def misclassified(res: RunResults, plt: Any) -> Any:
     from deepmle.core import registry
     from deepmle.core.model import predict_proba
 
     params, label = selected_member(res)
     config = res.config
-    where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
-    test = data.load(replace(config.data, path=where) if where else config.data).test
+    test = _test_split(res)
     p = np.asarray(predict_proba(params, test.x, registry.activation(config.model.activation)))
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     d1, d2 = config.data.digits
@@ -327,7 +440,8 @@ def halving(res: RunResults, plt: Any) -> Any:
 
 def figures(res: RunResults) -> list[tuple[str, Callable[[RunResults, Any], Any]]]:
     """The figures a run gets: the lr plot once 3 or more learning rates were swept, the
-    selected model's figures unless every member diverged."""
+    selected model's figures unless every member diverged (calibration.png once the run
+    measured calibration)."""
     out = [("heatmap", heatmap)] if len(res.summary) > 1 else []  # one cell: the table says it
     out.append(("curves", learning_curves))
     if len(res.config.train.learning_rate) >= 3:
@@ -336,6 +450,8 @@ def figures(res: RunResults) -> list[tuple[str, Callable[[RunResults, Any], Any]
         out.append(("halving", halving))
     if res.selected is not None:
         out += [("weights", weights), ("misclassified", misclassified)]
+        if "test_ece_mean" in res.selected:  # a run saved before calibration has none
+            out.append(("calibration", calibration))
     return out
 
 

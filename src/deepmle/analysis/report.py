@@ -18,7 +18,7 @@ SUMMARY_METRICS = tuple(m for m in METRICS if m.summary)
 
 def _present(groups: Sequence[GroupResult], where: str, metrics: Sequence[Metric]) -> list[str]:
     """The names of ``metrics`` every group has (``where``: "final" or "curves"): a run saved
-    before a metric existed lacks it."""
+    before a metric existed lacks it, a run without [train] calibrate the ``calibrated`` ones."""
     return [m.name for m in metrics if all(m.name in getattr(g, where) for g in groups)]
 
 
@@ -218,16 +218,17 @@ def _mark(r: dict[str, Any], sweep: bool) -> str:
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The printed summary, one line per cell, a column per summary metric. Test metrics are
-    shown for the selected cell only, so that a sweep's table cannot be read as selection on
-    the test set; "seeds" is how many seeds each mean is over; "≈" marks the cells whose
+    """The printed summary, one line per cell, a column per summary metric marked ``table``
+    (the calibration metrics get ``calibration_lines`` instead). Test metrics are shown for
+    the selected cell only, so that a sweep's table cannot be read as selection on the test
+    set; "seeds" is how many seeds each mean is over; "≈" marks the cells whose
     validation accuracy cannot be told apart from the selected one's, "?" those with too few
     seeds to compare. Cells stopped by successive halving are left out (selection is among
     the cells trained to the end)."""
     sweep = len(rows) > 1
     stopped = sum(r.get("stopped_epoch", "") != "" for r in rows)
     rows = [r for r in rows if r.get("stopped_epoch", "") == ""]
-    shown = [m for m in SUMMARY_METRICS if rows and f"{m.name}_mean" in rows[0]]
+    shown = [m for m in SUMMARY_METRICS if m.table and rows and f"{m.name}_mean" in rows[0]]
     header = ("hidden", "lr", "seeds", *(m.label for m in shown), "")
     lines = [header]
     label = lr_labels([r["learning_rate"] for r in rows])
@@ -259,6 +260,29 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             "≈: validation accuracy within the 95% interval of the selected, paired by seed"
         )
     return "\n".join(text)
+
+
+def calibration_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The selected cell's proper scores and calibration on the test split, one line (and one
+    more after temperature scaling, if fitted): Brier, ECE beside its reference, LL. A score
+    the run lacks (saved before it existed) is left out; none at all, no line."""
+    best = next((r for r in rows if r["selected"]), None)
+    if best is None or "test_ece_mean" not in best:
+        return []
+
+    def scores(suffix: str) -> str:
+        parts = (("Brier {}", "test_brier"), ("ECE {}", "test_ece"),
+                 ("(labels drawn from ŷ: {})", "test_ece_reference"),
+                 ("LL/example {}", "test_ll"))  # fmt: skip
+        held = [(text, f"{k}{suffix}") for text, k in parts if f"{k}{suffix}_mean" in best]
+        shown = [text.format(_pm(best[f"{k}_mean"], best[f"{k}_ci95"], False)) for text, k in held]
+        return ", ".join(shown).replace(", (", " (")
+
+    lines = [f"selected cell, test split: {scores('')}"]
+    if "temperature_mean" in best:
+        t = _pm(best["temperature_mean"], best["temperature_ci95"], False)
+        lines.append(f"after temperature scaling (T {t}, fitted on validation): {scores('_ts')}")
+    return lines
 
 
 def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:

@@ -5,11 +5,13 @@ The one definition of training, for ONE network (a "member"):
   init(spec, lr, params, shared)          -> Member: a learning rate and its starting state
   step(spec, member, seed, shared)        -> Member, (LL, accuracy) of one minibatch: grad + update
   end_epoch(spec, epoch, seed, shared)    -> Member, metrics: divergence check, validation
-  final(spec, ended, seed, shared)        -> the final metrics, test accuracy included
+  final(spec, ended, seed, shared)        -> the final metrics: test accuracy, proper scores
+                                             and calibration (deepmle.core.calibration)
 
 Their arguments come grouped by how a sweep maps them: per member (``Member``: learning
 rate, parameters, optimizer state), per seed (``Seed``: minibatch order, the divergence
-baseline ``start_lls``, computed once per seed) and shared (``Shared``: data, epoch).
+baseline ``start_lls``, computed once per seed, and the calibration reference's key) and
+shared (``Shared``: data, epoch).
 
 ``run_epoch`` scans the step over an epoch's minibatches and ends the epoch, for any
 ``Members``; ``run`` adds init, the scan over epochs and final. ``member(spec)`` trains one
@@ -30,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from deepmle.core import registry
+from deepmle.core import calibration, registry
 from deepmle.core.likelihood import accuracy_from_logits, example_log_likelihoods
 from deepmle.core.metrics import HEALTHY, NON_FINITE, WORSE_THAN_INIT
 from deepmle.core.model import forward, training_matmul
@@ -51,6 +53,8 @@ class Spec(NamedTuple):
     batch_size: int
     epochs: int
     n_train: int
+    calibrate: bool = False
+    """Fit a temperature on validation and report test metrics after it too."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -81,6 +85,10 @@ class Seed(NamedTuple):
     start_lls: Array
     """[n_train]: every training example's log-likelihood (eq. 3 term) at initialisation, the
     divergence baseline (``start_lls``)."""
+    key: Array | None = None
+    """uint32 [2]: raw key data from which ``final`` draws the calibration reference's labels
+    (deepmle.core.calibration.ece_reference); a seed's learning rates share it, as they share
+    its minibatches. Only ``final`` reads it (``step`` and ``end_epoch`` may leave it None)."""
 
 
 class Shared(NamedTuple):
@@ -202,14 +210,27 @@ def end_epoch(spec: Spec, epoch: Epoch, seed: Seed, shared: Shared) -> tuple[Mem
 def final(spec: Spec, ended: Ended, seed: Seed, shared: Shared) -> Metrics:
     """The member's final metrics (scalars): train LL and accuracy of its last epoch
     (``ended.last``, means over that epoch's minibatches), validation at the final parameters,
-    test accuracy and LL (the only place the test split is used), and where and why it
-    diverged."""
-    member, test = ended.member, shared.data.test
-    test_ll, test_acc = evaluate(spec, member.params, test.x, test.y)
+    on the test split (the only place it is used) accuracy, LL per example, Brier score, ECE
+    and its reference (labels drawn from ŷ with ``seed.key``, raw uint32 [2] key data), and
+    where and why it diverged. With ``spec.calibrate`` also the temperature T fitted on
+    validation and the test metrics of σ(z / T) (``*_ts``, the same draws); without it those
+    are not measured, so not returned (the schema's ``calibrated`` rows: deepmle.core.metrics)."""
+    member, data = ended.member, shared.data
+    key = jax.random.wrap_key_data(seed.key)
+    z = forward(member.params, data.test.x, spec.activation)
+    scaled = {}
+    if spec.calibrate:
+        z_val = forward(member.params, data.validation.x, spec.activation)
+        temperature = calibration.fit_temperature(z_val, data.validation.y)
+        scaled = {
+            "temperature": temperature,
+            **calibration.split_metrics(z / temperature, data.test.y, key, "_ts"),
+        }
     return {
         **ended.last,
-        "test_ll": test_ll,
-        "test_accuracy": test_acc,
+        **calibration.split_metrics(z, data.test.y, key),
+        "test_accuracy": accuracy_from_logits(z, data.test.y),
+        **scaled,
         "diverged_epoch": member.diverged_epoch,
         "diverged_reason": member.diverged_reason,
     }
@@ -252,10 +273,12 @@ def run_epoch(
 
 
 def run(
-    members: Members, params: Params, orders: Array, lr: Array, data: Dataset
+    members: Members, params: Params, orders: Array, lr: Array, data: Dataset, key: Array
 ) -> tuple[Member, Metrics, Metrics]:
     """Train ``members`` for as many epochs as ``orders`` [epochs, steps, batch] has (every
-    epoch's minibatch indices): (final member, curves {name: [epochs]}, final metrics)."""
+    epoch's minibatch indices): (final member, curves {name: [epochs]}, final metrics).
+    ``key`` (uint32 [2] key data, the seed's) draws the calibration reference's labels in
+    ``final``."""
     baseline = members.start_lls(params, data)
     member = members.init(lr, params, Shared(data, jnp.int32(0)))
 
@@ -266,7 +289,8 @@ def run(
     member, curves = jax.lax.scan(one_epoch, member, (orders, jnp.arange(orders.shape[0])))
     last = jax.tree.map(lambda v: v[-1], curves)
     end = Shared(data, jnp.int32(orders.shape[0] - 1))
-    return member, curves, members.final(Ended(member, last), Seed(orders[-1], baseline), end)
+    seed = Seed(orders[-1], baseline, key)
+    return member, curves, members.final(Ended(member, last), seed, end)
 
 
 def key_orders(spec: Spec, key: PRNGKey) -> Array:

@@ -4,7 +4,9 @@ A metric is computed by ``deepmle.core.member`` (``end_epoch`` for a curve, ``fi
 final-only metric) and described by one row here: results save and load it, the report puts
 it in members.csv, curves.csv, summary.csv and the table, TensorBoard and the plots show it.
 Adding a metric is computing it and adding its row. A run saved before a metric existed
-still loads, without it.
+still loads, without it; a metric ``final`` does not compute for a run (the ``calibrated``
+rows, without [train] calibrate = "temperature") is absent from its files and its tables,
+never a column of NaN.
 """
 
 from typing import Literal, NamedTuple
@@ -17,8 +19,11 @@ class Metric(NamedTuple):
     and their last value is also final; "final" metrics only once, after the last epoch.
     ``percent``: shown ×100 with a "%" (accuracies). ``label``: its column and axis title.
     ``summary``: mean ± 95% interval per cell in summary.csv and the table (a test metric
-    is printed for the cell selected on validation only). ``tensorboard``: exported as a
-    curve (mean over healthy seeds) and as an HParams metric.
+    is printed for the cell selected on validation only); ``table``: a summary metric that is
+    also a column of the printed table (the others are summary.csv's only, or a line of
+    their own: the calibration line of deepmle.analysis.report). ``tensorboard``: exported
+    as a curve (mean over healthy seeds) and as an HParams metric. ``calibrated``: measured
+    only by a run that fits a temperature ([train] calibrate = "temperature").
     """
 
     name: str
@@ -27,6 +32,8 @@ class Metric(NamedTuple):
     percent: bool = False
     summary: bool = False
     tensorboard: bool = False
+    table: bool = True
+    calibrated: bool = False
 
     @property
     def is_test(self) -> bool:
@@ -39,8 +46,23 @@ METRICS = (
     Metric("train_accuracy", "curve", "train acc %", percent=True),
     Metric("val_ll", "curve", "val LL", summary=True, tensorboard=True),
     Metric("val_accuracy", "curve", "val acc %", percent=True, summary=True, tensorboard=True),
-    Metric("test_ll", "final", "test LL"),
+    Metric("test_ll", "final", "test LL", summary=True, table=False),
     Metric("test_accuracy", "final", "test acc %", percent=True, summary=True),
+    # Is ŷ a probability? (deepmle.core.calibration; the report's calibration line)
+    Metric("test_brier", "final", "test Brier", summary=True, table=False),
+    Metric("test_ece", "final", "test ECE", summary=True, table=False),
+    Metric("test_ece_reference", "final", "test ECE ref", summary=True, table=False),
+    # ... and after temperature scaling: T fitted on validation, the test metrics of σ(z / T)
+    *(
+        Metric(name, "final", label, summary=True, table=False, calibrated=True)
+        for name, label in (
+            ("temperature", "T"),
+            ("test_ll_ts", "test LL (T)"),
+            ("test_brier_ts", "test Brier (T)"),
+            ("test_ece_ts", "test ECE (T)"),
+            ("test_ece_reference_ts", "test ECE ref (T)"),
+        )
+    ),
 )
 BY_NAME = {m.name: m for m in METRICS}
 CURVES = tuple(m for m in METRICS if m.measured == "curve")

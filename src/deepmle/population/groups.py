@@ -95,16 +95,18 @@ def check_memory(
         )
 
 
-def _host_draws(spec: Spec, layout: programs.Layout) -> tuple[list, np.ndarray]:
-    """Initial params per seed [padded_seeds, ...] and orders [padded_seeds, epochs, steps,
-    batch] from each seed's numpy streams (deepmle.population.randomness)."""
+def _host_draws(spec: Spec, layout: programs.Layout) -> tuple[list, np.ndarray, np.ndarray]:
+    """Initial params per seed [padded_seeds, ...], orders [padded_seeds, epochs, steps,
+    batch] and calibration key data [padded_seeds, 2] from each seed's numpy streams
+    (deepmle.population.randomness)."""
     seeds = range(layout.padded_seeds)
     per_seed = [from_normals(randomness.init_normals(s, spec.layer_sizes)) for s in seeds]
     params = jax.tree.map(lambda *a: np.stack(a), *per_seed)
     orders = np.stack(
         [randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs) for s in seeds]
     )
-    return params, orders
+    keys = np.stack([randomness.calibration_key(s) for s in seeds])
+    return params, orders, keys
 
 
 def prepare(
@@ -118,8 +120,8 @@ def prepare(
     """A shape's host draws, its inputs on the devices and its compiled program; the seconds
     that took (mostly compiling)."""
     t0 = time.perf_counter()
-    params, orders = _host_draws(spec, layout)
-    args = programs.inputs(layout, params, orders, lrs, data)
+    params, orders, keys = _host_draws(spec, layout)
+    args = programs.inputs(layout, params, orders, lrs, data, keys)
     program = cache.get(spec, layout, args, data.pixels, chunk_bytes)
     return program, args, time.perf_counter() - t0
 

@@ -17,7 +17,8 @@ Layouts for speed, chosen here and only here (the maths stays in deepmle.core.me
   data) are left out of training and validation: their weights get an exact zero gradient,
   so under every registered optimizer they keep their initial values, and leaving them out
   changes no result beyond float rounding (tested) while saving a fifth of the layer-1 work.
-  They are put back, at their initial values, for the test split and the saved parameters.
+  They are put back, at their initial values, for the test split and the saved parameters
+  (and as zeros into the validation images, for ``final``'s temperature fit).
 
 Results leave the program member-first ([seeds, lrs, ...]; curves [seeds, lrs, epochs]).
 """
@@ -227,7 +228,7 @@ def _by_chunks(fn: Callable, chunk: int, state: Any, order: jax.Array) -> Any:
 def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
         state: GroupState, params: Params, unused_w: jax.Array, orders: jax.Array,
-        lrs: jax.Array, data: Dataset, epoch: jax.Array, final_now: jax.Array,
+        lrs: jax.Array, keys: jax.Array, data: Dataset, epoch: jax.Array, final_now: jax.Array,
     ) -> tuple[GroupState, Metrics, Metrics, Params]:  # fmt: skip
         members, shared = group(spec), Shared(data, epoch)
 
@@ -247,8 +248,12 @@ def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
         def last() -> tuple[Metrics, Params]:
             full = _with_all_pixels(state.member.params, unused_w, pixels)
             ended = Ended(state.member._replace(params=full), metrics)
-            seed = Seed(jnp.moveaxis(orders[epoch], 1, 0), state.start_lls)
-            return members.final(ended, seed, shared), full
+            seed = Seed(jnp.moveaxis(orders[epoch], 1, 0), state.start_lls, keys)
+            val = data.validation  # its left-out pixels are 0 in every image: put them back
+            n_pixels = len(pixels.used) + len(pixels.unused)
+            val_x = jnp.zeros((val.x.shape[0], n_pixels), val.x.dtype).at[:, pixels.used]
+            whole = data._replace(validation=Split(val_x.set(val.x), val.y))
+            return members.final(ended, seed, shared._replace(data=whole)), full
 
         zeros = lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(last))  # noqa: E731
         final, full = jax.lax.cond(final_now, last, zeros)
@@ -283,20 +288,28 @@ def device_data(dataset: Dataset, mesh: Mesh, pixels: Pixels) -> DeviceData:
 class Inputs(NamedTuple):
     """A program's arguments as global arrays: initial params per seed ([seeds, ...], the
     first layer's used-pixel rows), the unused rows [seeds, unused, h], orders [epochs,
-    steps, seeds, batch], learning rates [lrs] (padded), data."""
+    steps, seeds, batch], learning rates [lrs] (padded), calibration key data per seed
+    [seeds, 2] (uint32), data."""
 
     params: Params
     unused_w: jax.Array
     orders: jax.Array
     lrs: jax.Array
+    keys: jax.Array
     data: Dataset
 
 
 def inputs(
-    layout: Layout, params: Params, orders: np.ndarray, lrs: np.ndarray, data: DeviceData
+    layout: Layout,
+    params: Params,
+    orders: np.ndarray,
+    lrs: np.ndarray,
+    data: DeviceData,
+    keys: np.ndarray,
 ) -> Inputs:
     """Global arrays for a program from host arrays: ``params`` per seed [padded_seeds, ...],
-    ``orders`` [padded_seeds, epochs, steps, batch], ``lrs`` [n_lrs] (padded here)."""
+    ``orders`` [padded_seeds, epochs, steps, batch], ``lrs`` [n_lrs] (padded here), ``keys``
+    [padded_seeds, 2] uint32 (each seed's calibration key data)."""
     mesh = layout.mesh
     lrs = np.asarray(lrs, np.float32)
     lrs = np.concatenate([lrs, np.repeat(lrs[-1:], layout.padded_lrs - lrs.size)])
@@ -312,6 +325,7 @@ def inputs(
             NamedSharding(mesh, P(None, None, "seeds")),
         ),
         lrs=_global(lrs, NamedSharding(mesh, P("lrs"))),
+        keys=_global(np.asarray(keys, np.uint32), by_seed),
         data=data.data,
     )
 
@@ -358,7 +372,8 @@ def compile_program(
         for i in range(len(spec.layer_sizes) - 1)
     ]
     by_seed, seeds_lrs = P("seeds"), P("seeds", "lrs")
-    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), P(), P(), P())
+    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), by_seed, P(),
+                P(), P())  # fmt: skip
     out_specs = (state_specs, seeds_lrs, seeds_lrs, params_specs)
     # check_vma off: at epoch 0 the state comes from init, identical across the "lrs" mesh
     # axis, and the cond's two branches then differ in which mesh axes they vary over.

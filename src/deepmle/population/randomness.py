@@ -16,12 +16,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-INIT, SHUFFLE = 0, 1
+INIT, SHUFFLE, CALIBRATION = 0, 1, 2
 """The purposes a seed's randomness is split into."""
 
 
 def stream(seed: int, purpose: int) -> np.random.Generator:
-    """The generator of ``seed`` for ``purpose`` (INIT or SHUFFLE)."""
+    """The generator of ``seed`` for ``purpose`` (INIT, SHUFFLE or CALIBRATION)."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), purpose])))
 
 
@@ -45,3 +45,10 @@ def epoch_orders(seed: int, n_train: int, batch_size: int, epochs: int) -> np.nd
             for _ in range(epochs)
         ]
     ).astype(np.int32)
+
+
+def calibration_key(seed: int) -> np.ndarray:
+    """uint32 [2]: the JAX key data (threefry) from which ``seed``'s members draw the labels
+    of the calibration reference (deepmle.calibration.ece_reference), from the stream
+    (seed, CALIBRATION). The learning rates of a seed share it, as they share its minibatches."""
+    return stream(seed, CALIBRATION).integers(0, 2**32, 2, dtype=np.uint32)

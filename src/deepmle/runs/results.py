@@ -32,8 +32,9 @@ MAX_NAME = 64
 
 
 def group_name(hidden: tuple[int, ...]) -> str:
-    """'h32' for one hidden layer of 32, 'h64-32' for two; 'h1024x40' for forty of 1024."""
-    name = "h" + "-".join(str(w) for w in hidden)
+    """'h32' for one hidden layer of 32, 'h64-32' for two; 'h1024x40' for forty of 1024;
+    'h0' for none (logistic regression: no width is 0, so the name is unambiguous)."""
+    name = "h" + ("-".join(str(w) for w in hidden) or "0")
     if len(name) <= MAX_NAME:
         return name
     runs = [(w, len(list(g))) for w, g in itertools.groupby(hidden)]
@@ -62,9 +63,13 @@ def lr_labels(learning_rates: Sequence[float]) -> dict[float, str]:
     return {v: repr(v) for v in values}
 
 
+LOGISTIC_LABEL = "0 (logistic)"
+"""How the tables print the shape with no hidden layer: ŷ = σ(θᵀx), logistic regression."""
+
+
 def hidden_label(hidden: tuple[int, ...]) -> str:
-    """'32' or '64-32', as the tables print a shape."""
-    return "-".join(str(w) for w in hidden)
+    """'32' or '64-32', as the tables print a shape; '0 (logistic)' for no hidden layer."""
+    return "-".join(str(w) for w in hidden) or LOGISTIC_LABEL
 
 
 class GroupResult(NamedTuple):
