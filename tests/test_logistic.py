@@ -93,7 +93,9 @@ def test_logistic_regression_is_labelled_everywhere(mixed, tmp_path):
         "0",
     )
     assert (mixed.run_dir / "groups" / "h0.npz").is_file()
-    assert tensorboard.cell_name((), "0.3") == "h0_lr0.3"
+    shapes, lrs = tensorboard.sortable_labels(mixed.groups, [0.3, 1.0])
+    assert shapes == {(): "h0", (4,): "h4", (6, 4): "h6-4"}  # logistic regression sorts first
+    assert tensorboard.cell_name(shapes[()], lrs[0.3]) == "h0_lr0.3"
 
 
 def test_a_selected_logistic_regression_draws_one_28x28_weight_map(mixed):
