@@ -418,6 +418,23 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha2
     write_json(run.work / "groups" / f"{g.name}.json", record)
 
 
+def _read_saved(run_dir: Path, name: str, what: str) -> tuple[dict[str, Any], bytes, str]:
+    """(record, npz bytes, "") of ``groups/<name>.json`` and ``.npz``, or ({}, b"", why they
+    cannot be used): missing, unreadable, or a record that does not name ``name`` (it is
+    then not ``what``)."""
+    json_path, npz_path = run_dir / "groups" / f"{name}.json", run_dir / "groups" / f"{name}.npz"
+    if not json_path.is_file() or not npz_path.is_file():
+        return {}, b"", "is not saved"
+    try:
+        record = json.loads(json_path.read_text())
+        data = npz_path.read_bytes()
+    except (OSError, ValueError) as e:
+        return {}, b"", f"is unreadable ({e})"
+    if not isinstance(record, dict) or record.get("group") != name:
+        return {}, b"", f"{json_path.name} is not {what}"
+    return record, data, ""
+
+
 def read_group(
     run_dir: Path,
     config: config_lib.Config,
@@ -428,19 +445,13 @@ def read_group(
     trained on data whose ``data.sha256`` is ``data_sha256`` (None: whatever data its record
     names)."""
     name = group_name(hidden)
-    json_path, npz_path = run_dir / "groups" / f"{name}.json", run_dir / "groups" / f"{name}.npz"
-    if not json_path.is_file() or not npz_path.is_file():
-        return None, "is not saved"
-    try:
-        record = json.loads(json_path.read_text())
-        data = npz_path.read_bytes()
-    except (OSError, ValueError) as e:
-        return None, f"is unreadable ({e})"
-    if not isinstance(record, dict) or record.get("group") != name:
-        return None, f"{json_path.name} is not the record of group {name}"
+    record, data, why = _read_saved(run_dir, name, f"the record of group {name}")
+    if why:
+        return None, why
+    npz_path = run_dir / "groups" / f"{name}.npz"
     fmt = record.get("format", 1)
     if not isinstance(fmt, int) or not 1 <= fmt <= FORMAT_VERSION:
-        return None, f"{json_path.name} has format {fmt!r}, newer than this deepmle reads"
+        return None, f"{name}.json has format {fmt!r}, newer than this deepmle reads"
     recorded = str(record.get("data_sha256", ""))
     if data_sha256 is not None and recorded != data_sha256:
         return None, "was trained on different data"
@@ -489,16 +500,10 @@ def read_rungs(
 ) -> tuple[tuple[dict[str, np.ndarray], dict[str, Any]] | None, str]:
     """((arrays, record), "") of a verified rung snapshot of ``config`` on this data, or (None,
     why it cannot be used)."""
-    json_path, npz_path = run_dir / "groups" / f"{RUNGS}.json", run_dir / "groups" / f"{RUNGS}.npz"
-    if not json_path.is_file() or not npz_path.is_file():
-        return None, "is not saved"
-    try:
-        meta = json.loads(json_path.read_text())
-        data = npz_path.read_bytes()
-    except (OSError, ValueError) as e:
-        return None, f"is unreadable ({e})"
-    if not isinstance(meta, dict) or meta.get("group") != RUNGS:
-        return None, f"{json_path.name} is not a rung record"
+    meta, data, why = _read_saved(run_dir, RUNGS, "a rung record")
+    if why:
+        return None, why
+    npz_path = run_dir / "groups" / f"{RUNGS}.npz"
     if meta.get("data_sha256") != data_sha256:
         return None, "was trained on different data"
     if meta.get("identity") != identity(config, None, data_sha256):
