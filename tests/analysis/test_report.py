@@ -79,6 +79,16 @@ def test_ties_go_to_the_higher_validation_ll():
     assert [r["selected"] for r in rows] == [False, True]
 
 
+def test_selection_can_maximise_validation_ll_instead_and_never_a_test_metric():
+    acc = np.array([[0.99, 0.98], [0.99, 0.98]])  # lr 0.1 is more accurate ...
+    ll = np.array([[-0.06, -0.04], [-0.06, -0.04]])  # ... lr 1.0 more likely
+    rows = report.summary_rows([_group((8,), [0.1, 1.0], acc, val_ll=ll)])
+    assert report.select_best(rows) == 0
+    assert report.select_best(rows, by=("val_ll", "val_accuracy")) == 1
+    with pytest.raises(ValueError, match="validation"):
+        report.select_best(rows, by=("test_accuracy",))
+
+
 def test_diverged_members_are_left_out_and_an_all_diverged_grid_selects_nothing():
     acc = np.array([[0.99, 0.5], [0.98, 0.5]])
     div = np.array([[-1, 0], [-1, 0]])

@@ -126,12 +126,19 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def select_best(rows: Sequence[dict[str, Any]]) -> int | None:
+SELECT_BY = ("val_accuracy", "val_ll")
+"""What the selection maximises: mean validation accuracy, ties broken by validation LL."""
+
+
+def select_best(rows: Sequence[dict[str, Any]], by: Sequence[str] = SELECT_BY) -> int | None:
     """Index of the selected cell: among the cells trained to the last epoch (successive
     halving stops others early) that lost the fewest seeds to divergence (normally none), the
-    one with the highest mean validation accuracy (ties: higher validation LL). A cell whose
-    seeds diverged cannot win on its survivors; test metrics play no part. None when every
-    member of every such cell diverged."""
+    one with the highest mean of ``by[0]`` (ties: ``by[1]``, ...; by default validation
+    accuracy, then validation LL). A cell whose seeds diverged cannot win on its survivors;
+    ``by`` names validation metrics only (ValueError otherwise), so test metrics play no part.
+    None when every member of every such cell diverged."""
+    if not by or any(not k.startswith("val_") for k in by):
+        raise ValueError(f"select_best: by must name validation metrics, got {tuple(by)}")
     finished = [r.get("stopped_epoch", "") == "" for r in rows]
     alive = [
         r for r, f in zip(rows, finished, strict=True)
@@ -141,13 +148,13 @@ def select_best(rows: Sequence[dict[str, Any]]) -> int | None:
         return None
     fewest = min(int(r["diverged"]) for r in alive)
     candidates = [
-        (float(r["val_accuracy_mean"]), float(r["val_ll_mean"]), -i)
+        (*(float(r[f"{k}_mean"]) for k in by), -i)
         for i, r in enumerate(rows)
         if finished[i]
         and int(r["diverged"]) == fewest
-        and not math.isnan(float(r["val_accuracy_mean"]))
+        and not math.isnan(float(r[f"{by[0]}_mean"]))
     ]
-    return -max(candidates)[2] if candidates else None
+    return -max(candidates)[-1] if candidates else None
 
 
 def selection_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
