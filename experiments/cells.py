@@ -1,0 +1,227 @@
+"""What the research answers share: a config trained through ``deepmle.sweep`` into a run
+directory a rerun resumes, each shape's learning rate selected on validation, and a cell's
+numbers over its seeds with 95% Student-t intervals.
+
+A *cell* is one (hidden sizes, learning rate) of a run; its *members* are one per seed. The
+selection is the library's (``deepmle.analysis.report.select_best``): among a shape's learning
+rates that lost the fewest seeds to divergence, the highest mean validation accuracy (or
+another validation metric); test metrics are reported for the selected cell only. A diverged
+member is left out of its cell's means (the cell's ``diverged`` count says how many) and out of
+the paired differences.
+
+Imported by the scripts beside it (``python experiments/<name>.py`` puts this folder first on
+``sys.path``).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from deepmle import config as config_lib
+from deepmle import data, sweep
+from deepmle.analysis import report, stats
+from deepmle.errors import UserError
+from deepmle.runs.results import GroupResult, RunResults
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "experiments" / "results"
+CONFIGS = ROOT / "configs"
+
+
+NOTES_PAIR = (1, 2)
+"""The notes' task: is the digit a 1 (Y = 1) or a 2?"""
+
+
+def studied_pairs(pairs_json: Path) -> list[tuple[int, int]]:
+    """1 v 2 and the hardest pair research answer 2 found (ranked on validation; the first of
+    ``hardest`` in ``pairs_json``), once if they are the same."""
+    try:
+        hardest = tuple(json.loads(pairs_json.read_text())["hardest"][0])
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise UserError(
+            f"{pairs_json}: no hardest pair in it ({e}); run python experiments/pairs.py"
+        ) from None
+    return [NOTES_PAIR] if hardest == NOTES_PAIR else [NOTES_PAIR, hardest]
+
+
+def pairs_json_argument(ap: argparse.ArgumentParser) -> None:
+    """--pairs-json: where the hardest pair is read from."""
+    ap.add_argument(
+        "--pairs-json",
+        type=Path,
+        default=RESULTS / "pairs.json",
+        help="research answer 2's results, whose hardest pair is studied beside 1 v 2",
+    )
+
+
+class Cell(NamedTuple):
+    """One shape's selected learning rate and its members' final metrics.
+
+    ``values[metric]`` is float64 [seeds], NaN for a member that diverged, so two cells of one
+    run are paired by seed index: members that share a seed share its minibatch order."""
+
+    hidden: tuple[int, ...]
+    lr: float
+    lr_at_edge: bool
+    seeds: int
+    diverged: int
+    values: dict[str, np.ndarray]
+
+    def summary(self, metric: str) -> dict[str, float]:
+        """Mean and 95% half-width over the members that did not diverge, and their n."""
+        v = self.values[metric]
+        mean, ci = stats.mean_ci95(v[np.isfinite(v)])
+        return {"mean": mean, "ci95": ci, "n": int(np.isfinite(v).sum())}
+
+    def record(self, metrics: Sequence[str]) -> dict[str, Any]:
+        """JSON-ready: the selection and each metric's summary."""
+        return {
+            "hidden_sizes": list(self.hidden),
+            "selected_lr": self.lr,
+            "selected_lr_at_edge": self.lr_at_edge,
+            "seeds": self.seeds,
+            "diverged_seeds": self.diverged,
+            **{m: self.summary(m) for m in metrics},
+        }
+
+
+def paired(a: Cell, b: Cell, metric: str) -> dict[str, float]:
+    """a − b of ``metric`` paired by seed, over the seeds where neither diverged: mean, 95%
+    half-width and n."""
+    mean, ci = stats.paired_diff_ci95(a.values[metric], b.values[metric])
+    n = int((np.isfinite(a.values[metric]) & np.isfinite(b.values[metric])).sum())
+    return {"mean": mean, "ci95": ci, "n": n}
+
+
+def cell(group: GroupResult, li: int) -> Cell:
+    """The cell of ``group`` at learning-rate index ``li``."""
+    diverged = group.final["diverged_epoch"][:, li] >= 0
+    values = {
+        k: np.where(diverged, np.nan, np.asarray(v[:, li], np.float64))
+        for k, v in group.final.items()
+        if k not in ("diverged_epoch", "diverged_reason")
+    }
+    for split in ("val", "test"):  # error rates read more easily than accuracies near 100%
+        values[f"{split}_error"] = 1.0 - values[f"{split}_accuracy"]
+    lrs = [float(x) for x in group.learning_rates]
+    lr = lrs[li]
+    edge = len(lrs) > 1 and lr in (min(lrs), max(lrs))
+    return Cell(tuple(group.hidden), lr, edge, len(group.seeds), int(diverged.sum()), values)
+
+
+def select(group: GroupResult, by: Sequence[str] = report.SELECT_BY) -> Cell:
+    """The cell of ``group`` (one shape) whose learning rate the library selects on ``by``."""
+    rows = report.summary_rows([group])
+    best = report.select_best(rows, by)
+    if best is None:
+        raise RuntimeError(f"every member of hidden {group.hidden} diverged at every lr")
+    return cell(group, best)
+
+
+def train(cfg: config_lib.Config, runs_dir: Path, name: str) -> tuple[RunResults, data.Dataset]:
+    """``cfg`` trained into ``runs_dir/name``, and the data it trained on; a rerun with the
+    same config reuses the groups already saved there (a killed study resumes where it
+    stopped)."""
+    ds = data.load(cfg.data)
+    return sweep.run(cfg, ds, runs_dir / name).results, ds
+
+
+def trained_s(results: RunResults) -> float:
+    """Seconds its groups took to compile and train when they were trained (kept in each
+    group's info, so a resumed study still reports what a cold run costs)."""
+    return float(sum(g.info.get("wall_s", 0.0) for g in results.groups))
+
+
+def lr_table(group: GroupResult) -> list[dict[str, Any]]:
+    """Every learning rate of one shape: its diverged seeds and mean validation accuracy and
+    LL (what the selection saw), with the selected one marked."""
+    return [
+        {
+            "lr": r["learning_rate"],
+            "diverged_seeds": r["diverged"],
+            "val_accuracy_mean": r["val_accuracy_mean"],
+            "val_ll_mean": r["val_ll_mean"],
+            "selected": r["selected"],
+        }
+        for r in report.summary_rows([group])
+    ]
+
+
+def sampling_ci95(error: float, n: int) -> float:
+    """Half-width of the normal-approximation 95% interval of an error rate measured on n
+    test digits: what a fresh test set of the same size could move it, which the interval
+    over seeds (training randomness on one test set) does not include."""
+    return float(1.96 * np.sqrt(error * (1.0 - error) / n))
+
+
+def arguments(
+    doc: str, default_runs: str, more: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
+    """The answers' common command line (--smoke, --out and --runs) and ``more`` of a script."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if more is not None:
+        more(ap)
+    ap.add_argument("--smoke", action="store_true", help="a tiny plan in seconds, into a temp dir")
+    ap.add_argument("--out", type=Path, help="JSON and PNG (default experiments/results)")
+    ap.add_argument(
+        "--runs",
+        type=Path,
+        help=f"its run directories, resumed by a rerun (default {default_runs}; smoke: temp)",
+    )
+    args = ap.parse_args()
+    if args.smoke:
+        tmp = Path(tempfile.mkdtemp(prefix="deepmle-smoke-"))
+        args.out = args.out or tmp / "results"
+        args.runs = args.runs or tmp / "runs"
+    args.out = args.out or RESULTS
+    args.runs = args.runs or ROOT / default_runs
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _finite(x: Any) -> Any:
+    """NaN (no interval from one seed) as null: JSON has no NaN."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
+
+
+def entry(main: Callable[[], None]) -> int:
+    """Run a script's ``main`` as the deepmle command runs: bad input (a config, a run
+    directory holding another study, a missing pairs.json) is one line and exit code 2;
+    Ctrl-C keeps the runs already saved, which a rerun resumes."""
+    name = Path(sys.argv[0]).name
+    try:
+        main()
+    except UserError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; finished runs are saved, re-run to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    """``record`` as indented JSON (NaN as null), written atomically: a temporary file, then
+    a rename, so a killed script leaves the previous file whole."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(_finite(record), indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def fmt(s: dict[str, float], scale: float = 100.0, digits: int = 2) -> str:
+    """'m ± h' of a summary, ×``scale`` (percent points by default)."""
+    mean = round(scale * s["mean"], digits) + 0.0  # never "-0.00"
+    return f"{mean:.{digits}f} ± {scale * s['ci95']:.{digits}f}"

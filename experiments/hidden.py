@@ -1,0 +1,172 @@
+"""Research answer 1: what does the hidden layer buy?
+
+    python experiments/hidden.py            # experiments/results/hidden.{json,png}
+    python experiments/hidden.py --smoke    # seconds, into a temporary directory
+
+configs/hidden.toml (logistic regression, hidden_sizes = [], against one sigmoid hidden layer
+of 8, 16, 32, 64 and 128 cells) on 1 vs 2 and on the hardest pair of research answer 2 (the
+first of ``hardest`` in experiments/results/pairs.json, ranked on validation; --pairs-json).
+Each shape gets its own learning rate, selected on validation accuracy (deepmle's selection);
+test error is reported for the selected cells only, mean ± 95% t-interval over seeds, and each
+width is compared with logistic regression paired by seed (logistic − width: what the hidden
+layer buys, in points of test error). Run directories go to runs/hidden/<a>v<b> (--runs).
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deepmle import config, runtime
+
+import cells
+
+METRICS = ("val_error", "test_error", "val_ll", "test_ll")
+SMOKE_SET = (
+    "model.hidden_sizes=[[], [8]]",
+    "train.epochs=1",
+    "train.seeds=2",
+    "train.learning_rate=[1.0, 3.0]",
+)
+
+
+def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict:
+    """Every shape's selected cell on one pair, and each width minus logistic regression."""
+    a, b = pair
+    cfg = config.load(cells.CONFIGS / "hidden.toml", [f"data.digits=[{a}, {b}]", *overrides])
+    res, ds = cells.train(cfg, runs, f"{a}v{b}")
+    selected = {h: cells.select(res.group(h)) for h in cfg.model.hidden_sizes}
+    logistic = selected[()]
+    shapes = []
+    for h, c in selected.items():
+        shapes.append(
+            {
+                **c.record(METRICS),
+                "width": sum(h),
+                "by_lr": cells.lr_table(res.group(h)),
+                "logistic_minus_this": {m: cells.paired(logistic, c, m) for m in METRICS},
+            }
+        )
+        shapes[-1]["test_error"]["sampling_ci95"] = cells.sampling_ci95(
+            c.summary("test_error")["mean"], int(ds.test.y.shape[0])
+        )
+    return {
+        "pair": [a, b],
+        "n_train": int(ds.train.y.shape[0]),
+        "n_val": int(ds.validation.y.shape[0]),
+        "n_test": int(ds.test.y.shape[0]),
+        "shapes": shapes,
+        "trained_s": round(cells.trained_s(res), 1),
+    }
+
+
+def draw(studies: list[dict], plan: dict, path: Path) -> None:
+    """hidden.png, per pair: test error of every selected shape (width 0 is logistic
+    regression) with its 95% intervals, and logistic − width paired by seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    colors = ("tab:blue", "tab:red", "tab:green")
+    for s, color in zip(studies, colors, strict=False):
+        label = f"{s['pair'][0]} v {s['pair'][1]}"
+        widths = [sh["width"] for sh in s["shapes"]]
+        x = np.arange(len(widths))
+        err = [sh["test_error"] for sh in s["shapes"]]
+        m = np.array([100 * e["mean"] for e in err])
+        shade = np.array([100 * e["sampling_ci95"] for e in err])
+        axes[0].fill_between(x, m - shade, m + shade, color=color, alpha=0.12)
+        axes[0].errorbar(x, m, yerr=[100 * e["ci95"] for e in err], fmt="o-", color=color,
+                         capsize=3, label=label)  # fmt: skip
+        for xx, mm, sh in zip(x, m, s["shapes"], strict=True):
+            axes[0].annotate(f"lr {sh['selected_lr']:g}", (xx, mm), xytext=(5, -11),
+                             textcoords="offset points", fontsize=7, color=color)  # fmt: skip
+        d = [sh["logistic_minus_this"]["test_error"] for sh in s["shapes"]][1:]
+        axes[1].errorbar(x[1:], [100 * v["mean"] for v in d], yerr=[100 * v["ci95"] for v in d],
+                         fmt="o-", color=color, capsize=3, label=label)  # fmt: skip
+        for xx, v in zip(x[1:], d, strict=True):
+            axes[1].annotate(cells.fmt(v), (xx, 100 * v["mean"]), xytext=(5, 5),
+                             textcoords="offset points", fontsize=7, color=color)  # fmt: skip
+    ticks = ["logistic" if w == 0 else str(w) for w in widths]
+    axes[0].set(
+        xticks=x, xticklabels=ticks, xlabel="hidden cells (one sigmoid layer)",
+        ylabel="test error (%), validation-selected lr",
+        title="test error: bars 95% over seeds, shade 95% test sampling",
+    )  # fmt: skip
+    axes[1].axhline(0, color="black", lw=0.8)
+    axes[1].set(
+        xticks=x[1:], xticklabels=ticks[1:], xlabel="hidden cells",
+        ylabel="logistic − network test error (points)",
+        title="what the hidden layer buys (paired by seed, 95%)",
+    )  # fmt: skip
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(
+        f"{plan['seeds']} seeds, {plan['epochs']} epochs, lr per shape selected on validation "
+        f"among {plan['learning_rates']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = cells.arguments(__doc__, "runs/hidden", cells.pairs_json_argument)
+    pairs_json = args.pairs_json.resolve()
+    runtime.setup()
+    overrides = SMOKE_SET if args.smoke else ()
+    base = config.load(cells.CONFIGS / "hidden.toml", list(overrides))
+    pairs = cells.studied_pairs(pairs_json)
+    plan = {
+        "config": "configs/hidden.toml",
+        "overrides": list(overrides),
+        "pairs": [list(p) for p in pairs],
+        "hardest_from": str(pairs_json),
+        "hidden_sizes": [list(h) for h in base.model.hidden_sizes],
+        "learning_rates": list(base.train.learning_rate),
+        "seeds": base.train.seeds,
+        "epochs": base.train.epochs,
+    }
+    started = time.perf_counter()
+    studies = []
+    for pair in pairs:
+        t = time.perf_counter()
+        studies.append(study(pair, overrides, args.runs))
+        print(f"{pair[0]} v {pair[1]}: {time.perf_counter() - t:.0f} s", flush=True)
+    wall = time.perf_counter() - started
+    record = {
+        "question": "What does the hidden layer buy?",
+        "command": "python experiments/hidden.py" + (" --smoke" if args.smoke else ""),
+        "plan": plan,
+        "selection": "per pair and shape, the learning rate the library selects on validation "
+        "(fewest diverged seeds, then mean validation accuracy, ties validation LL); test "
+        "numbers for the selected cells only",
+        "intervals": "ci95: 95% Student-t over seeds (n seeds that did not diverge, or pairs of "
+        "seeds for a difference); sampling_ci95: 1.96·sqrt(e(1−e)/n_test)",
+        "wall_s": round(wall, 1),
+        "trained_s": round(sum(s["trained_s"] for s in studies), 1),
+        "cpu_cores": os.cpu_count(),
+        "studies": studies,
+    }
+    cells.write_json(args.out / "hidden.json", record)
+    draw(studies, plan, args.out / "hidden.png")
+    for s in studies:
+        print(f"{s['pair'][0]} v {s['pair'][1]}: test error %, and logistic − it (points):")
+        for sh in s["shapes"]:
+            name = "logistic" if sh["width"] == 0 else f"784-{sh['width']}-1"
+            d = sh["logistic_minus_this"]["test_error"]
+            print(
+                f"  {name:10} lr {sh['selected_lr']:<5g} {cells.fmt(sh['test_error'])}"
+                + ("" if sh["width"] == 0 else f"   buys {cells.fmt(d)} (n = {d['n']})")
+            )
+    print(f"wrote {args.out / 'hidden.json'} and hidden.png in {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(cells.entry(main))

@@ -1,0 +1,120 @@
+"""The research answers (experiments/pairs.py, hidden.py, calibration.py) end to end in their
+smoke form, in real subprocesses, so that they cannot rot; and what they share (cells.py)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXPERIMENTS = Path(__file__).parent.parent / "experiments"
+sys.path.insert(0, str(EXPERIMENTS))
+from deepmle.errors import UserError  # noqa: E402
+
+import cells  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(script: str, *args: str, env: dict, code: int = 0) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, str(EXPERIMENTS / script), "--smoke", *args],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_the_three_answers_run_and_write_what_they_claim(tmp_path):
+    # one compilation cache for the three, as on a researcher's machine: hidden.py's smoke
+    # trains the very programs pairs.py's smoke compiled
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    _run("pairs.py", "--out", str(out), "--runs", str(runs / "pairs"), env=env)
+    pairs = json.loads((out / "pairs.json").read_text())
+    plan = pairs["plan"]
+    assert [r["pair"] for r in pairs["pairs"]] == [[1, 2], [1, 7], [2, 7]]
+    for r in pairs["pairs"]:
+        for shape in ("network", "logistic"):
+            cell = r[shape]
+            assert cell["selected_lr"] in plan["learning_rates"]
+            assert 0 <= cell["test_error"]["mean"] < 0.2 and cell["test_error"]["n"] == 2
+            assert cell["test_error"]["sampling_ci95"] > 0
+        assert r["n_train"] + r["n_val"] > 10_000 and r["n_test"] > 1_500
+    by_val = sorted(pairs["pairs"], key=lambda r: -r["network"]["val_error"]["mean"])
+    assert pairs["hardest"] == [r["pair"] for r in by_val]  # ranked on validation, not test
+    hardest = tuple(pairs["hardest"][0])
+
+    pairs_json = ("--pairs-json", str(out / "pairs.json"))
+    _run("hidden.py", "--out", str(out), "--runs", str(runs / "hidden"), *pairs_json, env=env)
+    hidden = json.loads((out / "hidden.json").read_text())
+    assert [s["pair"] for s in hidden["studies"]] == [
+        [1, 2],
+        *([list(hardest)] * (hardest != (1, 2))),
+    ]
+    for s in hidden["studies"]:
+        logistic, net = s["shapes"]
+        assert (logistic["width"], net["width"]) == (0, 8)
+        assert logistic["logistic_minus_this"]["test_error"]["mean"] == 0
+        d = net["logistic_minus_this"]["test_error"]
+        errors = (logistic["test_error"]["mean"], net["test_error"]["mean"])
+        assert d["mean"] == pytest.approx(errors[0] - errors[1], abs=1e-9)  # no seed diverged
+
+    common = ("--out", str(out), "--runs", str(runs / "calibration"), *pairs_json)
+    _run("calibration.py", *common, env=env)
+    cal = json.loads((out / "calibration.json").read_text())
+    for s in cal["studies"]:
+        assert len(s["cells"]) == 2 * 2  # widths × learning rates
+        for c in s["cells"]:
+            assert c["test_ece"]["mean"] >= 0 and c["test_ece_reference"]["mean"] > 0
+            assert math.exp(c["log_temperature"]["mean"]) == pytest.approx(
+                c["temperature"]["mean"], rel=0.5
+            )
+        assert set(s["selected"]) == {"val_accuracy", "val_ll"}
+        if s["same_cell"]:
+            assert all(d["mean"] == 0 for d in s["accuracy_minus_ll_selected"].values())
+    for name in ("pairs.png", "hidden.png", "calibration.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+
+    # a rerun reuses the saved runs (nothing retrains) and reproduces the numbers exactly
+    first = (out / "calibration.json").read_text()
+    _run("calibration.py", *common, env=env)
+    again = json.loads((out / "calibration.json").read_text())
+    assert again["studies"] == json.loads(first)["studies"]
+
+
+def test_a_missing_pairs_json_is_one_clear_line(tmp_path):
+    with pytest.raises(UserError, match=r"run python experiments/pairs\.py"):
+        cells.studied_pairs(tmp_path / "nowhere.json")
+    (tmp_path / "p.json").write_text(json.dumps({"hardest": [[4, 9]]}))
+    assert cells.studied_pairs(tmp_path / "p.json") == [(1, 2), (4, 9)]
+
+
+def test_json_has_no_nan_and_is_replaced_whole(tmp_path):
+    path = tmp_path / "r.json"
+    cells.write_json(path, {"ci95": math.nan, "values": [1.0, np.inf]})
+    assert json.loads(path.read_text()) == {"ci95": None, "values": [1.0, None]}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+@pytest.mark.slow
+def test_another_studys_run_directory_is_refused_in_one_line_and_left_alone(tmp_path):
+    (tmp_path / "pairs.json").write_text(json.dumps({"hardest": [[1, 2]]}))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    common = ("--out", str(tmp_path), "--pairs-json", str(tmp_path / "pairs.json"))
+    _run("hidden.py", *common, "--runs", str(tmp_path / "runs"), env=env)
+
+    def files():  # the results; .deepmle-lock names the last process that held the directory
+        runs = (tmp_path / "runs").rglob("*")
+        return {p: p.read_bytes() for p in runs if p.is_file() and p.name != ".deepmle-lock"}
+
+    before = files()
+    done = _run("calibration.py", *common, "--runs", str(tmp_path / "runs"), env=env, code=2)
+    line = done.stderr.strip()
+    assert "\n" not in line and line.startswith("calibration.py: error:") and "1v2" in line
+    assert files() == before and len(before) > 5
