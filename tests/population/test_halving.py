@@ -270,12 +270,15 @@ def test_kill_9_mid_rung_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
 
     from ..helpers import deepmle_process, finish, wait_for
 
-    grid = ["--no-cache", "--set", "model.hidden_sizes=[[16], [32], [64]]",
+    grid = ["--set", "model.hidden_sizes=[[16], [32], [64]]",
             "--set", "train.learning_rate={ log_uniform = [0.01, 10.0], samples = 9 }",
-            "--set", "train.seeds=8", "--set", "train.epochs=9",
+            "--set", "train.seeds=4", "--set", "train.epochs=9",
             "--set", "search.eta=2"]  # fmt: skip
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    proc = deepmle_process(killed, *grid, config="halving.toml")
+    # one compilation cache, cold for the killed run: the resumed and the whole run reuse its
+    # programs (the same compiled code, so the bytes compared below cannot depend on it)
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = deepmle_process(killed, *grid, config="halving.toml", extra_env=cache)
     wait_for(killed / "groups" / "rungs.json", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -285,10 +288,10 @@ def test_kill_9_mid_rung_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
     assert saved is not None, problem
     assert saved[1]["rung"] < 4 and not (killed / "meta.json").exists()  # killed mid-run
 
-    code, _, err = finish(deepmle_process(killed, *grid, config="halving.toml"))
+    code, _, err = finish(deepmle_process(killed, *grid, config="halving.toml", extra_env=cache))
     assert code == 0, err
     assert f"resuming successive halving after rung {saved[1]['rung']}" in err
-    code, _, err = finish(deepmle_process(whole, *grid, config="halving.toml"))
+    code, _, err = finish(deepmle_process(whole, *grid, config="halving.toml", extra_env=cache))
     assert code == 0, err
     for name in ("params.npz", "members.csv", "curves.csv", "summary.csv"):
         assert (killed / name).read_bytes() == (whole / name).read_bytes(), name
