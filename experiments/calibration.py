@@ -149,12 +149,12 @@ def draw(studies: list[dict], plan: dict, path: Path) -> None:
         row[0].set(xscale="log", xlabel="learning rate", ylabel="test ECE (15 equal-mass bins)",
                    title=f"{label}: ECE (o) and its reference (x)")  # fmt: skip
         row[1].axhline(1.0, color="black", lw=0.8)
-        row[1].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        row[1].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        row[1].set_yticks([0.5, 0.7, 1.0, 1.4, 2.0])
         row[1].set(xscale="log", yscale="log", xlabel="learning rate",
                    ylabel="T fitted on validation (geometric mean)",
                    title=f"{label}: T > 1 = over-confident")  # fmt: skip
+        row[1].set_yticks([0.5, 0.7, 1.0, 1.4, 2.0])
+        row[1].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        row[1].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         for ax, metric, name in ((row[2], "test_ece", "ECE"), (row[3], "test_brier", "Brier")):
             for k, c in enumerate(s["selected"].values()):
                 before, after = c[metric], c[f"{metric}_ts"]

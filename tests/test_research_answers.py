@@ -13,6 +13,8 @@ import pytest
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 sys.path.insert(0, str(EXPERIMENTS))
+import pairs  # noqa: E402
+
 from deepmle.errors import UserError  # noqa: E402
 
 import cells  # noqa: E402
@@ -118,3 +120,18 @@ def test_another_studys_run_directory_is_refused_in_one_line_and_left_alone(tmp_
     line = done.stderr.strip()
     assert "\n" not in line and line.startswith("calibration.py: error:") and "1v2" in line
     assert files() == before and len(before) > 5
+
+
+def test_pairs_are_ranked_on_validation_never_on_test():
+    def record(pair, val, test, val_gap, test_gap):
+        s = lambda m: {"mean": m, "ci95": 0.0, "n": 8}  # noqa: E731
+        return {
+            "pair": pair,
+            "network": {"val_error": s(val), "test_error": s(test)},
+            "logistic_minus_network": {"val_error": s(val_gap), "test_error": s(test_gap)},
+        }
+
+    # on test the order of both rankings is the reverse of validation's
+    records = [record([4, 9], 0.01, 0.03, 0.002, 0.02), record([7, 9], 0.02, 0.01, 0.02, 0.001)]
+    assert [r["pair"] for r in pairs.hardest(records)] == [[7, 9], [4, 9]]
+    assert [r["pair"] for r in pairs.hidden_matters(records)] == [[7, 9], [4, 9]]
