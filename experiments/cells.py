@@ -182,7 +182,10 @@ def arguments(
         args.runs = args.runs or tmp / "runs"
     args.out = args.out or RESULTS
     args.runs = args.runs or ROOT / default_runs
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {args.out}: cannot make this folder ({e.strerror})") from None
     return args
 
 
