@@ -136,8 +136,11 @@ def study(plan: Plan, ds: data.Dataset, runs_dir: Path) -> dict:
         t = time.perf_counter()
         cfg = sweep_config(plan, activation)
         trained = sweep.run(cfg, ds, runs_dir / activation).results
-        one_epoch = replace(cfg, train=replace(cfg.train, epochs=1))
-        after_one = sweep.run(one_epoch, ds, runs_dir / f"{activation}_epoch1").results
+        if plan.epochs == 1:  # the smoke plan: the trained members are "after one epoch"
+            after_one = trained
+        else:
+            one_epoch = replace(cfg, train=replace(cfg.train, epochs=1))
+            after_one = sweep.run(one_epoch, ds, runs_dir / f"{activation}_epoch1").results
         out[activation] = {}
         for depth, hidden in zip(plan.depths, cfg.model.hidden_sizes, strict=True):
             cell = select(trained.group(hidden), plan)
