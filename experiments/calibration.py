@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmle import config, runtime
+from deepmle import runtime
 from deepmle.analysis import report
 from deepmle.runs.results import group_name
 
@@ -60,7 +60,7 @@ def before_after(c: cells.Cell) -> dict:
 def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict:
     """Every cell's calibration on one pair, and the two selections compared."""
     a, b = pair
-    cfg = config.load(cells.CONFIGS / "calibration.toml", [f"data.digits=[{a}, {b}]", *overrides])
+    cfg = cells.pair_config("calibration", pair, overrides)
     res, ds = cells.train(cfg, runs, f"{a}v{b}")
     grid = []
     for g in res.groups:
@@ -197,24 +197,12 @@ def main() -> None:
     pairs_json = args.pairs_json.resolve()
     runtime.setup()
     overrides = SMOKE_SET if args.smoke else ()
-    base = config.load(cells.CONFIGS / "calibration.toml", list(overrides))
     pairs = cells.studied_pairs(pairs_json)
-    plan = {
-        "config": "configs/calibration.toml",
-        "overrides": list(overrides),
-        "pairs": [list(p) for p in pairs],
-        "hardest_from": str(pairs_json),
-        "hidden_sizes": [list(h) for h in base.model.hidden_sizes],
-        "learning_rates": list(base.train.learning_rate),
-        "seeds": base.train.seeds,
-        "epochs": base.train.epochs,
-    }
+    plan = cells.plan(
+        "calibration", overrides, pairs=[list(p) for p in pairs], hardest_from=str(pairs_json)
+    )
     started = time.perf_counter()
-    studies = []
-    for pair in pairs:
-        t = time.perf_counter()
-        studies.append(study(pair, overrides, args.runs))
-        print(f"{pair[0]} v {pair[1]}: {time.perf_counter() - t:.0f} s", flush=True)
+    studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs))
     wall = time.perf_counter() - started
     record = {
         "question": "Is ŷ a probability?",

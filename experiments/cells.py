@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -123,6 +124,37 @@ def select(group: GroupResult, by: Sequence[str] = report.SELECT_BY) -> Cell:
     if best is None:
         raise RuntimeError(f"every member of hidden {group.hidden} diverged at every lr")
     return cell(group, best)
+
+
+def pair_config(name: str, pair: Sequence[int], overrides: Sequence[str]) -> config_lib.Config:
+    """configs/<name>.toml with its digits replaced by ``pair`` and ``overrides`` applied."""
+    a, b = pair
+    return config_lib.load(CONFIGS / f"{name}.toml", [f"data.digits=[{a}, {b}]", *overrides])
+
+
+def plan(name: str, overrides: Sequence[str], **more: Any) -> dict[str, Any]:
+    """What a study trains, for its JSON: the config, the overrides (the smoke form's), what
+    ``more`` adds, and the grid the config resolves to."""
+    base = config_lib.load(CONFIGS / f"{name}.toml", list(overrides))
+    return {
+        "config": f"configs/{name}.toml",
+        "overrides": list(overrides),
+        **more,
+        "hidden_sizes": [list(h) for h in base.model.hidden_sizes],
+        "learning_rates": list(base.train.learning_rate),
+        "seeds": base.train.seeds,
+        "epochs": base.train.epochs,
+    }
+
+
+def each_pair(pairs: Sequence[tuple[int, int]], study: Callable[[tuple[int, int]], dict]) -> list:
+    """``study(pair)`` for every pair, in order, each timed on the terminal."""
+    out = []
+    for pair in pairs:
+        t = time.perf_counter()
+        out.append(study(pair))
+        print(f"{pair[0]} v {pair[1]}: {time.perf_counter() - t:.0f} s", flush=True)
+    return out
 
 
 def train(cfg: config_lib.Config, runs_dir: Path, name: str) -> tuple[RunResults, data.Dataset]:

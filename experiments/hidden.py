@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmle import config, runtime
+from deepmle import runtime
 
 import cells
 
@@ -35,7 +35,7 @@ SMOKE_SET = (
 def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict:
     """Every shape's selected cell on one pair, and each width minus logistic regression."""
     a, b = pair
-    cfg = config.load(cells.CONFIGS / "hidden.toml", [f"data.digits=[{a}, {b}]", *overrides])
+    cfg = cells.pair_config("hidden", pair, overrides)
     res, ds = cells.train(cfg, runs, f"{a}v{b}")
     selected = {h: cells.select(res.group(h)) for h in cfg.model.hidden_sizes}
     logistic = selected[()]
@@ -121,24 +121,12 @@ def main() -> None:
     pairs_json = args.pairs_json.resolve()
     runtime.setup()
     overrides = SMOKE_SET if args.smoke else ()
-    base = config.load(cells.CONFIGS / "hidden.toml", list(overrides))
     pairs = cells.studied_pairs(pairs_json)
-    plan = {
-        "config": "configs/hidden.toml",
-        "overrides": list(overrides),
-        "pairs": [list(p) for p in pairs],
-        "hardest_from": str(pairs_json),
-        "hidden_sizes": [list(h) for h in base.model.hidden_sizes],
-        "learning_rates": list(base.train.learning_rate),
-        "seeds": base.train.seeds,
-        "epochs": base.train.epochs,
-    }
+    plan = cells.plan(
+        "hidden", overrides, pairs=[list(p) for p in pairs], hardest_from=str(pairs_json)
+    )
     started = time.perf_counter()
-    studies = []
-    for pair in pairs:
-        t = time.perf_counter()
-        studies.append(study(pair, overrides, args.runs))
-        print(f"{pair[0]} v {pair[1]}: {time.perf_counter() - t:.0f} s", flush=True)
+    studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs))
     wall = time.perf_counter() - started
     record = {
         "question": "What does the hidden layer buy?",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmle import config, runtime
+from deepmle import runtime
 
 import cells
 
@@ -40,17 +40,12 @@ SMOKE_SET = (
 TOP = 5
 
 
-def pair_config(a: int, b: int, overrides: tuple[str, ...]) -> config.Config:
-    """configs/pairs.toml for digits (a, b)."""
-    return config.load(cells.CONFIGS / "pairs.toml", [f"data.digits=[{a}, {b}]", *overrides])
-
-
 def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: Path) -> list[dict]:
     """One record per pair: both shapes' selected cells and their paired difference."""
     out = []
     for a, b in combinations(digits, 2):
         t = time.perf_counter()
-        cfg = pair_config(a, b, overrides)
+        cfg = cells.pair_config("pairs", (a, b), overrides)
         res, ds = cells.train(cfg, runs, f"{a}v{b}")
         network = next(h for h in cfg.model.hidden_sizes if h)  # beside logistic regression ()
         net, lin = cells.select(res.group(network)), cells.select(res.group(()))
@@ -173,17 +168,8 @@ def main() -> None:
     runtime.setup()
     digits = SMOKE_DIGITS if args.smoke else tuple(range(10))
     overrides = SMOKE_SET if args.smoke else ()
-    base = pair_config(1, 2, overrides)
-    plan = {
-        "config": "configs/pairs.toml",
-        "overrides": list(overrides),
-        "digits": list(digits),
-        "hidden_sizes": [list(h) for h in base.model.hidden_sizes],
-        "network": list(next(h for h in base.model.hidden_sizes if h)),
-        "learning_rates": list(base.train.learning_rate),
-        "seeds": base.train.seeds,
-        "epochs": base.train.epochs,
-    }
+    plan = cells.plan("pairs", overrides, digits=list(digits))
+    plan["network"] = next(h for h in plan["hidden_sizes"] if h)
     started = time.perf_counter()
     records = study(digits, overrides, args.runs)
     wall = time.perf_counter() - started
