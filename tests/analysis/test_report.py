@@ -79,6 +79,17 @@ def test_ties_go_to_the_higher_validation_ll():
     assert [r["selected"] for r in rows] == [False, True]
 
 
+def test_the_same_correct_count_is_a_tie_whatever_float32_makes_of_it():
+    n = 1270  # 1 vs 2's validation digits
+    a = np.array([[1260, 1259], [1259, 1260]], dtype=np.float64)  # two cells, 2519 correct each
+    acc = (a / n).astype(np.float32).astype(np.float64)
+    acc[:, 1] = np.array([1259.5 / n - 4e-9, 1259.5 / n + 5e-9])  # as float32 noise leaves it
+    assert acc[:, 0].mean() != acc[:, 1].mean()
+    ll = np.array([[-0.05, -0.04], [-0.05, -0.04]])  # the second is the more likely
+    rows = report.summary_rows([_group((8,), [0.1, 1.0], acc, val_ll=ll)])
+    assert report.select_best(rows) == 1
+
+
 def test_selection_can_maximise_validation_ll_instead_and_never_a_test_metric():
     acc = np.array([[0.99, 0.98], [0.99, 0.98]])  # lr 0.1 is more accurate ...
     ll = np.array([[-0.06, -0.04], [-0.06, -0.04]])  # ... lr 1.0 more likely
