@@ -29,7 +29,19 @@ import cells
 
 CALIBRATION = ("test_brier", "test_ece", "test_ece_reference", "temperature", "log_temperature")
 AFTER = ("test_ll_ts", "test_brier_ts", "test_ece_ts", "test_ece_reference_ts")
-METRICS = ("val_accuracy", "val_ll", "test_error", "test_ll", *CALIBRATION, *AFTER)
+DERIVED = {
+    "log_temperature": lambda v: np.log(v["temperature"]),
+    "ece_excess": lambda v: v["test_ece"] - v["test_ece_reference"],
+    "ece_excess_ts": lambda v: v["test_ece_ts"] - v["test_ece_reference_ts"],
+    "scaling_ece": lambda v: v["test_ece_ts"] - v["test_ece"],
+    "scaling_brier": lambda v: v["test_brier_ts"] - v["test_brier"],
+    "scaling_nll": lambda v: v["test_ll"] - v["test_ll_ts"],
+}
+"""Per-seed quantities of a cell, so that their intervals are paired by seed: log T (T is a
+ratio: averaged as log T, shown as the geometric mean); ECE minus its own reference, before
+and after scaling (0 is "as calibrated as its ŷ can show"); and what temperature scaling did
+to the test ECE, Brier score and negative LL per example (after − before: > 0 is worse)."""
+METRICS = ("val_accuracy", "val_ll", "test_error", "test_ll", *CALIBRATION, *AFTER, *DERIVED)
 SELECTIONS = {
     "val_accuracy": report.SELECT_BY,
     "val_ll": ("val_ll", "val_accuracy"),
@@ -44,28 +56,20 @@ SMOKE_SET = (
 )
 
 
-def with_log_t(c: cells.Cell) -> cells.Cell:
-    """The cell with log T beside T: T is a ratio, so it is averaged on the log scale."""
-    return c._replace(values={**c.values, "log_temperature": np.log(c.values["temperature"])})
+def derived(c: cells.Cell) -> cells.Cell:
+    """The cell with the DERIVED per-seed values beside its metrics."""
+    return c._replace(values={**c.values, **{k: f(c.values) for k, f in DERIVED.items()}})
 
 
-def before_after(c: cells.Cell) -> dict:
-    """Test LL, Brier and ECE before minus after temperature scaling, paired by seed."""
-    return {
-        m: cells.paired(c, c._replace(values={**c.values, m: c.values[f"{m}_ts"]}), m)
-        for m in ("test_ll", "test_brier", "test_ece")
-    }
-
-
-def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict:
+def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -> dict:
     """Every cell's calibration on one pair, and the two selections compared."""
     a, b = pair
     cfg = cells.pair_config("calibration", pair, overrides)
-    res, ds = cells.train(cfg, runs, f"{a}v{b}")
+    res, ds = runs.train(cfg, f"{a}v{b}")
     grid = []
     for g in res.groups:
         for li in range(len(g.learning_rates)):
-            c = with_log_t(cells.cell(g, li))
+            c = derived(cells.cell(g, li))
             grid.append({**c.record(METRICS), "width": sum(g.hidden)})
     rows = report.summary_rows(res.groups)
     where = [(g, li) for g in res.groups for li in range(len(g.learning_rates))]
@@ -73,16 +77,17 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict
     for name, by in SELECTIONS.items():
         best = report.select_best(rows, by)
         if best is None:
-            raise RuntimeError(f"{a} v {b}: every member diverged")
-        chosen[name] = with_log_t(cells.cell(*where[best]))
+            raise cells.AllDiverged(f"{a} v {b}: every seed diverged at every width and lr")
+        chosen[name] = derived(cells.cell(*where[best]))
     acc, ll = chosen["val_accuracy"], chosen["val_ll"]
     per_width = []  # the same question within each width: which lr does each rule pick?
     for g in res.groups:
         shape_rows = report.summary_rows([g])
         picks = {name: report.select_best(shape_rows, by) for name, by in SELECTIONS.items()}
         if None in picks.values():
-            continue  # every member of this width diverged
-        c = {name: with_log_t(cells.cell(g, li)) for name, li in picks.items()}
+            per_width.append({"width": sum(g.hidden), "every_seed_diverged": True})
+            continue
+        c = {name: derived(cells.cell(g, li)) for name, li in picks.items()}
         per_width.append(
             {
                 "width": sum(g.hidden),
@@ -100,12 +105,7 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict
         "n_test": int(ds.test.y.shape[0]),
         "cells": grid,
         "selected": {
-            name: {
-                **c.record(METRICS),
-                "group": group_name(c.hidden),
-                "before_minus_after_scaling": before_after(c),
-            }
-            for name, c in chosen.items()
+            name: {**c.record(METRICS), "group": group_name(c.hidden)} for name, c in chosen.items()
         },
         "same_cell": (acc.hidden, acc.lr) == (ll.hidden, ll.lr),
         "accuracy_minus_ll_selected": {m: cells.paired(acc, ll, m) for m in COMPARED},
@@ -116,8 +116,10 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict
 
 def draw(studies: list[dict], plan: dict, path: Path) -> None:
     """calibration.png, one row per pair: test ECE against lr per width with its Bernoulli
-    reference, the fitted T against lr, and the two selected cells' ECE and Brier before and
-    after temperature scaling (bars: 95% over seeds)."""
+    reference, the fitted T against lr, and for the selected cell(s) ECE − reference (paired)
+    before and after temperature scaling, and what scaling changed (after − before, paired).
+    Bars and error bars: mean and 95% over seeds; a point over fewer seeds than the plan's
+    says its n."""
     import matplotlib
     import matplotlib.ticker
 
@@ -129,60 +131,65 @@ def draw(studies: list[dict], plan: dict, path: Path) -> None:
     for row, s in zip(axes, studies, strict=True):
         label = f"{s['pair'][0]} v {s['pair'][1]}"
         widths = sorted({c["width"] for c in s["cells"]})
+        lost = sorted({c["selected_lr"] for c in s["cells"] if c["test_ece"]["n"] == 0})
         for k, w in enumerate(widths):
             color = cmap(k / max(len(widths) - 1, 1))
-            cs = [c for c in s["cells"] if c["width"] == w]
-            lr = [c["selected_lr"] for c in cs]
-
-            def line(ax, key, scale=1.0, cs=cs, lr=lr, color=color, w=w, **kw):
-                m = np.array([scale * c[key]["mean"] for c in cs], dtype=float)
-                h = np.array([scale * c[key]["ci95"] for c in cs], dtype=float)
-                ax.errorbar(lr, m, yerr=h, color=color, capsize=3, **kw)
-
-            line(row[0], "test_ece", fmt="o-", label=f"{w} cells")
-            line(row[0], "test_ece_reference", fmt="x:", alpha=0.7, label=f"{w}: reference")
-            t = np.array([c["log_temperature"]["mean"] for c in cs], dtype=float)
-            th = np.array([c["log_temperature"]["ci95"] for c in cs], dtype=float)
+            cs = [c for c in s["cells"] if c["width"] == w and c["test_ece"]["n"] > 0]
+            lr = np.array([c["selected_lr"] for c in cs])
+            m = {key: np.array([c[key]["mean"] for c in cs], float) for key in
+                 ("test_ece", "test_ece_reference", "log_temperature")}  # fmt: skip
+            h = {key: np.array([c[key]["ci95"] or 0.0 for c in cs], float) for key in m}
+            row[0].errorbar(lr, m["test_ece"], yerr=h["test_ece"], fmt="o-", color=color,
+                            capsize=3, label=f"{w} cells")  # fmt: skip
+            row[0].errorbar(lr, m["test_ece_reference"], yerr=h["test_ece_reference"], fmt="x:",
+                            color=color, alpha=0.7, label=f"{w}: reference")  # fmt: skip
+            t, th = m["log_temperature"], h["log_temperature"]
             band = [np.exp(t) - np.exp(t - th), np.exp(t + th) - np.exp(t)]
             row[1].errorbar(lr, np.exp(t), yerr=band, fmt="o-", color=color, capsize=3,
                             label=f"{w} cells")  # fmt: skip
-        row[0].set(xscale="log", xlabel="learning rate", ylabel="test ECE (15 equal-mass bins)",
-                   title=f"{label}: ECE (o) and its reference (x)")  # fmt: skip
+            for c, x, y0, y1 in zip(cs, lr, m["test_ece"], np.exp(t), strict=True):
+                n = c["test_ece"]["n"]
+                for ax, y in ((row[0], y0), (row[1], y1)) if n < plan["seeds"] else ():
+                    ax.annotate(f"n={n}", (x, y), xytext=(4, 4), textcoords="offset points",
+                                fontsize=7, color=color)  # fmt: skip
+        note = f" (lr {', '.join(f'{x:g}' for x in lost)}: every seed diverged)" if lost else ""
+        row[0].set(xscale="log", xlabel="learning rate", ylabel="test ECE (15 equal-mass bins)")
+        row[0].set_title(f"{label}: ECE (o) and its reference (x){note}", fontsize=10)
         row[1].axhline(1.0, color="black", lw=0.8)
         row[1].set(xscale="log", yscale="log", xlabel="learning rate",
-                   ylabel="T fitted on validation (geometric mean)",
-                   title=f"{label}: T > 1 = over-confident")  # fmt: skip
+                   ylabel="T fitted on validation (geometric mean)")  # fmt: skip
+        row[1].set_title(f"{label}: T > 1 = over-confident, < 1 under-", fontsize=10)
         row[1].set_yticks([0.5, 0.7, 1.0, 1.4, 2.0])
         row[1].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         row[1].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        for ax, metric, name in ((row[2], "test_ece", "ECE"), (row[3], "test_brier", "Brier")):
-            for k, c in enumerate(s["selected"].values()):
-                before, after = c[metric], c[f"{metric}_ts"]
-                x = np.array([k - 0.18, k + 0.18])
-                ax.bar(x, [before["mean"], after["mean"]], width=0.34,
-                       yerr=[before["ci95"], after["ci95"]], capsize=3,
-                       color=["tab:red", "tab:blue"], alpha=0.8)  # fmt: skip
-                if metric == "test_ece":
-                    ref = [c["test_ece_reference"]["mean"], c["test_ece_reference_ts"]["mean"]]
-                    ax.plot(x + 0.1, ref, "kD", markersize=5, label="reference" if k == 0 else None)
-                for xx, v in zip(x, (before, after), strict=True):
-                    ax.annotate(cells.fmt(v, 1, 4), (xx, v["mean"]), xytext=(0, 8),
-                                textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
-            ticks = [
-                f"selected on {sel}\nh {c['group']}, lr {c['selected_lr']:g}"
-                for sel, c in s["selected"].items()
-            ]
-            ax.set_xticks(range(len(ticks)), ticks, fontsize=8)
-            ax.set(ylabel=f"test {name}")
-            ax.set_title(
-                f"{label}: {name} before (red) / after (blue) T"
-                + (", ◆ reference" if name == "ECE" else ""),
-                fontsize=10,
-            )
+        chosen = list(s["selected"].items())[: 1 if s["same_cell"] else 2]
+        names = " = ".join(s["selected"]) if s["same_cell"] else None
+        for ax, keys, ticks, title in (
+            (row[2], ("ece_excess", "ece_excess_ts"), ("before T", "after T"),
+             "ECE − its reference (paired)"),
+            (row[3], ("scaling_ece", "scaling_brier", "scaling_nll"), ("ECE", "Brier", "−LL/digit"),
+             "after − before T (paired; > 0 worse)"),
+        ):  # fmt: skip
+            width = 0.8 / len(chosen)
+            for k, (sel, c) in enumerate(chosen):
+                x = np.arange(len(keys)) + (k - (len(chosen) - 1) / 2) * width
+                v = [c[key] for key in keys]
+                who = names or sel
+                ax.bar(x, [e["mean"] for e in v], width=width * 0.9, yerr=[e["ci95"] for e in v],
+                       capsize=3, alpha=0.8, label=f"selected on {who}: h {c['group']}, "
+                       f"lr {c['selected_lr']:g}")  # fmt: skip
+                for xx, e in zip(x, v, strict=True):
+                    ax.annotate(cells.fmt(e, 1, 4) + f"\nn={e['n']}", (xx, e["mean"]),
+                                xytext=(0, -24 if e["mean"] < 0 else 6), ha="center",
+                                textcoords="offset points", fontsize=7)  # fmt: skip
+            ax.axhline(0.0, color="black", lw=0.8)
+            ax.set_xticks(range(len(keys)), ticks)
+            ax.set_title(f"{label}: {title}", fontsize=10)
+            ax.legend(fontsize=7)
+            ax.margins(y=0.25)
         for ax in row:
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=7, ncol=2)
-        row[2].legend(fontsize=7)
         row[1].legend(fontsize=7)
     fig.suptitle(
         f"{plan['seeds']} seeds, {plan['epochs']} epochs; intervals 95% over seeds", fontsize=11
@@ -198,9 +205,8 @@ def main() -> None:
     runtime.setup()
     overrides = SMOKE_SET if args.smoke else ()
     pairs = cells.studied_pairs(pairs_json)
-    plan = cells.plan(
-        "calibration", overrides, pairs=[list(p) for p in pairs], hardest_from=str(pairs_json)
-    )
+    pairs_list, source = [list(p) for p in pairs], cells.shown(pairs_json)
+    plan = cells.plan("calibration", overrides, pairs=pairs_list, hardest_from=source)
     started = time.perf_counter()
     studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs))
     wall = time.perf_counter() - started
@@ -223,8 +229,7 @@ def main() -> None:
         "cpu_cores": os.cpu_count(),
         "studies": studies,
     }
-    cells.write_json(args.out / "calibration.json", record)
-    draw(studies, plan, args.out / "calibration.png")
+    cells.save(args.out, "calibration", record, lambda path: draw(studies, plan, path))
     for s in studies:
         print(f"{s['pair'][0]} v {s['pair'][1]}:")
         for name, c in s["selected"].items():
@@ -232,8 +237,11 @@ def main() -> None:
                 f"  selected on {name:12} h {c['group']:4} lr {c['selected_lr']:<5g} "
                 f"test error {cells.fmt(c['test_error'])} %, ECE {cells.fmt(c['test_ece'], 1, 4)}"
                 f" (reference {cells.fmt(c['test_ece_reference'], 1, 4)}), "
-                f"T {np.exp(c['log_temperature']['mean']):.2f}, "
-                f"after T: ECE {cells.fmt(c['test_ece_ts'], 1, 4)}"
+                f"ECE − reference {cells.fmt(c['ece_excess'], 1, 4)} (paired), "
+                f"T {np.exp(c['log_temperature']['mean']):.2f}; T changed ECE by "
+                f"{cells.fmt(c['scaling_ece'], 1, 4)}, Brier by "
+                f"{cells.fmt(c['scaling_brier'], 1, 5)}, −LL/digit by "
+                f"{cells.fmt(c['scaling_nll'], 1, 4)}"
             )
         d = s["accuracy_minus_ll_selected"]
         print(
@@ -243,6 +251,9 @@ def main() -> None:
             f", test error {cells.fmt(d['test_error'])} points"
         )
         for w in s["per_width"]:
+            if w.get("every_seed_diverged"):
+                print(f"  width {w['width']}: every seed diverged at every lr")
+                continue
             print(
                 f"  width {w['width']}: lr selected on accuracy "
                 f"{w['lr_selected_on_val_accuracy']:g}, on LL {w['lr_selected_on_val_ll']:g}"

@@ -14,8 +14,8 @@ Imported by the scripts beside it (``python experiments/<name>.py`` puts this fo
 """
 
 import argparse
+import errno
 import json
-import os
 import sys
 import tempfile
 import time
@@ -28,8 +28,11 @@ import numpy as np
 from deepmle import config as config_lib
 from deepmle import data, sweep
 from deepmle.analysis import report, stats
+from deepmle.core.metrics import DIVERGENCE
 from deepmle.errors import UserError
+from deepmle.runs import store
 from deepmle.runs.results import GroupResult, RunResults
+from deepmle.runs.store import RunDirError
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -44,12 +47,16 @@ def studied_pairs(pairs_json: Path) -> list[tuple[int, int]]:
     """1 v 2 and the hardest pair research answer 2 found (ranked on validation; the first of
     ``hardest`` in ``pairs_json``), once if they are the same."""
     try:
-        hardest = tuple(json.loads(pairs_json.read_text())["hardest"][0])
+        hardest = json.loads(pairs_json.read_text())["hardest"][0]
     except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
         raise UserError(
             f"{pairs_json}: no hardest pair in it ({e}); run python experiments/pairs.py"
         ) from None
-    return [NOTES_PAIR] if hardest == NOTES_PAIR else [NOTES_PAIR, hardest]
+    digits = isinstance(hardest, list) and all(type(d) is int and 0 <= d <= 9 for d in hardest)
+    if not digits or len(set(hardest)) != 2 or len(hardest) != 2:
+        raise UserError(f"{pairs_json}: its hardest pair {hardest!r} is not two digits 0-9")
+    pair = tuple(sorted(hardest))  # a pair, whichever digit the file names first
+    return [NOTES_PAIR] if pair == NOTES_PAIR else [NOTES_PAIR, pair]
 
 
 def pairs_json_argument(ap: argparse.ArgumentParser) -> None:
@@ -107,7 +114,7 @@ def cell(group: GroupResult, li: int) -> Cell:
     values = {
         k: np.where(diverged, np.nan, np.asarray(v[:, li], np.float64))
         for k, v in group.final.items()
-        if k not in ("diverged_epoch", "diverged_reason")
+        if k not in DIVERGENCE
     }
     for split in ("val", "test"):  # error rates read more easily than accuracies near 100%
         values[f"{split}_error"] = 1.0 - values[f"{split}_accuracy"]
@@ -122,7 +129,10 @@ def select(group: GroupResult, by: Sequence[str] = report.SELECT_BY) -> Cell:
     rows = report.summary_rows([group])
     best = report.select_best(rows, by)
     if best is None:
-        raise RuntimeError(f"every member of hidden {group.hidden} diverged at every lr")
+        raise AllDiverged(
+            f"every seed of hidden sizes {list(group.hidden)} diverged at every learning rate "
+            f"{[float(x) for x in group.learning_rates]}: no cell to select; try smaller ones"
+        )
     return cell(group, best)
 
 
@@ -157,12 +167,23 @@ def each_pair(pairs: Sequence[tuple[int, int]], study: Callable[[tuple[int, int]
     return out
 
 
-def train(cfg: config_lib.Config, runs_dir: Path, name: str) -> tuple[RunResults, data.Dataset]:
-    """``cfg`` trained into ``runs_dir/name``, and the data it trained on; a rerun with the
-    same config reuses the groups already saved there (a killed study resumes where it
-    stopped)."""
-    ds = data.load(cfg.data)
-    return sweep.run(cfg, ds, runs_dir / name).results, ds
+class AllDiverged(Exception):
+    """Every learning rate of a shape lost every seed: the study has no cell to report."""
+
+
+class Runs(NamedTuple):
+    """Where a study keeps its run directories (--runs), and whether to retrain one that
+    holds another config (--overwrite)."""
+
+    folder: Path
+    overwrite: bool = False
+
+    def train(self, cfg: config_lib.Config, name: str) -> tuple[RunResults, data.Dataset]:
+        """``cfg`` trained into ``folder/name``, and the data it trained on; a rerun with the
+        same config reuses the groups already saved there (a killed study resumes where it
+        stopped)."""
+        ds = data.load(cfg.data)
+        return sweep.run(cfg, ds, self.folder / name, overwrite=self.overwrite).results, ds
 
 
 def trained_s(results: RunResults) -> float:
@@ -178,8 +199,11 @@ def lr_table(group: GroupResult) -> list[dict[str, Any]]:
         {
             "lr": r["learning_rate"],
             "diverged_seeds": r["diverged"],
+            "seeds_used": r["seeds_used"],
             "val_accuracy_mean": r["val_accuracy_mean"],
+            "val_accuracy_ci95": r["val_accuracy_ci95"],
             "val_ll_mean": r["val_ll_mean"],
+            "val_ll_ci95": r["val_ll_ci95"],
             "selected": r["selected"],
         }
         for r in report.summary_rows([group])
@@ -201,24 +225,42 @@ def arguments(
     if more is not None:
         more(ap)
     ap.add_argument("--smoke", action="store_true", help="a tiny plan in seconds, into a temp dir")
-    ap.add_argument("--out", type=Path, help="JSON and PNG (default experiments/results)")
+    ap.add_argument("--out", type=_path, help="JSON and PNG (default experiments/results)")
     ap.add_argument(
         "--runs",
-        type=Path,
+        type=_path,
         help=f"its run directories, resumed by a rerun (default {default_runs}; smoke: temp)",
     )
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="retrain a run directory that holds another config (deepmle's own files only)",
+    )
     args = ap.parse_args()
-    if args.smoke:
+    if args.smoke and (args.out is None or args.runs is None):
         tmp = Path(tempfile.mkdtemp(prefix="deepmle-smoke-"))
         args.out = args.out or tmp / "results"
         args.runs = args.runs or tmp / "runs"
     args.out = args.out or RESULTS
-    args.runs = args.runs or ROOT / default_runs
+    args.runs = Runs(args.runs or ROOT / default_runs, args.overwrite)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--out {args.out}: cannot make this folder ({e.strerror})") from None
     return args
+
+
+def _path(text: str) -> Path:
+    """A path argument; an empty one (which would mean the current folder) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it: what a JSON records."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _finite(x: Any) -> Any:
@@ -239,21 +281,39 @@ def entry(main: Callable[[], None]) -> int:
     name = Path(sys.argv[0]).name
     try:
         main()
+    except RunDirError as e:  # its words are deepmle run's: here --runs names the folder
+        print(f"{name}: error: {e} (here: --overwrite, or --runs for another folder)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except UserError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         return 2
+    except AllDiverged as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{name}: interrupted; finished runs are saved, re-run to resume", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"{name}: error: a file name is too long ({str(e.filename)[:80]}...)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    """``record`` as indented JSON (NaN as null), written atomically: a temporary file, then
-    a rename, so a killed script leaves the previous file whole."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_finite(record), indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+def save(out: Path, name: str, record: dict[str, Any], draw: Callable[[Path], None]) -> None:
+    """``out/name.json`` (``record``, NaN as null) and ``out/name.png`` (``draw(path)``), each
+    replaced atomically (store.atomic_write_bytes). The figure is drawn first, then both are
+    written, so a figure that fails to draw leaves the previous pair whole; a path that cannot
+    be written is one line (RunDirError)."""
+    text = (json.dumps(_finite(record), indent=1, allow_nan=False) + "\n").encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / f"{name}.png"
+        draw(png)
+        store.atomic_write_bytes(out / png.name, png.read_bytes())
+    store.atomic_write_bytes(out / f"{name}.json", text)
 
 
 def fmt(s: dict[str, float], scale: float = 100.0, digits: int = 2) -> str:

@@ -32,11 +32,11 @@ SMOKE_SET = (
 )
 
 
-def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: Path) -> dict:
+def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -> dict:
     """Every shape's selected cell on one pair, and each width minus logistic regression."""
     a, b = pair
     cfg = cells.pair_config("hidden", pair, overrides)
-    res, ds = cells.train(cfg, runs, f"{a}v{b}")
+    res, ds = runs.train(cfg, f"{a}v{b}")
     selected = {h: cells.select(res.group(h)) for h in cfg.model.hidden_sizes}
     logistic = selected[()]
     shapes = []
@@ -122,9 +122,8 @@ def main() -> None:
     runtime.setup()
     overrides = SMOKE_SET if args.smoke else ()
     pairs = cells.studied_pairs(pairs_json)
-    plan = cells.plan(
-        "hidden", overrides, pairs=[list(p) for p in pairs], hardest_from=str(pairs_json)
-    )
+    pairs_list, source = [list(p) for p in pairs], cells.shown(pairs_json)
+    plan = cells.plan("hidden", overrides, pairs=pairs_list, hardest_from=source)
     started = time.perf_counter()
     studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs))
     wall = time.perf_counter() - started
@@ -142,8 +141,7 @@ def main() -> None:
         "cpu_cores": os.cpu_count(),
         "studies": studies,
     }
-    cells.write_json(args.out / "hidden.json", record)
-    draw(studies, plan, args.out / "hidden.png")
+    cells.save(args.out, "hidden", record, lambda path: draw(studies, plan, path))
     for s in studies:
         print(f"{s['pair'][0]} v {s['pair'][1]}: test error %, and logistic − it (points):")
         for sh in s["shapes"]:

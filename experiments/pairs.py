@@ -40,13 +40,13 @@ SMOKE_SET = (
 TOP = 5
 
 
-def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: Path) -> list[dict]:
+def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs) -> list[dict]:
     """One record per pair: both shapes' selected cells and their paired difference."""
     out = []
     for a, b in combinations(digits, 2):
         t = time.perf_counter()
         cfg = cells.pair_config("pairs", (a, b), overrides)
-        res, ds = cells.train(cfg, runs, f"{a}v{b}")
+        res, ds = runs.train(cfg, f"{a}v{b}")
         network = next(h for h in cfg.model.hidden_sizes if h)  # beside logistic regression ()
         net, lin = cells.select(res.group(network)), cells.select(res.group(()))
         n_test = int(ds.test.y.shape[0])
@@ -110,17 +110,18 @@ def draw(records: list[dict], plan: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(24, 6), gridspec_kw={"width_ratios": [1, 1, 1, 0.8]})
+    fig, axes = plt.subplots(1, 4, figsize=(24, 6.8), gridspec_kw={"width_ratios": [1, 1, 1, 0.8]})
     panels = [
-        ("network", lambda r: 100 * r["network"]["test_error"]["mean"], "Reds",
+        ("network", lambda r: r["network"]["test_error"], "Reds",
          f"784-{plan['network'][0]}-1 network: test error (%)"),
-        ("logistic", lambda r: 100 * r["logistic"]["test_error"]["mean"], "Reds",
+        ("logistic", lambda r: r["logistic"]["test_error"], "Reds",
          "logistic regression: test error (%)"),
-        ("diff", lambda r: 100 * r["logistic_minus_network"]["test_error"]["mean"], "PuOr_r",
+        ("diff", lambda r: r["logistic_minus_network"]["test_error"], "PuOr_r",
          "logistic − network test error (points, paired by seed)"),
     ]  # fmt: skip
-    for ax, (name, value, cmap, title) in zip(axes[:3], panels, strict=True):
-        m = matrix(records, value)
+    for ax, (name, summary, cmap, title) in zip(axes[:3], panels, strict=True):
+        m = matrix(records, lambda r, summary=summary: 100 * summary(r)["mean"])
+        h = matrix(records, lambda r, summary=summary: 100 * (summary(r)["ci95"] or np.nan))
         if name == "diff":
             lim = np.nanmax(np.abs(m)) or 1.0
             im = ax.imshow(m, cmap=cmap, vmin=-lim, vmax=lim)
@@ -130,9 +131,10 @@ def draw(records: list[dict], plan: dict, path: Path) -> None:
         for (i, j), v in np.ndenumerate(m):
             if np.isfinite(v):
                 color = "white" if abs(v) > dark else "black"
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color=color)
+                ax.text(j, i, f"{v:.2f}\n±{h[i, j]:.2f}", ha="center", va="center",
+                        fontsize=6, color=color, linespacing=0.9)  # fmt: skip
         ax.set(xticks=range(10), yticks=range(10), xlabel="digit a (Y = 1)", ylabel="digit b")
-        ax.set_title(title, fontsize=10)
+        ax.set_title(f"{title}\nmean ± 95% over {plan['seeds']} seeds", fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046)
     ax = axes[3]
     top = hardest(records)[:TOP]
@@ -158,7 +160,7 @@ def draw(records: list[dict], plan: dict, path: Path) -> None:
         f"pair and shape on validation among {plan['learning_rates']}",
         fontsize=11,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -189,8 +191,7 @@ def main() -> None:
         "cpu_cores": os.cpu_count(),
         "pairs": records,
     }
-    cells.write_json(args.out / "pairs.json", record)
-    draw(records, plan, args.out / "pairs.png")
+    cells.save(args.out, "pairs", record, lambda path: draw(records, plan, path))
     print("hardest pairs (network validation error), test error % over seeds:")
     for r in hardest(records)[:TOP]:
         net, lin = r["network"]["test_error"], r["logistic"]["test_error"]
