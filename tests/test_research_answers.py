@@ -4,6 +4,7 @@ smoke form, in real subprocesses, so that they cannot rot; and what they share (
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,14 @@ import pairs  # noqa: E402
 from deepmle.errors import UserError  # noqa: E402
 
 import cells  # noqa: E402
+from .helpers import wait_for  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT raises KeyboardInterrupt even where the test runner ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _run(script: str, *args: str, env: dict, code: int = 0) -> subprocess.CompletedProcess:
@@ -37,7 +44,21 @@ def test_the_three_answers_run_and_write_what_they_claim(tmp_path):
     # trains the very programs pairs.py's smoke compiled
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     out, runs = tmp_path / "out", tmp_path / "runs"
+    # Ctrl-C once the first pair is saved: one line, exit 130, and a rerun that keeps it
+    cmd = [sys.executable, str(EXPERIMENTS / "pairs.py"), "--smoke", "--out", str(out),
+           "--runs", str(runs / "pairs")]  # fmt: skip
+    first = runs / "pairs" / "1v2" / "params.npz"  # written once the pair has finished
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_default_sigint)  # fmt: skip
+    wait_for(first, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)  # two pairs to go: seconds of work left
+    assert proc.returncode == 130 and err.strip().count("\n") == 0, err
+    assert "interrupted" in err and not (out / "pairs.json").exists()
+    groups = sorted((runs / "pairs" / "1v2" / "groups").iterdir())
+    saved = {p: p.stat().st_mtime_ns for p in groups}
     _run("pairs.py", "--out", str(out), "--runs", str(runs / "pairs"), env=env)
+    assert {p: p.stat().st_mtime_ns for p in groups} == saved and len(saved) == 4  # reused
     pairs = json.loads((out / "pairs.json").read_text())
     plan = pairs["plan"]
     assert [r["pair"] for r in pairs["pairs"]] == [[1, 2], [1, 7], [2, 7]]
@@ -83,12 +104,6 @@ def test_the_three_answers_run_and_write_what_they_claim(tmp_path):
     for name in ("pairs.png", "hidden.png", "calibration.png"):
         assert (out / name).read_bytes()[:8] == PNG
 
-    # a rerun reuses the saved runs (nothing retrains) and reproduces the numbers exactly
-    first = (out / "calibration.json").read_text()
-    _run("calibration.py", *common, env=env)
-    again = json.loads((out / "calibration.json").read_text())
-    assert again["studies"] == json.loads(first)["studies"]
-
 
 def test_a_missing_pairs_json_is_one_clear_line(tmp_path):
     with pytest.raises(UserError, match=r"run python experiments/pairs\.py"):
@@ -97,11 +112,23 @@ def test_a_missing_pairs_json_is_one_clear_line(tmp_path):
     assert cells.studied_pairs(tmp_path / "p.json") == [(1, 2), (4, 9)]
 
 
-def test_json_has_no_nan_and_is_replaced_whole(tmp_path):
-    path = tmp_path / "r.json"
-    cells.write_json(path, {"ci95": math.nan, "values": [1.0, np.inf]})
-    assert json.loads(path.read_text()) == {"ci95": None, "values": [1.0, None]}
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+def test_outputs_have_no_nan_and_a_figure_that_fails_leaves_the_old_pair(tmp_path):
+    record = {"ci95": math.nan, "values": [1.0, np.inf]}
+    cells.save(tmp_path, "r", record, lambda p: p.write_bytes(PNG))
+    assert json.loads((tmp_path / "r.json").read_text()) == {"ci95": None, "values": [1.0, None]}
+
+    def broken(path):
+        raise RuntimeError("the figure failed")
+
+    with pytest.raises(RuntimeError):
+        cells.save(tmp_path, "r", {"new": 1}, broken)
+    assert json.loads((tmp_path / "r.json").read_text())["ci95"] is None  # the old pair, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.png"]
+    (tmp_path / "r.json").unlink()
+    (tmp_path / "r.json").mkdir()  # cannot be replaced: one line, nothing left behind
+    with pytest.raises(UserError, match="cannot write"):
+        cells.save(tmp_path, "r", {"x": 1}, lambda p: p.write_bytes(PNG))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.png"]
 
 
 @pytest.mark.slow
@@ -135,3 +162,27 @@ def test_pairs_are_ranked_on_validation_never_on_test():
     records = [record([4, 9], 0.01, 0.03, 0.002, 0.02), record([7, 9], 0.02, 0.01, 0.02, 0.001)]
     assert [r["pair"] for r in pairs.hardest(records)] == [[7, 9], [4, 9]]
     assert [r["pair"] for r in pairs.hidden_matters(records)] == [[7, 9], [4, 9]]
+
+
+@pytest.mark.parametrize(
+    "content", [{"hardest": [[7]]}, {"hardest": [[1, 12]]}, {"hardest": "79"},
+                {"hardest": [["7", "9"]]}, {"hardest": [[4, 4]]}, {"best": []}],
+)  # fmt: skip
+def test_a_pairs_json_without_two_digits_is_one_clear_line(tmp_path, content):
+    (tmp_path / "p.json").write_text(json.dumps(content))
+    with pytest.raises(UserError, match=r"p\.json"):
+        cells.studied_pairs(tmp_path / "p.json")
+
+
+@pytest.mark.slow
+def test_bad_arguments_stop_the_script_before_it_trains(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"hardest": [[1, 12]]}))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = ("--runs", str(tmp_path / "runs"))
+    done = _run("hidden.py", *runs, "--pairs-json", str(tmp_path / "p.json"), env=env, code=2)
+    assert done.stderr.strip() == (
+        f"hidden.py: error: {tmp_path / 'p.json'}: its hardest pair [1, 12] is not two digits 0-9"
+    )
+    done = _run("calibration.py", "--out", "", *runs, env=env, code=2)  # not the current folder
+    assert "an empty path" in done.stderr
+    assert not (tmp_path / "runs").exists()
