@@ -37,12 +37,19 @@ def deepmle_process(
     gets its default handling even where the test runner's shell ignores it (a background job)."""
     cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / config), "--out", str(out),
            "--no-plots", *extra]  # fmt: skip
+    return interruptible(cmd, env=env(devices, extra_env), **kw)
+
+
+def interruptible(cmd: list[str], **kw) -> subprocess.Popen:
+    """``cmd`` started with its output piped, SIGINT at its default handling even where the
+    test runner's shell ignores it (a background job): set in the parent around the start,
+    not in a preexec_fn, which would fork a multithreaded JAX process."""
     ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     if ignored:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
-        return subprocess.Popen(cmd, env=env(devices, extra_env), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+        pipe = subprocess.PIPE
+        return subprocess.Popen(cmd, stdout=pipe, stderr=pipe, text=True, **kw)
     finally:
         if ignored:
             signal.signal(signal.SIGINT, signal.SIG_IGN)

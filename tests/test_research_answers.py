@@ -19,14 +19,9 @@ import pairs  # noqa: E402
 from deepmle.errors import UserError  # noqa: E402
 
 import cells  # noqa: E402
-from .helpers import wait_for  # noqa: E402
+from .helpers import interruptible, wait_for  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def _default_sigint() -> None:
-    """In the child: SIGINT raises KeyboardInterrupt even where the test runner ignores it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _run(script: str, *args: str, env: dict, code: int = 0) -> subprocess.CompletedProcess:
@@ -48,8 +43,7 @@ def test_the_three_answers_run_and_write_what_they_claim(tmp_path):
     cmd = [sys.executable, str(EXPERIMENTS / "pairs.py"), "--smoke", "--out", str(out),
            "--runs", str(runs / "pairs")]  # fmt: skip
     first = runs / "pairs" / "1v2" / "params.npz"  # written once the pair has finished
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=_default_sigint)  # fmt: skip
+    proc = interruptible(cmd, env=env)
     wait_for(first, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)  # two pairs to go: seconds of work left
