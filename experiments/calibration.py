@@ -14,7 +14,6 @@ paired by seed, and each before and after temperature scaling. deepmle.core.cali
 the definitions. Run directories go to runs/calibration/<a>v<b> (--runs).
 """
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -224,9 +223,7 @@ def main() -> None:
         "validation LL of σ(z/T); *_ts = test metrics of σ(z/T); log_temperature = log T",
         "intervals": "95% Student-t over seeds (n seeds that did not diverge, or pairs of "
         "seeds for a difference)",
-        "wall_s": round(wall, 1),
-        "trained_s": round(sum(s["trained_s"] for s in studies), 1),
-        "cpu_cores": os.cpu_count(),
+        **cells.cost(wall, studies),
         "studies": studies,
     }
     cells.save(args.out, "calibration", record, lambda path: draw(studies, plan, path))

@@ -16,6 +16,7 @@ Imported by the scripts beside it (``python experiments/<name>.py`` puts this fo
 import argparse
 import errno
 import json
+import os
 import sys
 import tempfile
 import time
@@ -184,6 +185,16 @@ class Runs(NamedTuple):
         stopped)."""
         ds = data.load(cfg.data)
         return sweep.run(cfg, ds, self.folder / name, overwrite=self.overwrite).results, ds
+
+
+def cost(wall: float, parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What a study cost, for its JSON: this process's wall, the seconds its groups took when
+    they were trained (each part's ``trained_s``; the same after a resume) and the cores."""
+    return {
+        "wall_s": round(wall, 1),
+        "trained_s": round(sum(p["trained_s"] for p in parts), 1),
+        "cpu_cores": os.cpu_count(),
+    }
 
 
 def trained_s(results: RunResults) -> float:

@@ -12,7 +12,6 @@ width is compared with logistic regression paired by seed (logistic − width: w
 layer buys, in points of test error). Run directories go to runs/hidden/<a>v<b> (--runs).
 """
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -136,9 +135,7 @@ def main() -> None:
         "numbers for the selected cells only",
         "intervals": "ci95: 95% Student-t over seeds (n seeds that did not diverge, or pairs of "
         "seeds for a difference); sampling_ci95: 1.96·sqrt(e(1−e)/n_test)",
-        "wall_s": round(wall, 1),
-        "trained_s": round(sum(s["trained_s"] for s in studies), 1),
-        "cpu_cores": os.cpu_count(),
+        **cells.cost(wall, studies),
         "studies": studies,
     }
     cells.save(args.out, "hidden", record, lambda path: draw(studies, plan, path))

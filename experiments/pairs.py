@@ -17,7 +17,6 @@ by the same difference on validation. Run directories go to runs/pairs/<a>v<b> (
 rerun after a kill resumes at the first pair not yet saved.
 """
 
-import os
 import sys
 import time
 from itertools import combinations
@@ -186,9 +185,7 @@ def main() -> None:
         "sampling_ci95: 1.96·sqrt(e(1−e)/n_test), the test set's own binomial noise",
         "hardest": [r["pair"] for r in hardest(records)[:TOP]],
         "hidden_matters_most": [r["pair"] for r in hidden_matters(records)[:TOP]],
-        "wall_s": round(wall, 1),
-        "trained_s": round(sum(r["trained_s"] for r in records), 1),
-        "cpu_cores": os.cpu_count(),
+        **cells.cost(wall, records),
         "pairs": records,
     }
     cells.save(args.out, "pairs", record, lambda path: draw(records, plan, path))
