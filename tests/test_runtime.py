@@ -113,3 +113,20 @@ def test_setup_after_jax_started_says_what_to_do(tmp_path):
     )
     assert "already started its devices" in out and "restart the kernel" in out
     assert "'too_late': True" in out
+
+
+def test_a_ctrl_c_after_the_last_check_is_raised_on_exit_not_lost():
+    # pressed while the sweep writes its last results: the flag is set after the last check;
+    # a loop over sweeps (the research answers) must still stop
+    import signal
+
+    # Python's own handler, as in a terminal (a test run in the background ignores SIGINT)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    with pytest.raises(KeyboardInterrupt):
+        with runtime.Interrupts() as interrupts:
+            interrupts.check()
+            os.kill(os.getpid(), signal.SIGINT)  # handled by the flag: nothing raises here
+            assert interrupts.requested
+    assert signal.signal(signal.SIGINT, before) is signal.default_int_handler  # restored
+    with runtime.Interrupts() as interrupts:  # no Ctrl-C: a clean exit
+        interrupts.check()

@@ -361,7 +361,9 @@ class Interrupts:
     (``check``) between its waits, instead of raising KeyboardInterrupt wherever the main
     thread happens to be, such as inside a garbage-collection callback, where Python swallows
     it. A second Ctrl-C raises at once. Installed only in the main thread, over Python's
-    default handler, and restored on exit."""
+    default handler, and restored on exit; a Ctrl-C heard after the last ``check`` (while the
+    sweep writes its results, say) raises on exit, so that a caller's loop over sweeps stops
+    instead of losing it."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -383,6 +385,8 @@ class Interrupts:
         if self.requested:
             raise KeyboardInterrupt
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+        if self.requested and exc_type is None:
+            raise KeyboardInterrupt
