@@ -112,8 +112,10 @@ def run(
     """Train every group of ``config`` into ``run_dir`` (resuming finished groups), write the
     run's files, and return its results. Process 0 alone writes the run directory;
     ``figures`` draws ``plots/`` as the command does; ``finishing(results)`` adds other files
-    to it before it is complete. From a notebook, call ``deepmle.runtime.setup()`` first for
-    the command's devices and compilation cache."""
+    to it before it is complete. Programs compiled once are kept for the process
+    (``cache``: the process's ProgramCache unless given another), so that a notebook's second
+    sweep of a shape compiles nothing. From a notebook, call ``deepmle.runtime.setup()`` first
+    for the command's devices and compilation cache."""
     if figures:
         from deepmle.analysis import plots
 
@@ -126,7 +128,7 @@ def run(
 
     t_start = time.perf_counter()
     progress = progress or Progress(quiet=True)
-    cache = cache or ProgramCache()
+    cache = cache or population.PROCESS_CACHE
     lead = jax.process_index() == 0
     n_train = dataset.train.y.shape[0]
     specs = [

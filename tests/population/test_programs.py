@@ -19,7 +19,7 @@ from deepmle import runtime, sweep, train
 from deepmle.core import member, model, registry
 from deepmle.population import groups, programs, randomness
 
-from ..helpers import deepmle_process, finish, same_members
+from ..helpers import built, deepmle_process, finish, same_members
 
 GRID = [
     "--set", "model.hidden_sizes=[[8], [8, 4]]",
@@ -118,13 +118,23 @@ def test_one_compile_per_shape_and_new_learning_rates_compile_nothing(small, tmp
     cache, log = groups.ProgramCache(), runtime.CompileLog.get()
     before = log.snapshot()
     res = sweep.run(_grid(), small, tmp_path / "a", cache=cache).results
-    assert log.since(before)["compiles"] == 2  # one program per shape
+    assert built(log.since(before)) == 2  # one program per shape
     for g in res.groups:
         assert g.final["val_accuracy"].shape == (2, 3) and g.curves["train_ll"].shape == (2, 3, 1)
     before = log.snapshot()
     again = sweep.run(_grid(learning_rate=(0.01, 0.1, 10.0)), small, tmp_path / "b", cache=cache)
-    assert log.since(before)["compiles"] == 0
+    assert built(log.since(before)) == 0
     assert not np.allclose(again.results.groups[0].final["val_ll"], res.groups[0].final["val_ll"])
+
+
+def test_a_second_sweep_in_the_same_process_compiles_nothing(small, tmp_path):
+    # a notebook's second sweep.run of a shape, given no cache: the process's own is used
+    log = runtime.CompileLog.get()
+    first = sweep.run(_grid(learning_rate=(0.02, 0.2, 2.0)), small, tmp_path / "a").results
+    before = log.snapshot()
+    again = sweep.run(_grid(learning_rate=(0.03, 0.3, 3.0)), small, tmp_path / "b").results
+    assert built(log.since(before)) == 0
+    assert not np.allclose(again.groups[0].final["val_ll"], first.groups[0].final["val_ll"])
 
 
 def test_a_random_search_is_one_compile_per_shape_whatever_its_samples(small, tmp_path):
@@ -137,7 +147,7 @@ def test_a_random_search_is_one_compile_per_shape_whatever_its_samples(small, tm
         assert len(config.train.learning_rate) == samples
         before = log.snapshot()
         sweep.run(config, small, tmp_path / f"s{samples}", cache=cache)
-        assert log.since(before)["compiles"] == len(shapes)
+        assert built(log.since(before)) == len(shapes)
 
 
 def test_rerun_is_bitwise_identical(small, tmp_path):

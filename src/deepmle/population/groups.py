@@ -23,7 +23,9 @@ from deepmle.progress import Progress
 
 class ProgramCache:
     """Compiled programs kept for the life of a process (a notebook running several sweeps):
-    a shape whose spec, layout and argument shapes were compiled before is not compiled again."""
+    a shape whose spec, layout, argument shapes and compile options were compiled before is
+    not compiled again. ``deepmle.sweep.run`` uses the process's one, ``PROCESS_CACHE``,
+    unless given another."""
 
     def __init__(self) -> None:
         self._programs: dict[Any, programs.Program] = {}
@@ -45,10 +47,16 @@ class ProgramCache:
             mesh.devices.shape,
             (layout.padded_seeds, layout.padded_lrs, chunk_bytes),
             tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(args.data)),
+            tuple(sorted(runtime.cpu_compiler_options().items()))
+            if mesh.devices.flat[0].platform == "cpu"
+            else (),
         )
         if key not in self._programs:
             self._programs[key] = programs.compile_program(spec, layout, args, pixels, chunk_bytes)
         return self._programs[key]
+
+
+PROCESS_CACHE = ProgramCache()
 
 
 def available_bytes() -> int:
