@@ -1,5 +1,18 @@
 """Strict JAX for every test (as Equinox's tests do): implicit rank promotion raises, which
-catches the classic [batch] vs [batch, 1] broadcast in a log-likelihood."""
+catches the classic [batch] vs [batch, 1] broadcast in a log-likelihood.
+
+Every `deepmle` subprocess (a command, a notebook kernel, a research script) gets one
+persistent compilation cache for the whole test run, through XDG_CACHE_HOME, as on a
+researcher's machine: the suite's subprocesses compile the same few programs. It is the run's
+own, empty at its start, so that no test reads what an earlier run or the user's ~/.cache
+left, and nothing is written there; a test about the cache itself gives its own directory.
+The test process itself keeps JAX's in-memory cache only: writing each of its many small
+programs to disk costs more than it saves."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -9,6 +22,18 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 from deepmle import config as config_lib  # noqa: E402
 from deepmle import data  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist's workers share their controller's run id: one cache for the whole run
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        home = Path(tempfile.mkdtemp(prefix="deepmle-tests-"))
+        config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    else:
+        home = Path(tempfile.gettempdir()) / f"deepmle-tests-{run}"
+        home.mkdir(exist_ok=True)  # left for the OS's tmp cleaning: workers end in any order
+    os.environ["XDG_CACHE_HOME"] = str(home)
 
 
 @pytest.fixture(scope="session")

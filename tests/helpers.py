@@ -16,6 +16,12 @@ ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"
 
 
+def built(counts: dict[str, float]) -> float:
+    """Programs built, from a CompileLog difference: compiled, or read from the test run's
+    persistent cache (conftest), where an earlier test compiled the same program."""
+    return counts["compiles"] + counts["cache_hits"]
+
+
 def env(devices: int = 1, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a `deepmle` subprocess with ``devices`` forced CPU devices."""
     out = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("SLURM_")}
