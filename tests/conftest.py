@@ -25,14 +25,13 @@ from deepmle import data  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # pytest-xdist's workers share their controller's run id: one cache for the whole run
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if run is None:
-        home = Path(tempfile.mkdtemp(prefix="deepmle-tests-"))
-        config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
-    else:
-        home = Path(tempfile.gettempdir()) / f"deepmle-tests-{run}"
-        home.mkdir(exist_ok=True)  # left for the OS's tmp cleaning: workers end in any order
+    # pytest-xdist's workers inherit their controller's environment: one cache for the run
+    if os.environ.get("PYTEST_XDIST_WORKER") and "deepmle-tests-" in os.environ.get(
+        "XDG_CACHE_HOME", ""
+    ):
+        return
+    home = Path(tempfile.mkdtemp(prefix="deepmle-tests-"))
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     os.environ["XDG_CACHE_HOME"] = str(home)
 
 

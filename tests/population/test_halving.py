@@ -337,7 +337,7 @@ def test_two_processes_halve_as_one_device_does(tmp_path):
     import json
 
     from ..helpers import deepmle_process, finish, same_members
-    from .test_programs import _free
+    from .test_programs import free_port
 
     grid = ["--no-cache", "--quiet", "--set", "model.hidden_sizes=[[8], [16]]",
             "--set", "train.learning_rate=[0.1, 0.3, 1.0, 3.0]", "--set", "train.seeds=3",
@@ -345,7 +345,7 @@ def test_two_processes_halve_as_one_device_does(tmp_path):
     one = tmp_path / "one"
     code, _, err = finish(deepmle_process(one, *grid, config="halving.toml"))
     assert code == 0, err
-    port = next(p for p in range(20000, 30000) if _free(p))
+    port = free_port()
     out = tmp_path / "two"
     procs = [
         deepmle_process(out, *grid, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
