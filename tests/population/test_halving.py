@@ -272,8 +272,8 @@ def test_kill_9_mid_rung_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
 
     from ..helpers import deepmle_process, finish, wait_for
 
-    grid = ["--set", "model.hidden_sizes=[[16], [32], [64]]",
-            "--set", "train.learning_rate={ log_uniform = [0.01, 10.0], samples = 9 }",
+    grid = ["--set", "model.hidden_sizes=[[16], [32]]",
+            "--set", "train.learning_rate={ log_uniform = [0.01, 10.0], samples = 8 }",
             "--set", "train.seeds=4", "--set", "train.epochs=9",
             "--set", "search.eta=2"]  # fmt: skip
     killed, whole = tmp_path / "killed", tmp_path / "whole"
