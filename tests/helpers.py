@@ -1,7 +1,9 @@
 """Shared by the test files: the real `deepmle` command in a subprocess, and result comparison."""
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,3 +94,19 @@ def same_members(a: Path, b: Path) -> None:
         for la, lb in zip(ga.params, gb.params, strict=True):
             for k in la:
                 assert lb[k] == pytest.approx(la[k], rel=1e-4, abs=1e-5)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(low: int = 20000, high: int = 30000) -> int:
+    """A free port in [low, high), tried from a random start: two test workers (pytest -n)
+    starting a cluster at once do not both take the first free one."""
+    start = random.randrange(low, high)
+    return next(p for p in (*range(start, high), *range(low, start)) if _free(p))

@@ -336,8 +336,7 @@ def test_two_processes_halve_as_one_device_does(tmp_path):
     device idle that their count does not force), the same members as on one device."""
     import json
 
-    from ..helpers import deepmle_process, finish, same_members
-    from .test_programs import free_port
+    from ..helpers import deepmle_process, finish, free_port, same_members
 
     grid = ["--no-cache", "--quiet", "--set", "model.hidden_sizes=[[8], [16]]",
             "--set", "train.learning_rate=[0.1, 0.3, 1.0, 3.0]", "--set", "train.seeds=3",

@@ -3,9 +3,7 @@ run alone, one compile per shape, and any number of devices or processes gives t
 results as one device."""
 
 import json
-import random
 import shutil
-import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from deepmle import runtime, sweep, train
 from deepmle.core import member, model, registry
 from deepmle.population import groups, programs, randomness
 
-from ..helpers import built, deepmle_process, finish, same_members
+from ..helpers import built, deepmle_process, finish, free_port, same_members
 
 GRID = [
     "--set", "model.hidden_sizes=[[8], [8, 4]]",
@@ -259,22 +257,6 @@ def test_distributed_joins_a_cluster_it_detects(one_device_run, tmp_path):
         procs.append(deepmle_process(out, "--no-cache", "--quiet", *GRID, "--distributed",
                                      devices=2, extra_env=env))  # fmt: skip
     _two_processes_match(procs, out, one_device_run)
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(low: int = 20000, high: int = 30000) -> int:
-    """A free port in [low, high), tried from a random start: two test workers (pytest -n)
-    starting a cluster at once do not both take the first free one."""
-    start = random.randrange(low, high)
-    return next(p for p in (*range(start, high), *range(low, start)) if _free(p))
 
 
 def test_huge_epochs_are_blamed_on_epochs_not_on_seeds_or_shapes(small, tmp_path):

@@ -47,9 +47,7 @@ class ProgramCache:
             mesh.devices.shape,
             (layout.padded_seeds, layout.padded_lrs, chunk_bytes),
             tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(args.data)),
-            tuple(sorted(runtime.cpu_compiler_options().items()))
-            if mesh.devices.flat[0].platform == "cpu"
-            else (),
+            tuple(sorted(programs.compiler_options(mesh).items())),
         )
         if key not in self._programs:
             self._programs[key] = programs.compile_program(spec, layout, args, pixels, chunk_bytes)

@@ -178,6 +178,11 @@ def group(spec: Spec) -> Members:
     )
 
 
+_EPOCH = jax.ShapeDtypeStruct((), jnp.int32)
+"""The epoch argument of ``init``, for eval_shape: an abstract scalar (``jnp.int32(0)`` would
+compile a conversion on the host the first time a process traces a program)."""
+
+
 def _state_axes(spec: Spec, data: Dataset) -> GroupState:
     """The learning-rate axes of every leaf of one seed's state, for ``data``'s inputs; None
     for ``start_lls``, which a seed's learning rates share."""
@@ -188,7 +193,7 @@ def _state_axes(spec: Spec, data: Dataset) -> GroupState:
         for a, b in itertools.pairwise(sizes)
     ]
     lr = jax.ShapeDtypeStruct((), f32)
-    shapes = jax.eval_shape(member(spec).init, lr, params, Shared(data, jnp.int32(0)))
+    shapes = jax.eval_shape(member(spec).init, lr, params, Shared(data, _EPOCH))
     return GroupState(member_lr_axes(spec, shapes), None)
 
 
@@ -357,6 +362,12 @@ class Program(NamedTuple):
     state_shapes: Any
 
 
+def compiler_options(mesh: Mesh) -> dict[str, Any]:
+    """The compile options of a program on ``mesh``: deepmle's XLA:CPU choices on a CPU
+    (``runtime.cpu_compiler_options``), none elsewhere."""
+    return runtime.cpu_compiler_options() if mesh.devices.flat[0].platform == "cpu" else {}
+
+
 def compile_program(
     spec: Spec, layout: Layout, args: Inputs, pixels: Pixels, chunk_bytes: int = CHUNK_BYTES
 ) -> Program:
@@ -379,20 +390,18 @@ def compile_program(
     # axis, and the cond's two branches then differ in which mesh axes they vary over.
     fn = jax.shard_map(_epoch_program(spec, pixels, chunk), mesh=mesh, in_specs=in_specs,
                        out_specs=out_specs, check_vma=False)  # fmt: skip
-    cpu = mesh.devices.flat[0].platform == "cpu"
-    options = runtime.cpu_compiler_options() if cpu else {}
     members = group(spec)
     n_seeds = args.params[0]["w"].shape[0]
     lr = jax.ShapeDtypeStruct((n_seeds, args.lrs.shape[0]), args.lrs.dtype)
     shapes = GroupState(
-        jax.eval_shape(members.init, lr, args.params, Shared(args.data, jnp.int32(0))),
+        jax.eval_shape(members.init, lr, args.params, Shared(args.data, _EPOCH)),
         jax.eval_shape(members.start_lls, args.params, args.data),
     )
     state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=NamedSharding(mesh, s)),
         shapes, state_specs,
     )  # fmt: skip
-    jitted = jax.jit(fn, donate_argnums=0, compiler_options=options)
+    jitted = jax.jit(fn, donate_argnums=0, compiler_options=compiler_options(mesh))
     compiled = jitted.lower(state, *args, np.int32(0), np.bool_(False)).compile()
     return Program(spec, layout, compiled, state)
 
