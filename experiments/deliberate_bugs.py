@@ -55,7 +55,7 @@ BUGS = [
         r"(np\.stack\(\[c\[k\] for c in curves\], axis=-1\))\[:s, :lr\]", r"\1",
         "tests/population/test_programs.py::test_four_devices_give_the_same_results"),
     Bug("the divergence tolerance with the wrong sign", "deepmle.core.member", "end_epoch",
-        r"start_ll - WORSE_RTOL", "start_ll + WORSE_RTOL", "tests/test_train.py"),
+        r"start_ll - WORSE_NATS", "start_ll + WORSE_NATS", "tests/test_train.py"),
     Bug("the divergence baseline over every example, not those the epoch saw",
         "deepmle.core.member", "end_epoch", r"seed\.start_lls\[seed\.order\]", "seed.start_lls",
         "tests/test_train.py"),

@@ -211,16 +211,34 @@ def _end_epoch_inputs(small, batch_size):
 
 def test_the_divergence_baseline_is_the_ll_of_the_examples_the_epoch_saw(small):
     """1024 examples in batches of 100: 1000 seen, 24 sit out. The seen ones start at LL -0.1
-    and the others at -50, so an epoch at -0.2 is worse than its own examples' start, though
-    better than the mean over all examples (-1.27)."""
+    and the others at -50, so an epoch at -2.5 is more than WORSE_NATS (2) below its own
+    examples' start, though within 2 of the mean over all examples (-1.27). A stop records
+    the two LLs it compared."""
     spec, shared, state, seed = _end_epoch_inputs(small, 100)
     order = seed.order
-    assert spec.n_train == 1024 and order.size == 1000
+    assert spec.n_train == 1024 and order.size == 1000 and member.WORSE_NATS == 2.0
     seed = seed._replace(start_lls=jnp.full(1024, -50.0).at[order.ravel()].set(-0.1))
-    for train_ll, diverges in ((-0.2, True), (-0.05, False)):
+    for train_ll, diverges in ((-2.5, True), (-1.9, False), (-0.05, False)):
         lls, accs = jnp.full(10, train_ll), jnp.ones(10)
         new, _ = member.end_epoch(spec, member.Epoch(state, state, lls, accs), seed, shared)
         assert (int(new.diverged_epoch) == 0) == diverges, train_ll
+        if diverges:
+            assert int(new.diverged_reason) == member.WORSE_THAN_INIT
+            np.testing.assert_allclose(new.diverged_train_ll, train_ll, rtol=1e-6)
+            np.testing.assert_allclose(new.diverged_start_ll, -0.1, rtol=1e-5)
+        else:
+            assert np.isnan(new.diverged_train_ll) and np.isnan(new.diverged_start_ll)
+
+
+def test_a_slow_start_on_a_plateau_is_not_divergence(small):
+    """The referee's case: a deep sigmoid network's first epoch sits a little below its initial
+    LL (-0.75 against -0.69) and then trains. That dip, or one of a whole nat, is no stop."""
+    spec, shared, state, seed = _end_epoch_inputs(small, 64)
+    seed = seed._replace(start_lls=jnp.full(1024, -0.69))
+    for train_ll in (-0.75, -1.69):
+        lls, accs = jnp.full(seed.order.shape[0], train_ll), jnp.full(seed.order.shape[0], 0.5)
+        new, _ = member.end_epoch(spec, member.Epoch(state, state, lls, accs), seed, shared)
+        assert int(new.diverged_epoch) == -1, train_ll
 
 
 def test_validation_is_measured_on_the_parameters_after_the_epochs_update(small):

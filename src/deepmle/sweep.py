@@ -39,7 +39,9 @@ def _finished(
     for hidden in config.model.hidden_sizes:
         g = None
         if run is not None and run.resumed:
-            g, problem = store.read_group(run.work, config, hidden, data_sha256)
+            g, problem = store.read_group(
+                run.work, config, hidden, data_sha256, store.code_digest()
+            )
             if g is None and problem != "is not saved":
                 moved = store.reject_group(run, group_name(hidden))
                 progress.warn(
@@ -196,6 +198,7 @@ def run(
                     trained.append(g.info)
             meta = {
                 **runtime.environment(),
+                "code_digest": store.code_digest(),
                 **(extra_meta or {}),
                 "run_dir": str(Path(run_dir)),
                 "data": {

@@ -168,6 +168,22 @@ def test_one_line_per_diverged_cell_with_counts_not_a_clause_per_seed():
     assert "7 of 8 seeds diverged at epochs 1-4" in line and len(line) < 200
 
 
+def test_a_stop_for_a_worse_ll_names_the_lls_that_triggered_it():
+    div = np.array([[0], [-1], [2]])
+    g = _group((32,), [30.0], np.full((3, 1), 0.5), diverged=div)
+    g.final["diverged_train_ll"] = np.array([[-3.4], [np.nan], [-10.25]])
+    g.final["diverged_start_ll"] = np.array([[-0.7], [np.nan], [-0.69]])
+    (line,) = report.divergence_lines([g])
+    assert (
+        "2 train LL far below its initial value (train LL -3.40 vs -0.70, -10.25 vs -0.69" in line
+    )
+    rows = [r for r in report.member_rows([g]) if r["diverged"]]
+    assert [(r["diverged_train_ll"], r["diverged_start_ll"]) for r in rows] == [
+        (pytest.approx(-3.4), pytest.approx(-0.7)),
+        (pytest.approx(-10.25), pytest.approx(-0.69)),
+    ]
+
+
 def test_the_smallest_learning_rate_and_shape_are_edges_too():
     acc = np.array([[0.99, 0.98, 0.97]] * 2)
     groups = [_group((8,), [0.1, 0.3, 1.0], acc), _group((16,), [0.1, 0.3, 1.0], acc - 0.01)]

@@ -448,3 +448,41 @@ def test_a_rewrite_refused_midway_keeps_the_old_file_whole(tmp_path):
     assert proc.returncode != 0 and "File too large" in proc.stderr
     assert path.read_bytes() == old
     assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+@pytest.mark.slow
+def test_a_group_trained_by_other_code_is_retrained_with_a_line(finished, tmp_path, capsys):
+    """A real edit of a training function (each step's learning rate halved, in a copy of the
+    package) trains a run in a subprocess; resuming it with this code retrains both groups,
+    says why, keeps the stale files, and gives this code's numbers bitwise."""
+    import deepmle
+
+    edited = tmp_path / "edited"
+    shutil.copytree(os.path.dirname(deepmle.__file__), edited / "deepmle")
+    member_py = edited / "deepmle" / "core" / "member.py"
+    source = member_py.read_text()
+    assert source.count("spec.optimizer(member.lr)") == 1
+    member_py.write_text(
+        source.replace("spec.optimizer(member.lr)", "spec.optimizer(member.lr / 2)")
+    )
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
+           "--no-cache", "--no-plots", "--quiet", *SHRINK]  # fmt: skip
+    proc = subprocess.run(cmd, env=env(extra={"PYTHONPATH": str(edited)}), capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    stale = json.loads((out / "groups" / "h8.json").read_text())
+    assert stale["code"] != store.code_digest()
+    before = results.load_run(out).group((8,)).params[0]["w"]
+    assert not np.array_equal(before, results.load_run(finished).group((8,)).params[0]["w"])
+
+    err = _resume(out, capsys)
+    for name in ("h8", "h16"):
+        assert f"group {name} was trained by other code (code {stale['code']}; " in err
+        assert "not used, trained again" in err
+        assert (out / "groups" / f"{name}.npz.rejected").is_file()
+    assert json.loads((out / "groups" / "h8.json").read_text())["code"] == store.code_digest()
+    for a, b in zip(results.load_run(out).groups, results.load_run(finished).groups, strict=True):
+        for la, lb in zip(a.params, b.params, strict=True):
+            for k in la:
+                np.testing.assert_array_equal(la[k], lb[k])

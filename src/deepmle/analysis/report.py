@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
-from deepmle.core.metrics import DIVERGENCE_REASONS, METRICS, Metric
+from deepmle.core.metrics import DIVERGENCE_REASONS, METRICS, WORSE_THAN_INIT, Metric
 from deepmle.errors import UserError
 from deepmle.runs.results import GroupResult, hidden_label, lr_labels
 
@@ -50,6 +50,10 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                         "diverged_reason": DIVERGENCE_REASONS[
                             int(g.final["diverged_reason"][si, li])
                         ],
+                        **{
+                            k: float(g.final[k][si, li]) if d >= 0 and k in g.final else ""
+                            for k in ("diverged_train_ll", "diverged_start_ll")
+                        },
                         **{k: float(g.final[k][si, li]) for k in names},
                         "stopped_epoch": _stop(g, "stopped_epoch", si, li),
                         "stopped_rung": _stop(g, "stopped_rung", si, li),
@@ -298,6 +302,18 @@ def calibration_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _worse_lls(g: GroupResult, li: int, which: np.ndarray) -> str:
+    """' (train LL -3.41 vs -0.72 at init, ...)': what tripped the guard, per seed ``which``
+    [seeds] (members.csv has every value)."""
+    if "diverged_train_ll" not in g.final:
+        return ""
+    ll, start = g.final["diverged_train_ll"][which, li], g.final["diverged_start_ll"][which, li]
+    if not np.isfinite(ll).any():
+        return ""
+    pairs = ", ".join(f"{a:.2f} vs {b:.2f}" for a, b in zip(ll[:3], start[:3], strict=True))
+    return f" (train LL {pairs}{', ...' if ll.size > 3 else ''} at init)"
+
+
 def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
     """One line per cell with a diverged seed: how many of how many, at which epochs and why
     (members.csv names each seed)."""
@@ -313,6 +329,7 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
             epochs = f"epoch {first}" if first == last else f"epochs {first}-{last}"
             reasons = "; ".join(
                 f"{int((why[bad] == r).sum())} {DIVERGENCE_REASONS[r]}"
+                + (_worse_lls(g, li, why == r) if r == WORSE_THAN_INIT else "")
                 for r in sorted({int(r) for r in why[bad]})
             )
             lines.append(

@@ -70,8 +70,13 @@ CURVES = tuple(m for m in METRICS if m.measured == "curve")
 
 HEALTHY, NON_FINITE, WORSE_THAN_INIT = 0, 1, 2
 """Why a member stopped: the final ``diverged_reason``."""
-DIVERGENCE_REASONS = ("", "non-finite LL or parameter", "train LL below its initial value")
+DIVERGENCE_REASONS = (
+    "",
+    "non-finite LL or parameter",
+    "train LL far below its initial value",
+)
 """The words for each ``diverged_reason`` code, as the report prints them."""
-DIVERGENCE = ("diverged_epoch", "diverged_reason")
-"""Final per-member records beside the metrics: the 0-based epoch that diverged (-1: never)
-and its reason code."""
+DIVERGENCE = ("diverged_epoch", "diverged_reason", "diverged_train_ll", "diverged_start_ll")
+"""Final per-member records beside the metrics: the 0-based epoch that diverged (-1: never),
+its reason code, and the two LLs the guard compared (that epoch's mean train LL and the same
+examples' LL at initialisation; NaN if it never diverged)."""

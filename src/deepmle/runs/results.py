@@ -130,7 +130,11 @@ def group_from_arrays(
         params=params_from_arrays(group_name(hidden), arrays, len(hidden) + 1),
         final={
             **{m.name: arrays[f"final/{m.name}"] for m in METRICS if f"final/{m.name}" in arrays},
-            **{k: arrays[f"final/{k}"] for k in DIVERGENCE},
+            **{k: arrays[f"final/{k}"] for k in DIVERGENCE[:2]},
+            **{  # the two LLs a stop compared; NaN in a run saved before
+                k: arrays.get(f"final/{k}", np.full(arrays["final/diverged_epoch"].shape, np.nan))
+                for k in DIVERGENCE[2:]
+            },
             **{k: arrays[f"final/{k}"] for k in STOP_METRICS if f"final/{k}" in arrays},
         },
         curves={m.name: arrays[f"curves/{m.name}"] for m in CURVES if f"curves/{m.name}" in arrays},

@@ -9,15 +9,17 @@
 - One process at a time writes a run directory (``flock`` on LOCK, which the kernel releases
   when the process dies, even by kill -9).
 - Each finished shape ("group") is saved at once: ``groups/<name>.npz`` then
-  ``groups/<name>.json``, which records the npz's sha256 and the group's identity (a hash of
-  the config's content restricted to that shape, not of the file name). Resume uses a group
-  only after checking all of it; a damaged or foreign group file is renamed ``*.rejected``,
+  ``groups/<name>.json``, which records the npz's sha256, the group's identity (a hash of
+  the config's content restricted to that shape, not of the file name) and the digest of the
+  code that trained it (``code_digest``). Resume uses a group only after checking all of it,
+  under the same code; a damaged, foreign or stale group file is renamed ``*.rejected``,
   reported, and its group trained again.
 """
 
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -130,6 +132,35 @@ def identity(
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
     content = json.dumps(_content(config), sort_keys=True) + data_sha256
     return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+CODE_SOURCES = ("core", "population", "runtime.py", "data.py")
+"""What computes a group's numbers, relative to the deepmle package: the one-network core,
+the population programs, the XLA:CPU settings and the data pipeline (the config's own effect
+is in ``identity``)."""
+CODE_PACKAGES = ("jax", "jaxlib", "optax", "numpy")
+"""The installed versions a result depends on (numpy draws the initial weights)."""
+
+
+@functools.cache
+def code_digest() -> str:
+    """16 hex digits of sha256 over the source of ``CODE_SOURCES`` (each file's path and bytes,
+    in sorted order) and the versions of ``CODE_PACKAGES``: a saved group is reused only under
+    the same digest, so an edit of a training function, or another jax, retrains it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for name in CODE_SOURCES:
+        path = root / name
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    for package in CODE_PACKAGES:
+        try:
+            h.update(f"{package}=={version(package)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{package}: none\0".encode())
+    return h.hexdigest()[:16]
 
 
 def foreign_files(run_dir: Path) -> list[str]:
@@ -411,6 +442,7 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha2
         "group": g.name,
         "format": FORMAT_VERSION,
         "identity": identity(config, g.hidden, data_sha256),
+        "code": code_digest(),
         "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
         "info": g.info,
@@ -435,15 +467,21 @@ def _read_saved(run_dir: Path, name: str, what: str) -> tuple[dict[str, Any], by
     return record, data, ""
 
 
+def _other_code(recorded: Any, code: str) -> str:
+    was = f"code {recorded}" if isinstance(recorded, str) else "code that recorded no digest"
+    return f"was trained by other code ({was}; this deepmle is {code})"
+
+
 def read_group(
     run_dir: Path,
     config: config_lib.Config,
     hidden: tuple[int, ...],
     data_sha256: str | None = None,
+    code: str | None = None,
 ) -> tuple[GroupResult | None, str]:
     """(the verified group, "") or (None, why it cannot be used) for ``hidden`` of ``config``,
     trained on data whose ``data.sha256`` is ``data_sha256`` (None: whatever data its record
-    names)."""
+    names) by code whose ``code_digest`` is ``code`` (None: any; resume asks for its own)."""
     name = group_name(hidden)
     record, data, why = _read_saved(run_dir, name, f"the record of group {name}")
     if why:
@@ -457,6 +495,8 @@ def read_group(
         return None, "was trained on different data"
     if record.get("identity") != identity(config, hidden, recorded):
         return None, "was trained with a different config"
+    if code is not None and record.get("code") != code:
+        return None, _other_code(record.get("code"), code)
     if record.get("npz_sha256") != hashlib.sha256(data).hexdigest():
         return None, f"{npz_path.name} fails its checksum (damaged or replaced)"
     try:
@@ -489,6 +529,7 @@ def save_rungs(
     write_json(run.work / "groups" / f"{RUNGS}.json", {
         "group": RUNGS,
         "identity": identity(config, None, data_sha256),
+        "code": code_digest(),
         "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
         "record": record,
@@ -508,6 +549,8 @@ def read_rungs(
         return None, "was trained on different data"
     if meta.get("identity") != identity(config, None, data_sha256):
         return None, "was trained with a different config"
+    if meta.get("code") != code_digest():
+        return None, _other_code(meta.get("code"), code_digest())
     if meta.get("npz_sha256") != hashlib.sha256(data).hexdigest():
         return None, f"{npz_path.name} fails its checksum (damaged or replaced)"
     try:
