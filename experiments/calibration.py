@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmle import runtime
-from deepmle.analysis import report
-from deepmle.runs.results import group_name
+from deepmle import data, runtime
+from deepmle.analysis import inference, report
+from deepmle.runs.results import GroupResult, group_name
 
 import cells
 
@@ -60,6 +60,45 @@ def derived(c: cells.Cell) -> cells.Cell:
     return c._replace(values={**c.values, **{k: f(c.values) for k, f in DERIVED.items()}})
 
 
+T_DRAWS = 1000
+NULL_DRAWS = 1000
+
+
+def resampled(g: GroupResult, c: cells.Cell, ds: data.Dataset, activation: str) -> dict:
+    """What resampling says of cell ``c`` of ``g``, over its seeds that did not diverge: T per
+    seed with its interval from resampling the validation digits (and the mean T over seeds,
+    resampling seeds too); and ECE before and after scaling against each seed's own Bernoulli
+    null, y* ~ Bernoulli(ŷ): how many seeds' ECE exceeds its null's 95th percentile."""
+    ok = np.isfinite(c.values["test_error"])
+    if not ok.any():
+        return {"resampled_seeds": 0}
+    z_val = cells.logits(g, c, ds.validation.x, activation)[ok]
+    z_test = cells.logits(g, c, ds.test.x, activation)[ok]
+    t = inference.temperature_interval(z_val, ds.validation.y, draws=T_DRAWS)
+    out = {
+        "resampled_seeds": int(ok.sum()),
+        "temperature_interval": {
+            "per_seed": t.t.tolist(),
+            "per_seed_lo": t.lo.tolist(),
+            "per_seed_hi": t.hi.tolist(),
+            "at_bound": t.at_bound.tolist(),
+            "mean": t.mean,
+            "mean_lo": t.mean_lo,
+            "mean_hi": t.mean_hi,
+        },
+    }
+    for name, z in (("ece_null", z_test), ("ece_null_ts", z_test / t.t[:, None])):
+        nulls, exceed = inference.ece_null_seeds(z, ds.test.y, from_logits=True, draws=NULL_DRAWS)
+        out[name] = {
+            "exceed_q95": exceed,
+            "seeds": len(nulls),
+            "ece": [r.ece for r in nulls],
+            "null_q95": [r.null_q95 for r in nulls],
+            "null_sds": [r.sds for r in nulls],
+        }
+    return out
+
+
 def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -> dict:
     """Every cell's calibration on one pair, and the two selections compared."""
     a, b = pair
@@ -72,12 +111,13 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -
             grid.append({**c.record(METRICS), "width": sum(g.hidden)})
     rows = report.summary_rows(res.groups)
     where = [(g, li) for g in res.groups for li in range(len(g.learning_rates))]
-    chosen = {}
+    chosen, resamples = {}, {}
     for name, by in SELECTIONS.items():
         best = report.select_best(rows, by)
         if best is None:
             raise cells.AllDiverged(f"{a} v {b}: every seed diverged at every width and lr")
         chosen[name] = derived(cells.cell(*where[best]))
+        resamples[name] = resampled(where[best][0], chosen[name], ds, cfg.model.activation)
     acc, ll = chosen["val_accuracy"], chosen["val_ll"]
     per_width = []  # the same question within each width: which lr does each rule pick?
     for g in res.groups:
@@ -104,7 +144,8 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -
         "n_test": int(ds.test.y.shape[0]),
         "cells": grid,
         "selected": {
-            name: {**c.record(METRICS), "group": group_name(c.hidden)} for name, c in chosen.items()
+            name: {**c.record(METRICS), "group": group_name(c.hidden), **resamples[name]}
+            for name, c in chosen.items()
         },
         "same_cell": (acc.hidden, acc.lr) == (ll.hidden, ll.lr),
         "accuracy_minus_ll_selected": {m: cells.paired(acc, ll, m) for m in COMPARED},
@@ -222,7 +263,12 @@ def main() -> None:
         "bins; ECE reference = mean ECE of y ~ Bernoulli(ŷ) (200 draws); T maximises the "
         "validation LL of σ(z/T); *_ts = test metrics of σ(z/T); log_temperature = log T",
         "intervals": "95% Student-t over seeds (n seeds that did not diverge, or pairs of "
-        "seeds for a difference)",
+        "seeds for a difference); for the selected cells also temperature_interval: T per "
+        f"seed with a percentile 95% interval from {T_DRAWS} resamples of the validation "
+        "digits, and the mean T over seeds resampling seeds too; ece_null(_ts): per seed, "
+        f"ECE (before, after scaling) against {NULL_DRAWS} draws of its Bernoulli null "
+        "y* ~ Bernoulli(ŷ), exceed_q95 = how many seeds exceed their null's 95th percentile "
+        "(deepmle.analysis.inference)",
         **cells.cost(wall, studies),
         "studies": studies,
     }
@@ -240,6 +286,14 @@ def main() -> None:
                 f"{cells.fmt(c['scaling_brier'], 1, 5)}, −LL/digit by "
                 f"{cells.fmt(c['scaling_nll'], 1, 4)}"
             )
+            if c["resampled_seeds"]:
+                t, e, ets = c["temperature_interval"], c["ece_null"], c["ece_null_ts"]
+                print(
+                    f"    T over seeds {t['mean']:.2f} [{t['mean_lo']:.2f}, {t['mean_hi']:.2f}] "
+                    f"(validation digits and seeds resampled); ECE above its own null's 95th "
+                    f"percentile in {e['exceed_q95']} of {e['seeds']} seeds, after scaling "
+                    f"{ets['exceed_q95']} of {ets['seeds']}"
+                )
         d = s["accuracy_minus_ll_selected"]
         print(
             "  accuracy- minus LL-selected"

@@ -28,7 +28,7 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle import data, sweep
-from deepmle.analysis import report, stats
+from deepmle.analysis import inference, report, stats
 from deepmle.core.metrics import DIVERGENCE
 from deepmle.errors import UserError
 from deepmle.runs import store
@@ -107,6 +107,115 @@ def paired(a: Cell, b: Cell, metric: str) -> dict[str, float]:
     mean, ci = stats.paired_diff_ci95(a.values[metric], b.values[metric])
     n = int((np.isfinite(a.values[metric]) & np.isfinite(b.values[metric])).sum())
     return {"mean": mean, "ci95": ci, "n": n}
+
+
+BOOTSTRAP_DRAWS = 10_000
+ALPHA = 0.05
+BOOTSTRAP = (
+    "bootstrap: a − b of test error with a percentile 95% interval (lo, hi) and two-sided p, "
+    f"from {BOOTSTRAP_DRAWS} joint resamples of the seeds and the test digits, the same for "
+    "both cells (deepmle.analysis.inference.paired_bootstrap); seeds where either diverged "
+    "are left out"
+)
+
+
+def logits(group: GroupResult, c: Cell, x: np.ndarray, activation: str) -> np.ndarray:
+    """z [S, n] of the members of cell ``c`` of ``group`` (one per seed, diverged ones
+    included) on x [n, n_inputs], from their saved params."""
+    li = int(np.flatnonzero(np.asarray(group.learning_rates, np.float64) == c.lr)[0])
+    one = group._replace(
+        learning_rates=group.learning_rates[li : li + 1],
+        params=[{k: v[:, li : li + 1] for k, v in layer.items()} for layer in group.params],
+    )
+    return inference.predictions(one, x, activation)[:, 0]
+
+
+def correct(group: GroupResult, c: Cell, split: data.Split, activation: str) -> np.ndarray:
+    """bool [S, n]: which digits of ``split`` each member of cell ``c`` classifies right
+    (ŷ > 1/2 against y, as the library's accuracy)."""
+    return (logits(group, c, split.x, activation) > 0) == (np.asarray(split.y) > 0.5)
+
+
+def bootstrap(correct_a: np.ndarray, a: Cell, correct_b: np.ndarray, b: Cell) -> dict[str, Any]:
+    """a − b of test error (correct_a, correct_b bool [S, n] on the test digits) paired over
+    seeds and digits (BOOTSTRAP), over the seeds where neither diverged; JSON-ready."""
+    valid = np.isfinite(a.values["test_error"]) & np.isfinite(b.values["test_error"])
+    r = inference.paired_bootstrap(correct_a, correct_b, valid=valid, draws=BOOTSTRAP_DRAWS)
+    return r._asdict()
+
+
+def multiple(p: Sequence[float], alpha: float = ALPHA) -> dict[str, Any]:
+    """How many of the p-values ``p`` [m] are below ``alpha`` unadjusted, and how many
+    survive Holm (family-wise error) and Benjamini-Hochberg (false discovery rate); with the
+    indices that survive each."""
+    p = np.asarray(p, np.float64)
+    holm, bh = inference.holm(p, alpha), inference.benjamini_hochberg(p, alpha)
+    return {
+        "alpha": alpha,
+        "tests": int(p.size),
+        "unadjusted": int(np.sum(p < alpha)),
+        "holm": int(holm.sum()),
+        "benjamini_hochberg": int(bh.sum()),
+        "holm_rejects": [int(i) for i in np.flatnonzero(holm)],
+        "benjamini_hochberg_rejects": [int(i) for i in np.flatnonzero(bh)],
+    }
+
+
+SKLEARN_C = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
+SKLEARN_MAX_ITER = 200
+SKLEARN_SMOKE = {"grid": (0.1, 1.0), "max_iter": 50}
+"""What a study's --smoke form fits instead: seconds, not the real comparison."""
+
+
+def sklearn_logistic(
+    ds: data.Dataset, grid: Sequence[float] = SKLEARN_C, max_iter: int = SKLEARN_MAX_ITER
+) -> tuple[dict[str, Any], np.ndarray]:
+    """A reference logistic regression from another library: scikit-learn's
+    ``LogisticRegression`` (L2, lbfgs) fitted on the training pixels for each C of ``grid``
+    (warm-started along the path, at most ``max_iter`` iterations each), C selected on
+    validation error (the first of ties), and its test error; with bool [n_test], which test
+    digits it gets right (deterministic: one 'seed')."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    t = time.perf_counter()
+    x, y = np.asarray(ds.train.x), np.asarray(ds.train.y) > 0.5
+    xv, yv = np.asarray(ds.validation.x), np.asarray(ds.validation.y) > 0.5
+    model = LogisticRegression(max_iter=max_iter, warm_start=True)
+    path, best, best_coef = [], None, None
+    for c in grid:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.set_params(C=c).fit(x, y)
+        err = float(np.mean(model.predict(xv) != yv))
+        converged = bool(model.n_iter_[0] < max_iter)
+        path.append({"C": c, "val_error": err, "iterations": int(model.n_iter_[0]),
+                     "converged": converged})  # fmt: skip
+        if best is None or err < best["val_error"]:
+            best, best_coef = path[-1], (model.coef_.copy(), model.intercept_.copy())
+    model.coef_, model.intercept_ = best_coef
+    right = model.predict(np.asarray(ds.test.x)) == (np.asarray(ds.test.y) > 0.5)
+    record = {
+        "model": "sklearn.linear_model.LogisticRegression(penalty='l2', solver='lbfgs', "
+        f"max_iter={max_iter}, warm_start=True)",
+        "selected_C": best["C"],
+        "val_error": best["val_error"],
+        "test_error": float(1.0 - right.mean()),
+        "by_C": path,
+        "wall_s": round(time.perf_counter() - t, 1),
+    }
+    return record, right
+
+
+def minus_sklearn(correct_net: np.ndarray, net: Cell, sklearn_right: np.ndarray) -> dict:
+    """Network − scikit-learn test error (bool [S, n] and [n]), paired by digit: the
+    BOOTSTRAP with scikit-learn's one deterministic fit standing for every seed."""
+    same = np.broadcast_to(sklearn_right, correct_net.shape)
+    valid = np.isfinite(net.values["test_error"])
+    r = inference.paired_bootstrap(correct_net, same, valid=valid, draws=BOOTSTRAP_DRAWS)
+    return r._asdict()
 
 
 def cell(group: GroupResult, li: int) -> Cell:

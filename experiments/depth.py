@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from deepmle import config, data, likelihood, model, results, sweep
+from deepmle.analysis import inference
 from deepmle.core import registry
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -86,7 +87,12 @@ def select(group: results.GroupResult, plan: Plan) -> dict:
 
     A member the library stopped as diverged keeps its parameters from before the epoch that
     failed, and is counted here at those parameters: leaving it out (as the sweep's own summary
-    does) would let a learning rate at which 7 of 8 seeds failed win on its one survivor."""
+    does) would let a learning rate at which 7 of 8 seeds failed win on its one survivor.
+
+    Test accuracy over seeds is often bimodal here (a seed trains, or stays at the majority
+    class): the cell counts the seeds that trained (``inference.TRAINED_RULE`` on each seed's
+    validation accuracy) and gives the t half-width only when all or none did (else NaN; the
+    half-width over all seeds stays in ``test_accuracy_ci95_all_seeds``)."""
     final = group.final
     val = final["val_accuracy"].mean(axis=0)
     best = max(range(val.size), key=lambda i: (val[i], final["val_ll"][:, i].mean()))
@@ -94,6 +100,8 @@ def select(group: results.GroupResult, plan: Plan) -> dict:
     diverged = (final["diverged_epoch"] >= 0).sum(axis=0)
     val_m, val_hw = mean_ci95(final["val_accuracy"][:, best])
     test_m, test_hw = mean_ci95(final["test_accuracy"][:, best])
+    trained = inference.trained(final["val_accuracy"])  # [seeds, lrs]
+    outcome = inference.seed_outcome(final["test_accuracy"][:, best], trained[:, best])
     return {
         "selected_lr": lr,
         "selected_lr_at_edge": lr in (min(plan.learning_rates), max(plan.learning_rates)),
@@ -101,7 +109,18 @@ def select(group: results.GroupResult, plan: Plan) -> dict:
         "val_accuracy_mean": val_m,
         "val_accuracy_ci95": val_hw,
         "test_accuracy_mean": test_m,
-        "test_accuracy_ci95": test_hw,
+        "test_accuracy_ci95": test_hw if outcome.n_trained in (0, outcome.n) else float("nan"),
+        "test_accuracy_ci95_all_seeds": test_hw,
+        "seeds": int(final["val_accuracy"].shape[0]),
+        "trained_seeds": outcome.n_trained,
+        "test_accuracy_trained_mean": outcome.mean_trained,
+        "test_accuracy_untrained_mean": outcome.mean_untrained,
+        "test_accuracy_outcome": outcome.text(),
+        "trained_rule": inference.TRAINED_RULE,
+        "trained_by_lr": {
+            str(float(lr)): int(k)
+            for lr, k in zip(group.learning_rates, trained.sum(axis=0), strict=True)
+        },
         "val_accuracy_by_lr": {
             str(float(lr)): float(v) for lr, v in zip(group.learning_rates, val, strict=True)
         },
@@ -185,6 +204,11 @@ def draw(res: dict, plan: Plan, path_main: Path, path_layers: Path) -> None:
         hw = np.array([100 * c["test_accuracy_ci95"] for c in cells])
         acc_ax.plot(depths, m, "o-", color=COLORS[act], label=act)
         acc_ax.fill_between(depths, m - hw, m + hw, color=COLORS[act], alpha=0.25)
+        for d, mm, c in zip(depths, m, cells, strict=True):
+            if 0 < c["trained_seeds"] < c["seeds"]:  # bimodal: counts, no band
+                acc_ax.annotate(f"{c['trained_seeds']}/{c['seeds']} trained", (d, mm),
+                                xytext=(3, -10), textcoords="offset points", fontsize=7,
+                                color=COLORS[act])  # fmt: skip
         first_ax.plot(
             depths, [c["grad_norm_init"][0] for c in cells], "o-", color=COLORS[act],
             label=f"{act}, init",
@@ -204,7 +228,8 @@ def draw(res: dict, plan: Plan, path_main: Path, path_layers: Path) -> None:
         xlabel=f"hidden layers ({plan.width} cells each)",
         xticks=depths,
         ylabel="test accuracy (%), validation-selected lr",
-        title=f"accuracy after {plan.epochs} epoch(s), 95% band over {plan.seeds} seeds",
+        title=f"accuracy after {plan.epochs} epoch(s), mean of {plan.seeds} seeds;\n"
+        "95% band where every seed trained (val acc ≥ 0.9), else counts",
     )
     acc_ax.legend()
     first_ax.set(

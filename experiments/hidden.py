@@ -31,13 +31,22 @@ SMOKE_SET = (
 )
 
 
-def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -> dict:
-    """Every shape's selected cell on one pair, and each width minus logistic regression."""
+def study(
+    pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs, sklearn: dict
+) -> dict:
+    """Every shape's selected cell on one pair, and each width minus logistic regression (over
+    seeds, and over seeds and test digits); and each shape minus scikit-learn's logistic
+    regression (fitted with ``sklearn``, cells.sklearn_logistic's options)."""
     a, b = pair
     cfg = cells.pair_config("hidden", pair, overrides)
     res, ds = runs.train(cfg, f"{a}v{b}")
     selected = {h: cells.select(res.group(h)) for h in cfg.model.hidden_sizes}
     logistic = selected[()]
+    right = {
+        h: cells.correct(res.group(h), c, ds.test, cfg.model.activation)
+        for h, c in selected.items()
+    }
+    reference, right_sk = cells.sklearn_logistic(ds, **sklearn)
     shapes = []
     for h, c in selected.items():
         shapes.append(
@@ -51,12 +60,25 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -
         shapes[-1]["test_error"]["sampling_ci95"] = cells.sampling_ci95(
             c.summary("test_error")["mean"], int(ds.test.y.shape[0])
         )
+        shapes[-1]["logistic_minus_this"]["test_error"]["bootstrap"] = cells.bootstrap(
+            right[()], logistic, right[h], c
+        )
+        shapes[-1]["this_minus_sklearn"] = {
+            "test_error": cells.minus_sklearn(right[h], c, right_sk)
+        }
+    widths = [sh for sh in shapes if sh["width"]]
+    p = [sh["logistic_minus_this"]["test_error"]["bootstrap"]["p"] for sh in widths]
+    survivors = cells.multiple(p)  # its rejects as the widths, not their indices
+    for rule in ("holm_rejects", "benjamini_hochberg_rejects"):
+        survivors[rule] = [widths[i]["width"] for i in survivors[rule]]
     return {
         "pair": [a, b],
         "n_train": int(ds.train.y.shape[0]),
         "n_val": int(ds.validation.y.shape[0]),
         "n_test": int(ds.test.y.shape[0]),
         "shapes": shapes,
+        "sklearn_logistic": reference,
+        "multiple_comparisons": {"logistic_minus_width": survivors},
         "trained_s": round(cells.trained_s(res), 1),
     }
 
@@ -124,7 +146,8 @@ def main() -> None:
     pairs_list, source = [list(p) for p in pairs], cells.shown(pairs_json)
     plan = cells.plan("hidden", overrides, pairs=pairs_list, hardest_from=source)
     started = time.perf_counter()
-    studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs))
+    sklearn = cells.SKLEARN_SMOKE if args.smoke else {}
+    studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs, sklearn))
     wall = time.perf_counter() - started
     record = {
         "question": "What does the hidden layer buy?",
@@ -134,7 +157,10 @@ def main() -> None:
         "(fewest diverged seeds, then mean validation accuracy, ties validation LL); test "
         "numbers for the selected cells only",
         "intervals": "ci95: 95% Student-t over seeds (n seeds that did not diverge, or pairs of "
-        "seeds for a difference); sampling_ci95: 1.96·sqrt(e(1−e)/n_test)",
+        "seeds for a difference); sampling_ci95: 1.96·sqrt(e(1−e)/n_test); "
+        + cells.BOOTSTRAP
+        + "; this_minus_sklearn: the same bootstrap against scikit-learn's one fit; "
+        "multiple_comparisons: the widths' bootstrap p under Holm and Benjamini-Hochberg",
         **cells.cost(wall, studies),
         "studies": studies,
     }
@@ -144,10 +170,19 @@ def main() -> None:
         for sh in s["shapes"]:
             name = "logistic" if sh["width"] == 0 else f"784-{sh['width']}-1"
             d = sh["logistic_minus_this"]["test_error"]
+            b = d["bootstrap"]
+            buys = (
+                f"   buys {cells.fmt(d)} (n = {d['n']}); over seeds and digits "
+                f"{100 * b['diff']:.2f} [{100 * b['lo']:.2f}, {100 * b['hi']:.2f}], p {b['p']:.2g}"
+            )
             print(
                 f"  {name:10} lr {sh['selected_lr']:<5g} {cells.fmt(sh['test_error'])}"
-                + ("" if sh["width"] == 0 else f"   buys {cells.fmt(d)} (n = {d['n']})")
+                + ("" if sh["width"] == 0 else buys)
             )
+        sk = s["sklearn_logistic"]
+        print(
+            f"  sklearn    C {sk['selected_C']:<5g} {100 * sk['test_error']:.2f} ({sk['wall_s']} s)"
+        )
     print(f"wrote {args.out / 'hidden.json'} and hidden.png in {wall:.0f} s")
 
 

@@ -39,8 +39,12 @@ SMOKE_SET = (
 TOP = 5
 
 
-def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs) -> list[dict]:
-    """One record per pair: both shapes' selected cells and their paired difference."""
+def study(
+    digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs, sklearn: dict
+) -> list[dict]:
+    """One record per pair: both shapes' selected cells and their paired difference (over
+    seeds, and over seeds and test digits), and scikit-learn's logistic regression (fitted
+    with ``sklearn``, cells.sklearn_logistic's options) against both."""
     out = []
     for a, b in combinations(digits, 2):
         t = time.perf_counter()
@@ -49,6 +53,10 @@ def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs)
         network = next(h for h in cfg.model.hidden_sizes if h)  # beside logistic regression ()
         net, lin = cells.select(res.group(network)), cells.select(res.group(()))
         n_test = int(ds.test.y.shape[0])
+        act = cfg.model.activation
+        ok_net = cells.correct(res.group(network), net, ds.test, act)
+        ok_lin = cells.correct(res.group(()), lin, ds.test, act)
+        reference, ok_sk = cells.sklearn_logistic(ds, **sklearn)
         record = {
             "pair": [a, b],
             "n_train": int(ds.train.y.shape[0]),
@@ -57,6 +65,9 @@ def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs)
             "network": net.record(METRICS),
             "logistic": lin.record(METRICS),
             "logistic_minus_network": {m: cells.paired(lin, net, m) for m in METRICS},
+            "sklearn_logistic": reference,
+            "network_minus_sklearn": {"test_error": cells.minus_sklearn(ok_net, net, ok_sk)},
+            "logistic_minus_sklearn": {"test_error": cells.minus_sklearn(ok_lin, lin, ok_sk)},
             "by_lr": {
                 "network": cells.lr_table(res.group(network)),
                 "logistic": cells.lr_table(res.group(())),
@@ -66,6 +77,8 @@ def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs)
         for shape in ("network", "logistic"):
             err = record[shape]["test_error"]["mean"]
             record[shape]["test_error"]["sampling_ci95"] = cells.sampling_ci95(err, n_test)
+        boot = cells.bootstrap(ok_lin, lin, ok_net, net)
+        record["logistic_minus_network"]["test_error"]["bootstrap"] = boot
         out.append(record)
         print(
             f"{a} v {b}: test error network {cells.fmt(record['network']['test_error'])} %, "
@@ -73,6 +86,31 @@ def study(digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs)
             f"({time.perf_counter() - t:.0f} s)",
             flush=True,
         )
+    return out
+
+
+def multiple(records: list[dict]) -> dict:
+    """How many pairs' differences survive Holm and Benjamini-Hochberg (cells.multiple) on
+    the bootstrap p of logistic − network and of network − scikit-learn test error; and how
+    many over-seeds t-intervals of logistic − network exclude 0 (no correction)."""
+    out = {}
+    for name, p in (
+        (
+            "logistic_minus_network",
+            lambda r: r["logistic_minus_network"]["test_error"]["bootstrap"],
+        ),
+        ("network_minus_sklearn", lambda r: r["network_minus_sklearn"]["test_error"]),
+    ):
+        m = cells.multiple([p(r)["p"] for r in records])
+        for rule in ("holm", "benjamini_hochberg"):
+            m[f"{rule}_rejects"] = [records[i]["pair"] for i in m[f"{rule}_rejects"]]
+        out[name] = m
+    t = [r["logistic_minus_network"]["test_error"] for r in records]
+    out["logistic_minus_network"]["t_interval_over_seeds_excludes_0"] = sum(
+        1
+        for d in t
+        if d["ci95"] is not None and np.isfinite(d["ci95"]) and abs(d["mean"]) > d["ci95"]
+    )
     return out
 
 
@@ -172,7 +210,8 @@ def main() -> None:
     plan = cells.plan("pairs", overrides, digits=list(digits))
     plan["network"] = next(h for h in plan["hidden_sizes"] if h)
     started = time.perf_counter()
-    records = study(digits, overrides, args.runs)
+    sklearn = cells.SKLEARN_SMOKE if args.smoke else {}
+    records = study(digits, overrides, args.runs, sklearn)
     wall = time.perf_counter() - started
     record = {
         "question": "Which digit pairs are hard?",
@@ -182,7 +221,10 @@ def main() -> None:
         "(fewest diverged seeds, then mean validation accuracy, ties validation LL); pairs "
         "ranked on validation error; test numbers for the selected cells only",
         "intervals": "ci95: 95% Student-t over seeds (n seeds that did not diverge); "
-        "sampling_ci95: 1.96·sqrt(e(1−e)/n_test), the test set's own binomial noise",
+        "sampling_ci95: 1.96·sqrt(e(1−e)/n_test), the test set's own binomial noise; "
+        + cells.BOOTSTRAP
+        + "; network_minus_sklearn: the same bootstrap against scikit-learn's one fit",
+        "multiple_comparisons": multiple(records),
         "hardest": [r["pair"] for r in hardest(records)[:TOP]],
         "hidden_matters_most": [r["pair"] for r in hidden_matters(records)[:TOP]],
         **cells.cost(wall, records),
@@ -199,7 +241,17 @@ def main() -> None:
     print("where the hidden layer matters most (logistic − network test error, points):")
     for r in hidden_matters(records)[:TOP]:
         d = r["logistic_minus_network"]["test_error"]
-        print(f"  {r['pair'][0]} v {r['pair'][1]}: {cells.fmt(d)} (n = {d['n']} seeds)")
+        b = d["bootstrap"]
+        print(
+            f"  {r['pair'][0]} v {r['pair'][1]}: {cells.fmt(d)} (n = {d['n']} seeds); over "
+            f"seeds and digits {100 * b['diff']:.2f} [{100 * b['lo']:.2f}, "
+            f"{100 * b['hi']:.2f}], p {b['p']:.2g}"
+        )
+    m = record["multiple_comparisons"]["logistic_minus_network"]
+    print(
+        f"logistic − network test error, {m['tests']} pairs: p < {m['alpha']} in "
+        f"{m['unadjusted']}, Holm {m['holm']}, Benjamini-Hochberg {m['benjamini_hochberg']}"
+    )
     print(f"wrote {args.out / 'pairs.json'} and pairs.png in {wall:.0f} s")
 
 

@@ -1,6 +1,7 @@
 """experiments/depth.py --smoke end to end in a subprocess, so the research script cannot rot."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,12 @@ def test_depth_smoke_writes_its_numbers_and_figures(tmp_path):
         for depth, cell in cells.items():
             assert cell["selected_lr"] in plan["learning_rates"]
             assert 0.5 < cell["test_accuracy_mean"] <= 1.0
+            k, n = cell["trained_seeds"], cell["seeds"]
+            assert n == plan["seeds"] and cell["test_accuracy_outcome"].startswith(
+                f"{k} of {n} seeds trained"
+            )
+            mixed = 0 < k < n  # a bimodal cell gets counts, not a t-interval
+            assert math.isnan(cell["test_accuracy_ci95"]) == mixed
             for key in ("grad_norm_init", "grad_norm_epoch1"):
                 assert len(cell[key]) == int(depth) + 1  # hidden layers and the output
                 assert all(v > 0 for v in cell[key])

@@ -63,6 +63,19 @@ def test_the_three_answers_run_and_write_what_they_claim(tmp_path):
             assert 0 <= cell["test_error"]["mean"] < 0.2 and cell["test_error"]["n"] == 2
             assert cell["test_error"]["sampling_ci95"] > 0
         assert r["n_train"] + r["n_val"] > 10_000 and r["n_test"] > 1_500
+        d = r["logistic_minus_network"]["test_error"]
+        boot = d["bootstrap"]  # over seeds and digits: the same point, an interval around it
+        assert boot["diff"] == pytest.approx(d["mean"], abs=1e-6) and boot["n_seeds"] == 2
+        assert boot["lo"] <= boot["diff"] <= boot["hi"] and 0 < boot["p"] <= 1
+        assert boot["n_digits"] == r["n_test"]
+        sk = r["sklearn_logistic"]
+        assert sk["selected_C"] in [c["C"] for c in sk["by_C"]] and 0 <= sk["test_error"] < 0.2
+        diff = r["network_minus_sklearn"]["test_error"]["diff"]
+        assert diff == pytest.approx(
+            r["network"]["test_error"]["mean"] - sk["test_error"], abs=1e-6
+        )
+    m = pairs["multiple_comparisons"]["logistic_minus_network"]
+    assert m["tests"] == 3 and m["holm"] <= m["benjamini_hochberg"] <= m["unadjusted"]
     by_val = sorted(pairs["pairs"], key=lambda r: -r["network"]["val_error"]["mean"])
     assert pairs["hardest"] == [r["pair"] for r in by_val]  # ranked on validation, not test
     hardest = tuple(pairs["hardest"][0])
@@ -92,6 +105,13 @@ def test_the_three_answers_run_and_write_what_they_claim(tmp_path):
             assert math.exp(c["log_temperature"]["mean"]) == pytest.approx(
                 c["temperature"]["mean"], rel=0.5
             )
+        for c in s["selected"].values():
+            t = c["temperature_interval"]  # the library's T, with an interval over val digits
+            assert np.mean(t["per_seed"]) == pytest.approx(c["temperature"]["mean"], rel=1e-4)
+            assert 0 < min(t["per_seed_lo"]) and np.all(np.less(t["per_seed_lo"], t["per_seed_hi"]))
+            e = c["ece_null"]
+            assert np.mean(e["ece"]) == pytest.approx(c["test_ece"]["mean"], rel=1e-4)
+            assert 0 <= e["exceed_q95"] <= e["seeds"] == 2
         assert set(s["selected"]) == {"val_accuracy", "val_ll"}
         if s["same_cell"]:
             assert all(d["mean"] == 0 for d in s["accuracy_minus_ll_selected"].values())
