@@ -25,6 +25,7 @@ from deepmle.analysis import inference, report
 from deepmle.runs.results import GroupResult, group_name
 
 import cells
+import reproduce
 
 CALIBRATION = ("test_brier", "test_ece", "test_ece_reference", "temperature", "log_temperature")
 AFTER = ("test_ll_ts", "test_brier_ts", "test_ece_ts", "test_ece_reference_ts")
@@ -151,6 +152,12 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -
         "accuracy_minus_ll_selected": {m: cells.paired(acc, ll, m) for m in COMPARED},
         "per_width": per_width,
         "trained_s": round(cells.trained_s(res), 1),
+        "reproduce": [
+            reproduce.block(
+                f"{a} v {b}, selected {list(c.hidden)}, lr {c.lr:g}", cfg, res, c.hidden, c.lr
+            )
+            for c in {(c.hidden, c.lr): c for c in chosen.values()}.values()
+        ],
     }
 
 
@@ -270,6 +277,7 @@ def main() -> None:
         "y* ~ Bernoulli(ŷ), exceed_q95 = how many seeds exceed their null's 95th percentile "
         "(deepmle.analysis.inference)",
         **cells.cost(wall, studies),
+        "reproduce": [r for s in studies for r in s.pop("reproduce")],
         "studies": studies,
     }
     cells.save(args.out, "calibration", record, lambda path: draw(studies, plan, path))

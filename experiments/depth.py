@@ -33,6 +33,8 @@ from deepmle import config, data, likelihood, model, results, sweep
 from deepmle.analysis import inference
 from deepmle.core import registry
 
+import reproduce
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 COLORS = {"sigmoid": "tab:blue", "tanh": "tab:orange", "relu": "tab:green"}
 GRAD_BATCH = 512
@@ -55,6 +57,9 @@ FULL = Plan(
     epochs=5,
 )
 SMOKE = Plan(depths=(1, 2), width=8, learning_rates=(0.3, 1.0), seeds=2, epochs=1)
+REPRODUCED = (("sigmoid", 4),)
+"""The cells CI retrains (experiments/reproduce.py): 4 sigmoid layers, the depth where the
+divergence guard once stopped networks that train."""
 
 
 def sweep_config(plan: Plan, activation: str) -> config.Config:
@@ -173,6 +178,11 @@ def study(plan: Plan, ds: data.Dataset, runs_dir: Path) -> dict:
                 "grad_norm_init": grad_norms(init, x, y, activation).tolist(),
                 "grad_norm_epoch1": grad_norms(epoch1, x, y, activation).tolist(),
             }
+            if (activation, depth) in REPRODUCED:
+                out[activation][str(depth)]["reproduce"] = reproduce.block(
+                    f"{activation}, {depth} hidden layers, lr {cell['selected_lr']:g}",
+                    cfg, trained, hidden, cell["selected_lr"],
+                )  # fmt: skip
         print(f"{activation}: {time.perf_counter() - t:.0f} s")
     return out
 
@@ -293,6 +303,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as runs:
         res = study(plan, ds, Path(runs))
     wall = time.perf_counter() - started
+    checks = [c.pop("reproduce") for act in res.values() for c in act.values() if "reproduce" in c]
     record = {
         "question": "Does the chain rule survive depth?",
         "command": "python experiments/depth.py" + (" --smoke" if args.smoke else ""),
@@ -310,6 +321,7 @@ def main() -> None:
         "selected lr (a 1-epoch sweep of the same config)",
         "wall_s": round(wall, 1),
         "cpu_cores": os.cpu_count(),
+        "reproduce": checks,
         "results": res,
     }
     (out / "depth.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -21,8 +21,12 @@ import numpy as np
 from deepmle import runtime
 
 import cells
+import reproduce
 
 METRICS = ("val_error", "test_error", "val_ll", "test_ll")
+REPRODUCED = ((), (64,))
+"""The shapes whose selected cells CI retrains (experiments/reproduce.py): logistic regression
+and the 64-wide network, whose published numbers once came from older code."""
 SMOKE_SET = (
     "model.hidden_sizes=[[], [8]]",
     "train.epochs=1",
@@ -80,6 +84,11 @@ def study(
         "sklearn_logistic": reference,
         "multiple_comparisons": {"logistic_minus_width": survivors},
         "trained_s": round(cells.trained_s(res), 1),
+        "reproduce": [
+            reproduce.block(f"{a} v {b}, hidden {list(h)}, lr {c.lr:g}", cfg, res, h, c.lr)
+            for h, c in selected.items()
+            if h in REPRODUCED
+        ],
     }
 
 
@@ -162,6 +171,7 @@ def main() -> None:
         + "; this_minus_sklearn: the same bootstrap against scikit-learn's one fit; "
         "multiple_comparisons: the widths' bootstrap p under Holm and Benjamini-Hochberg",
         **cells.cost(wall, studies),
+        "reproduce": [r for s in studies for r in s.pop("reproduce")],
         "studies": studies,
     }
     cells.save(args.out, "hidden", record, lambda path: draw(studies, plan, path))

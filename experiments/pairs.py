@@ -27,9 +27,12 @@ import numpy as np
 from deepmle import runtime
 
 import cells
+import reproduce
 
 METRICS = ("val_error", "test_error", "val_ll", "test_ll")
 SMOKE_DIGITS = (1, 2, 7)
+REPRODUCED = ((1, 2), (7, 9))
+"""The pairs whose selected cells CI retrains (experiments/reproduce.py)."""
 SMOKE_SET = (
     "model.hidden_sizes=[[], [8]]",
     "train.epochs=1",
@@ -79,6 +82,11 @@ def study(
             record[shape]["test_error"]["sampling_ci95"] = cells.sampling_ci95(err, n_test)
         boot = cells.bootstrap(ok_lin, lin, ok_net, net)
         record["logistic_minus_network"]["test_error"]["bootstrap"] = boot
+        if (a, b) in REPRODUCED:
+            record["reproduce"] = [
+                reproduce.block(f"{a} v {b}, hidden {list(h)}, lr {c.lr:g}", cfg, res, h, c.lr)
+                for h, c in ((network, net), ((), lin))
+            ]
         out.append(record)
         print(
             f"{a} v {b}: test error network {cells.fmt(record['network']['test_error'])} %, "
@@ -228,6 +236,7 @@ def main() -> None:
         "hardest": [r["pair"] for r in hardest(records)[:TOP]],
         "hidden_matters_most": [r["pair"] for r in hidden_matters(records)[:TOP]],
         **cells.cost(wall, records),
+        "reproduce": [r for rec in records for r in rec.pop("reproduce", [])],
         "pairs": records,
     }
     cells.save(args.out, "pairs", record, lambda path: draw(records, plan, path))
