@@ -27,10 +27,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
-from deepmle import config, data, likelihood, model, results, sweep
-from deepmle.analysis import inference
+from deepmle import config, data, likelihood, model, results, runtime, sweep
+from deepmle.analysis import inference, report, stats
 from deepmle.core import registry
 
 import reproduce
@@ -80,19 +79,12 @@ def sweep_config(plan: Plan, activation: str) -> config.Config:
     )
 
 
-def mean_ci95(values: np.ndarray) -> tuple[float, float]:
-    """Mean and half-width of the 95% Student-t interval over seeds."""
-    half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-    return float(values.mean()), float(half)
-
-
 def select(group: results.GroupResult, plan: Plan) -> dict:
-    """The learning rate of one (activation, depth) with the highest mean validation accuracy
-    over ALL its seeds (ties: validation LL), with its test accuracy and every lr's record.
-
-    A member the library stopped as diverged keeps its parameters from before the epoch that
-    failed, and is counted here at those parameters: leaving it out (as the sweep's own summary
-    does) would let a learning rate at which 7 of 8 seeds failed win on its one survivor.
+    """The learning rate of one (activation, depth) the library selects
+    (``report.select_best``: the fewest diverged seeds, then the highest mean validation
+    accuracy, ties validation LL), with its test accuracy and every lr's record. Its means are
+    over all its seeds (a diverged one, rare under the guard's margin, at its parameters from
+    before the epoch that failed); ``diverged_seeds`` says how many.
 
     Test accuracy over seeds is often bimodal here (a seed trains, or stays at the majority
     class): the cell counts the seeds that trained (``inference.TRAINED_RULE`` on each seed's
@@ -100,11 +92,13 @@ def select(group: results.GroupResult, plan: Plan) -> dict:
     half-width over all seeds stays in ``test_accuracy_ci95_all_seeds``)."""
     final = group.final
     val = final["val_accuracy"].mean(axis=0)
-    best = max(range(val.size), key=lambda i: (val[i], final["val_ll"][:, i].mean()))
+    best = report.select_best(report.summary_rows([group]))
+    if best is None:  # every member of every lr diverged: the least bad on validation
+        best = max(range(val.size), key=lambda i: (val[i], final["val_ll"][:, i].mean()))
     lr = float(group.learning_rates[best])
     diverged = (final["diverged_epoch"] >= 0).sum(axis=0)
-    val_m, val_hw = mean_ci95(final["val_accuracy"][:, best])
-    test_m, test_hw = mean_ci95(final["test_accuracy"][:, best])
+    val_m, val_hw = stats.mean_ci95(final["val_accuracy"][:, best])
+    test_m, test_hw = stats.mean_ci95(final["test_accuracy"][:, best])
     trained = inference.trained(final["val_accuracy"])  # [seeds, lrs]
     outcome = inference.seed_outcome(final["test_accuracy"][:, best], trained[:, best])
     return {
@@ -291,6 +285,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny plan, seconds, into a temp dir")
     ap.add_argument("--out", type=Path, help="default: experiments/results (smoke: a temp dir)")
     args = ap.parse_args()
+    runtime.setup()
     plan = SMOKE if args.smoke else FULL
     out = args.out or (
         Path(tempfile.mkdtemp(prefix="depth-smoke-"))
@@ -309,9 +304,10 @@ def main() -> None:
         "command": "python experiments/depth.py" + (" --smoke" if args.smoke else ""),
         "plan": plan._asdict(),
         "grad_batch": GRAD_BATCH,
-        "selection": "per (activation, depth), the learning rate with the highest mean "
-        "validation accuracy over all seeds, ties by validation LL; test accuracy for it alone; "
-        "a member stopped as diverged counts at its parameters from before the failed epoch",
+        "selection": "per (activation, depth), the learning rate the library selects on "
+        "validation (report.select_best: fewest diverged seeds, then mean validation accuracy, "
+        "ties validation LL); test accuracy for it alone, over all its seeds (a member stopped "
+        "as diverged at its parameters from before the failed epoch)",
         "first_layer_factor_per_extra_layer": {
             act: ratio_per_layer(res[act], plan) for act in ACTIVATIONS
         },
