@@ -176,6 +176,7 @@ def test_toml_blocks_are_deepmle_configs():
     for block in blocks:
         raw = tomllib.loads(block.body)
         for section, body in raw.items():
+            assert section in config.SECTIONS, f"{block.page}:{block.line}: [{section}]"
             keys = [f.name for f in dataclasses.fields(config.SECTIONS[section]) if f.compare]
             unknown = set(body) - set(keys)
             assert not unknown, f"{block.page}:{block.line}: [{section}] {unknown}"
