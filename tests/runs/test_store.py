@@ -486,3 +486,16 @@ def test_a_group_trained_by_other_code_is_retrained_with_a_line(finished, tmp_pa
         for la, lb in zip(a.params, b.params, strict=True):
             for k in la:
                 np.testing.assert_array_equal(la[k], lb[k])
+
+
+def test_the_code_digest_sees_code_not_comments_or_docstrings():
+    """An edit of a comment, a docstring or the layout leaves a module's code as it was (no
+    retraining); an edit of an expression does not."""
+    base = 'def step(lr, g):\n    """One step."""\n    return lr * g\n'
+    assert store._code_of(base) == store._code_of(
+        '"""Module."""\n\n\ndef step(lr, g):  # the update\n    """Another docstring."""\n'
+        "    return lr*g\n"
+    )
+    assert store._code_of(base) != store._code_of(base.replace("lr * g", "lr / 2 * g"))
+    assert store._code_of('def f():\n    """Only a docstring."""\n') != store._code_of(base)
+    assert len(store.code_digest()) == 16 and store.code_digest() == store.code_digest()

@@ -16,6 +16,7 @@
   reported, and its group trained again.
 """
 
+import ast
 import ctypes
 import errno
 import fcntl
@@ -142,11 +143,29 @@ CODE_PACKAGES = ("jax", "jaxlib", "optax", "numpy")
 """The installed versions a result depends on (numpy draws the initial weights)."""
 
 
+def _code_of(source: str) -> str:
+    """What a module computes, without its comments, docstrings and layout: its syntax tree
+    with the docstrings taken out, dumped."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 @functools.cache
 def code_digest() -> str:
-    """16 hex digits of sha256 over the source of ``CODE_SOURCES`` (each file's path and bytes,
-    in sorted order) and the versions of ``CODE_PACKAGES``: a saved group is reused only under
-    the same digest, so an edit of a training function, or another jax, retrains it."""
+    """16 hex digits of sha256 over the code of ``CODE_SOURCES`` (each file's path and syntax
+    tree without docstrings, in sorted order) and the versions of ``CODE_PACKAGES``: a saved
+    group is reused only under the same digest, so an edit of a training function, or another
+    jax, retrains it, and an edit of a comment or a docstring does not."""
     from importlib.metadata import PackageNotFoundError, version
 
     root = Path(__file__).resolve().parent.parent
@@ -154,7 +173,8 @@ def code_digest() -> str:
     for name in CODE_SOURCES:
         path = root / name
         for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+            code = _code_of(f.read_text(encoding="utf-8"))
+            h.update(f"{f.relative_to(root).as_posix()}\0{code}\0".encode())
     for package in CODE_PACKAGES:
         try:
             h.update(f"{package}=={version(package)}\0".encode())
