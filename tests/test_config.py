@@ -105,7 +105,7 @@ BAD = {
         "[train]\nlearning_rate = { log_uniform = [0.5, 0.6], samples = 2000 }",
         "of the 2000 draws from [0.5, 0.6] equal another in float32",
     ),
-    "the README's range, 100,000 draws": (
+    "the docs' range (docs/cli.md), 100,000 draws": (
         "[train]\nlearning_rate = { log_uniform = [1e-3, 10.0], samples = 100000 }",
         "equal another in float32",
     ),

@@ -27,7 +27,7 @@ from deepmle.errors import UserError
 
 EIGEN_DOTS_FLAG = "--xla_cpu_experimental_ynn_fusion_type="
 """Route XLA:CPU dots to its Eigen kernels instead of YNNPACK fusions (faster for these
-shapes: the README's speed section)."""
+shapes: docs/speed.md)."""
 DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 
@@ -50,7 +50,7 @@ CPU_CHOICES = (
     CpuChoice("llvm_level_1", option=("xla_backend_optimization_level", 1)),
     CpuChoice("loop_emitters", option=("xla_cpu_use_fusion_emitters", False)),
 )
-"""The README's speed section gives what each bought, per jax version."""
+"""docs/speed.md gives what each bought, per jax version."""
 
 
 def cpu_cores() -> int:

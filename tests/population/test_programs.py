@@ -47,7 +47,7 @@ def _grid(**train_kw) -> config_lib.Config:
         (8, 4, 2, (2, 1)),  # seeds first: a seed's learning rates share its minibatch
         (3, 2, 4, (4, 1)),  # 8 slots for 6 members; (2, 2) also pads 2, more seeds win
         (1, 1000, 64, (1, 64)),
-        (125, 8, 64, (64, 1)),  # the README's pod: 1,024 slots for 1,000 members
+        (125, 8, 64, (64, 1)),  # docs/sweeps.md's pod: 1,024 slots for 1,000 members
     ],
 )
 def test_mesh_shape_uses_every_device_with_least_padding(seeds, lrs, devices, expected):

@@ -183,7 +183,7 @@ def end_epoch(spec: Spec, epoch: Epoch, seed: Seed, shared: Shared) -> tuple[Mem
     the member far worse than where it started, by more than a slow start's dip. A diverged
     member keeps its parameters from before the epoch and stays frozen, and records both LLs.
     Checked once per epoch, not per step: a per-step guard is a select over every parameter
-    at every step (the README's speed section).
+    at every step (docs/speed.md).
 
     Returns ``{"train_ll", "train_accuracy", "val_ll", "val_accuracy"}`` (scalars); the train
     metrics are means over the epoch's minibatches, NaN after the member froze.
