@@ -73,6 +73,13 @@ BUGS = [
         r"for m in METRICS(\s+)if m\.tensorboard\]",
         r"for m in METRICS\1if m.tensorboard or m.is_test]",
         "tests/analysis/test_tensorboard.py"),
+    Bug("momentum and Adam forget their state between steps", "deepmle.core.member", "step",
+        r"opt_state=opt_state\)", "opt_state=member.opt_state)",
+        "tests/core/test_member.py"),
+    Bug("the optimizer state re-initialised at every step", "deepmle.core.member", "step",
+        r"\.update\(grads, opt_state, params\)",
+        ".update(grads, spec.optimizer(member.lr).init(params), params)",
+        "tests/core/test_member.py"),
 ]  # fmt: skip
 
 
