@@ -80,6 +80,12 @@ BUGS = [
         r"\.update\(grads, opt_state, params\)",
         ".update(grads, spec.optimizer(member.lr).init(params), params)",
         "tests/core/test_member.py"),
+    Bug("labels of another length than the batch broadcast", "deepmle.core.checks", "labels",
+        r"if shape != \(n,\):", "if len(shape) != 1:",
+        "tests/core/test_likelihood.py::"
+        "test_labels_of_another_length_than_the_batch_are_refused_not_broadcast"),
+    Bug("momentum 1.0 accepted", "deepmle.config", "_validate_section", r"0 <= v < 1",
+        "0 <= v <= 1", "tests/test_config.py::test_momentum_must_be_below_one"),
 ]  # fmt: skip
 
 
