@@ -86,6 +86,18 @@ BUGS = [
         "test_labels_of_another_length_than_the_batch_are_refused_not_broadcast"),
     Bug("momentum 1.0 accepted", "deepmle.config", "_validate_section", r"0 <= v < 1",
         "0 <= v <= 1", "tests/test_config.py::test_momentum_must_be_below_one"),
+    Bug("every seed starts from seed 0's weights", "deepmle.population.randomness",
+        "init_normals", r"stream\(seed, INIT\)", "stream(0, INIT)",
+        "tests/population/test_randomness.py::test_seeds_start_from_different_weights_of_their_own"),
+    Bug("a shape's seeds all drawn from seed 0's initialisation", "deepmle.population.groups",
+        "_host_draws", r"init_normals\(s, ", "init_normals(0, ",
+        "tests/population/test_groups.py"),
+    Bug("chunks of seeds cut from the orders by reshape, not by moving the axis",
+        "deepmle.population.programs", "_by_chunks",
+        r"jnp\.moveaxis\(order\.reshape\(order\.shape\[0\], n // chunk, chunk, -1\), 1, 0\)",
+        "order.reshape(n // chunk, order.shape[0], chunk, -1)",
+        "tests/population/test_programs.py::"
+        "test_every_chunking_gives_each_seed_its_own_state_and_minibatches"),
 ]  # fmt: skip
 
 
