@@ -129,6 +129,14 @@ BUGS = [
         'g.final["test_accuracy"][:, li]',
         "tests/analysis/test_plots.py::"
         "test_weights_and_misclassified_show_the_seed_best_on_validation_never_on_test"),
+    Bug("a rung ranks on its segment's first epoch, not its own", "deepmle.population.halving",
+        "run", r"\[:, li : li \+ 1, end - 1\]", "[:, li : li + 1, start]",
+        "tests/population/test_halving.py::"
+        "test_with_eta_3_each_rung_ranks_on_its_own_epoch_and_keeps_a_third"),
+    Bug("halving keeps half whatever eta", "deepmle.population.halving", "run",
+        r"keep_count\(len\(cells\), search\.eta\)", "keep_count(len(cells), 2)",
+        "tests/population/test_halving.py::"
+        "test_with_eta_3_each_rung_ranks_on_its_own_epoch_and_keeps_a_third"),
 ]  # fmt: skip
 
 
