@@ -137,6 +137,9 @@ BUGS = [
         r"keep_count\(len\(cells\), search\.eta\)", "keep_count(len(cells), 2)",
         "tests/population/test_halving.py::"
         "test_with_eta_3_each_rung_ranks_on_its_own_epoch_and_keeps_a_third"),
+    Bug("a frozen member's train accuracy still reported", "deepmle.core.member", "end_epoch",
+        r"jnp\.where\(seen, jnp\.mean\(epoch\.accs\), nan\)", "jnp.mean(epoch.accs)",
+        "tests/core/test_member.py::test_a_frozen_member_has_no_train_metrics_after_its_stop"),
 ]  # fmt: skip
 
 

@@ -77,3 +77,22 @@ def test_init_starts_the_optimizer_state_at_rest(small, optimizer):
     state = member.init(spec, jnp.float32(0.3), params, shared)
     for leaf in jax.tree.leaves(state.opt_state):
         assert not np.any(np.asarray(leaf, np.float64))
+
+
+def test_a_frozen_member_has_no_train_metrics_after_its_stop(small):
+    """The epoch that diverges reports what it did; every later epoch of the frozen member
+    has NaN train LL and accuracy (it trains no more), and a validation measurement."""
+    spec = member.Spec((784, 8, 1), jax.nn.sigmoid, registry.optimizer("sgd"), 64, 1, 1024)
+    params = model.from_normals(randomness.init_normals(0, spec.layer_sizes))
+    shared = member.Shared(jax.tree.map(jnp.asarray, small), jnp.int32(1))
+    healthy = member.init(spec, jnp.float32(0.3), params, shared)
+    order = jnp.arange(1024, dtype=jnp.int32).reshape(16, 64)
+    seed = member.Seed(order, member.start_lls(spec, params, shared.data))
+    lls, accs = jnp.full(16, -50.0), jnp.full(16, 0.5)  # far worse than the start
+    for before, frozen_before in ((healthy, False), (healthy._replace(diverged_epoch=0), True)):
+        epoch = member.Epoch(before, before, lls, accs)
+        after, metrics = member.end_epoch(spec, epoch, seed, shared)
+        assert int(after.diverged_epoch) == (0 if frozen_before else 1)
+        for name in ("train_ll", "train_accuracy"):
+            assert np.isnan(float(metrics[name])) == frozen_before, name
+        assert np.isfinite(float(metrics["val_accuracy"]))
