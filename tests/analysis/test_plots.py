@@ -85,6 +85,6 @@ def test_weights_and_misclassified_show_the_seed_best_on_validation_never_on_tes
     test = plots._test_split(res)
     p = np.asarray(predict_proba(g.member_params(1, 1), test.x))
     wrong = int(np.sum((p > 0.5) != (test.y > 0.5)))
-    assert fig._suptitle.get_text().startswith(f"{wrong} of {test.y.size} test digits")
-    assert fig._suptitle.get_text().endswith("seed 1")
+    assert fig.get_suptitle().startswith(f"{wrong} of {test.y.size} test digits")
+    assert fig.get_suptitle().endswith("seed 1")
     plt.close(fig)
