@@ -285,3 +285,16 @@ def test_every_chunking_gives_each_seed_its_own_state_and_minibatches(chunk):
     whole = fn(state, order)
     chunked = jax.jit(lambda s, o: programs._by_chunks(fn, chunk, s, o))(state, order)
     chex.assert_trees_all_equal(chunked, whole)
+
+
+def test_a_sweep_in_chunks_of_two_of_four_seeds_equals_one_chunk_of_all(small, tmp_path):
+    """chunk_bytes sized for 2 seeds of 4: every member's results equal the run in one chunk."""
+    config = _grid(seeds=4, epochs=2, learning_rate=(0.3, 1.0))
+    config = replace(config, model=replace(config.model, hidden_sizes=((4,),)))
+    spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
+    used = len(programs.split_pixels(small).used)
+    two = 2 * 4 * 2 * (used * 4 + 4)  # 2 seeds x 2 lrs of float32 weights
+    assert programs.seeds_per_chunk(spec, used, 4, 2, two) == 2
+    sweep.run(config, small, tmp_path / "two", chunk_bytes=two)
+    sweep.run(config, small, tmp_path / "all")
+    same_members(tmp_path / "two", tmp_path / "all")
