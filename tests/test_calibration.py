@@ -110,6 +110,38 @@ def test_calibration_metrics_equal_an_independent_computation(calibrated, embedd
     assert checked == 8
 
 
+SIZES = [16, 31, 46, 100, 101, 151, 1001, 2166, 2167, 2171, 5001]
+"""Test-split sizes; most with n − 1 divisible by 3 or 5, which puts some of the 14 inner
+edges (n − 1)·k/15 at a whole rank of the sorted ŷ (all of them at 16)."""
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_ece_bins_are_calibration_curves_quantile_bins_at_every_size(n):
+    """At a whole index numpy's percentile lands on that rank's ŷ, or a hair below it, by its
+    value (its float index may read 721.99... for 722): calibration_curve then puts the
+    example in the bin below, or above. The program's bins, the figure's and ECE follow
+    calibration_curve example by example, on the float32 ŷ the program has."""
+    rng = np.random.default_rng(n)
+    z = np.linspace(-8, 8, n) + rng.uniform(-0.4, 0.4, n) * 16 / n  # jittered, distinct
+    p = np.asarray(jax.nn.sigmoid(jnp.asarray(rng.permutation(z), jnp.float32)))
+    y = (rng.uniform(size=n) < p).astype(np.float32)
+    assert np.unique(p).size == n  # no ties: the bins are sklearn's exactly
+    edges = np.percentile(p, np.linspace(0, 1, 16) * 100)  # calibration_curve's own two lines
+    theirs = np.searchsorted(edges[1:-1], p)
+    true, pred = calibration_curve(y, p, n_bins=15, strategy="quantile")
+    counts = np.bincount(theirs, minlength=15)
+    order = np.argsort(p, kind="stable")
+    ids = jax.jit(calibration._bin_ids, static_argnums=1)(jnp.asarray(p[order]), 15)
+    np.testing.assert_array_equal(ids, theirs[order])
+    np.testing.assert_array_equal(calibration.bin_of_rank(p[order]), theirs[order])
+    sk = float(np.sum(counts[counts > 0] / n * np.abs(true - pred)))
+    ece = jax.jit(calibration.ece)(jnp.asarray(p), jnp.asarray(y))
+    assert float(ece) == pytest.approx(sk, abs=2e-6)
+    rel = plots.reliability(p, y)
+    np.testing.assert_array_equal(rel["count"], counts)
+    np.testing.assert_allclose(rel["frac"][counts > 0], true, atol=1e-12)
+
+
 def test_the_reference_ece_is_the_ece_of_labels_drawn_from_y_hat(calibrated, embedded):
     """Its value matches numpy draws of y ~ Bernoulli(ŷ) within their Monte-Carlo error, a
     calibrated model's ECE sits near it, and it is far above 0."""

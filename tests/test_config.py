@@ -217,3 +217,19 @@ def test_an_unused_search_seed_is_the_same_run(tmp_path, capsys):
             "--set", "train.epochs=1", "--set", "train.seeds=2"]  # fmt: skip
     assert main(base) == 0
     assert main([*base, "--set", "train.search_seed=5"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("momentum", "ok"), [(0.0, True), (0.99, True), (1.0, False), (-0.1, False)]
+)
+def test_momentum_must_be_below_one(tmp_path, momentum, ok):
+    """At decay 1 the velocity never forgets a gradient and grows without bound: refused."""
+    path = tmp_path / "m.toml"
+    path.write_text(f'[train]\noptimizer = "momentum"\nmomentum = {momentum}\n')
+    if ok:
+        assert config_lib.load(path).train.momentum == momentum
+    else:
+        with pytest.raises(
+            config_lib.ConfigError, match=r"\[train\] momentum: must be in \[0, 1\)"
+        ):
+            config_lib.load(path)

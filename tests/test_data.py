@@ -70,6 +70,21 @@ def test_checksum_failure_is_caught(tmp_path):
     data.load_embedded(bad, (3, 4))  # only the pair asked for is read, and checked
 
 
+def test_a_digits_arrays_swapped_for_anothers_are_refused(tmp_path):
+    """Each array is the genuine one of another digit, so its bytes match a checksum in the
+    file: the checksum must be its own digit's, or the 2s would load labelled 1."""
+    arrays = _embedded_arrays()
+    for split in data.SPLITS:
+        for kind in ("images", "index"):
+            one, two = f"{split}_{kind}_1", f"{split}_{kind}_2"
+            arrays[one], arrays[two] = arrays[two], arrays[one]
+    swapped = tmp_path / "swapped.npz"
+    np.savez(swapped, **arrays)
+    with pytest.raises(data.DataError, match=r"_[12] fails its sha256 check"):
+        data.load_embedded(swapped)
+    data.load_embedded(swapped, (3, 4))  # the other digits' arrays are untouched
+
+
 def test_truncated_file_is_caught(tmp_path):
     raw = data._embedded_path().read_bytes()
     bad = tmp_path / "truncated.npz"
@@ -136,15 +151,18 @@ def _keras_npz(path, rng):
     return x_train, y_train, x_test, y_test
 
 
-def test_npz_source_any_pair(tmp_path, rng):
+@pytest.mark.parametrize("digits", [(3, 8), (8, 3)])
+def test_npz_source_any_pair(tmp_path, rng, digits):
+    """Y = 1 for the first digit listed, also where it is the larger (8 of [8, 3])."""
     path = tmp_path / "mnist.npz"
     _, y_train, x_test, y_test = _keras_npz(path, rng)
-    ds = data.load(config_lib.DataConfig(source="npz", path=str(path), digits=(3, 8)))
-    n_train = int(np.isin(y_train, (3, 8)).sum())
+    ds = data.load(config_lib.DataConfig(source="npz", path=str(path), digits=digits))
+    n_train = int(np.isin(y_train, digits).sum())
     assert ds.train.y.shape[0] + ds.validation.y.shape[0] == n_train
-    assert ds.test.y.shape[0] == int(np.isin(y_test, (3, 8)).sum())
-    assert int(ds.test.y.sum()) == int((y_test == 3).sum())  # first digit of the pair is Y=1
-    first = x_test[np.isin(y_test, (3, 8))][0].reshape(-1) / 255.0
+    assert int(ds.train.y.sum() + ds.validation.y.sum()) == int((y_train == digits[0]).sum())
+    assert ds.test.y.shape[0] == int(np.isin(y_test, digits).sum())
+    np.testing.assert_array_equal(ds.test.y, y_test[np.isin(y_test, digits)] == digits[0])
+    first = x_test[np.isin(y_test, digits)][0].reshape(-1) / 255.0
     np.testing.assert_allclose(ds.test.x[0], first, rtol=1e-6)
 
 

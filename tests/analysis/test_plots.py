@@ -3,9 +3,12 @@
 
 import numpy as np
 
+from deepmle import config as config_lib
 from deepmle import results
-from deepmle.analysis import plots
+from deepmle.analysis import plots, report
 from deepmle.cli import main
+from deepmle.core.model import predict_proba
+from deepmle.runs.results import GroupResult, RunResults
 
 from ..helpers import CONFIGS
 
@@ -44,3 +47,44 @@ def test_heatmap_puts_drawn_learning_rates_at_their_values_and_one_cell_gets_non
     one = _run(tmp_path / "one")
     assert "heatmap" not in [name for name, _ in plots.figures(one)]
     assert np.isfinite(one.summary[0]["val_accuracy_mean"])
+
+
+def test_weights_and_misclassified_show_the_seed_best_on_validation_never_on_test(tmp_path):
+    """Seed 1 is the best on validation among the seeds that did not diverge; seed 0 is the
+    best on test, seed 2 diverged with the best validation accuracy of all (each cell lost a
+    seed, so the more accurate lr 1.0 is selected)."""
+    rng = np.random.default_rng(0)
+    s, lrs = 4, np.array([0.1, 1.0])
+    params = [
+        {"w": rng.normal(0, 0.05, (s, 2, 784, 8)), "b": np.zeros((s, 2, 8))},
+        {"w": rng.normal(0, 1.0, (s, 2, 8, 1)), "b": np.zeros((s, 2, 1))},
+    ]
+    final = {
+        "train_ll": np.full((s, 2), -0.05),
+        "train_accuracy": np.full((s, 2), 0.99),
+        "val_ll": np.full((s, 2), -0.05),
+        "val_accuracy": np.array([[0.9, 0.98], [0.9, 0.99], [0.9, 1.0], [0.9, 0.97]]),
+        "test_ll": np.full((s, 2), -0.05),
+        "test_accuracy": np.array([[0.5, 1.0], [0.5, 0.9], [0.5, 0.95], [0.5, 0.95]]),
+        "diverged_epoch": np.array([[-1, -1], [-1, -1], [-1, 1], [0, -1]]),
+        "diverged_reason": np.array([[0, 0], [0, 0], [0, 2], [2, 0]]),
+    }
+    g = GroupResult((8,), np.arange(s), lrs, params, final, {}, {})
+    res = RunResults(tmp_path, config_lib.Config(), [g], report.summary_rows([g]), {})
+    assert res.selected["learning_rate"] == 1.0
+    chosen, label = plots.selected_member(res)
+    assert label.endswith("seed 1")
+    for layer, own in zip(chosen, g.member_params(1, 1), strict=True):
+        np.testing.assert_array_equal(layer["w"], own["w"])
+    plt = plots._pyplot()
+    fig = plots.weights(res, plt)
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(),
+                                  plots._image(params[0]["w"][1, 1][:, 0]))  # fmt: skip
+    plt.close(fig)
+    fig = plots.misclassified(res, plt)
+    test = plots._test_split(res)
+    p = np.asarray(predict_proba(g.member_params(1, 1), test.x))
+    wrong = int(np.sum((p > 0.5) != (test.y > 0.5)))
+    assert fig.get_suptitle().startswith(f"{wrong} of {test.y.size} test digits")
+    assert fig.get_suptitle().endswith("seed 1")
+    plt.close(fig)

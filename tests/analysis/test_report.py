@@ -190,3 +190,63 @@ def test_the_smallest_learning_rate_and_shape_are_edges_too():
     lines = report.edge_lines(report.summary_rows(groups))
     assert any("lr 0.1" in line and "edge" in line and "smallest" in line for line in lines)
     assert any("hidden sizes 8" in line and "edge" in line and "smallest" in line for line in lines)
+
+
+def test_a_stopped_cell_that_lost_no_seed_does_not_block_the_selection():
+    """Successive halving: both cells trained to the end lost a seed, the cell stopped at a
+    rung lost none. Selection is among the finished cells, so the fewest losses are counted
+    among them, and one of them is selected (the better)."""
+    acc = np.array([[0.97, 0.5, 0.99], [0.98, 0.99, 0.99], [0.975, 0.985, 0.99]])
+    div = np.array([[-1, 2, -1], [-1, -1, -1], [2, -1, -1]])
+    g = _group((8,), [0.1, 0.3, 1.0], acc, diverged=div)
+    g.final["stopped_epoch"] = np.array([[-1, -1, 1]] * 3)  # lr 1.0 stopped at epoch 2
+    rows = report.summary_rows([g])
+    assert [r["stopped_epoch"] for r in rows] == ["", "", 1]
+    assert report.select_best(rows) == 1 and rows[1]["selected"]
+    assert rows[1]["diverged"] == 1 and rows[2]["diverged"] == 0
+
+
+@pytest.mark.parametrize("metric", ["train_accuracy", "train_ll", "test_accuracy", "test_ll"])
+def test_selection_refuses_training_metrics_as_well_as_test_ones(metric):
+    rows = report.summary_rows([_group((8,), [0.1, 1.0], np.array([[0.99, 0.98]] * 2))])
+    with pytest.raises(ValueError, match="validation"):
+        report.select_best(rows, by=(metric,))
+    with pytest.raises(ValueError, match="validation"):
+        report.select_best(rows, by=("val_accuracy", metric))
+
+
+@pytest.mark.parametrize(("best", "side"), [(0, "smallest"), (1, None), (2, "largest")])
+def test_the_edge_of_the_grid_among_shapes_of_mixed_depths(best, side):
+    """Shapes are ordered by hidden units: 8 < 6-4 (10) < 32, whatever their depth or how
+    their labels sort as text."""
+    shapes = [(8,), (6, 4), (32,)]
+    acc = [np.full((2, 3), 0.99 if i == best else 0.97) for i in range(3)]
+    acc[best][:, 1] = 0.995  # an inner learning rate: only the shape may be at an edge
+    rows = report.summary_rows(
+        [_group(h, [0.1, 0.3, 1.0], a) for h, a in zip(shapes, acc, strict=True)]
+    )
+    label = ("8", "6-4", "32")[best]
+    assert next(r for r in rows if r["selected"])["hidden_sizes"] == label
+    lines = report.edge_lines(rows)
+    if side is None:
+        assert lines == []
+    else:
+        (line,) = lines
+        assert f"hidden sizes {label} are at the edge" in line and f"the {side} swept" in line
+
+
+def test_the_paired_difference_skips_the_seed_the_selected_cell_lost():
+    """Every cell lost a seed, each a different one: lr 1.0 (selected) lost seed 0, lr 0.1
+    seed 3. lr 0.1's difference is over seeds 1 and 2, where both have a value."""
+    acc = np.array([[0.5, 0.98], [0.97, 0.99], [0.96, 0.985], [0.9, 0.5]])
+    div = np.array([[-1, 0], [-1, -1], [-1, -1], [1, -1]])
+    rows = report.summary_rows([_group((8,), [0.1, 1.0], acc, diverged=div)])
+    assert [r["selected"] for r in rows] == [False, True]
+    assert rows[0]["val_accuracy_diff_n"] == 2
+    assert rows[0]["val_accuracy_diff_mean"] == pytest.approx(-0.0225)
+    assert rows[0]["val_accuracy_diff_ci95"] == pytest.approx(
+        stats.t_quantile(1) * np.std([-0.02, -0.025], ddof=1) / np.sqrt(2)
+    )
+    valid = np.where(div >= 0, np.nan, acc)  # the selected cell's lost seed is the NaN in b
+    mean, half = stats.paired_diff_ci95(valid[:, 0], valid[:, 1])
+    assert mean == pytest.approx(-0.0225) and math.isfinite(half)

@@ -6,6 +6,7 @@ from jax.test_util import check_grads
 
 from deepmle.core.likelihood import (
     accuracy_from_logits,
+    example_log_likelihoods,
     log_likelihood,
     log_likelihood_from_logits,
     mean_log_likelihood,
@@ -89,3 +90,18 @@ def test_labels_must_be_zero_or_one(rng):
 def test_logits_must_be_a_vector():
     with pytest.raises(ValueError, match=r"z: expected shape \[batch\]"):
         log_likelihood_from_logits(jnp.zeros((3, 1)), jnp.zeros(3))
+
+
+def test_labels_of_another_length_than_the_batch_are_refused_not_broadcast(rng):
+    """One label against five logits would broadcast to five copies of it."""
+    params = init_params(jax.random.key(0), (784, 3, 1))
+    x = jnp.asarray(rng.uniform(size=(5, 784)), jnp.float32)
+    z = jnp.linspace(-2.0, 2.0, 5)
+    for y in (jnp.ones(1), jnp.ones(4), jnp.ones(6)):
+        n = y.shape[0]
+        with pytest.raises(ValueError, match=rf"y: expected shape \[5\] .*got \[{n}\]"):
+            log_likelihood(params, x, y)
+        with pytest.raises(ValueError, match=r"y: expected shape \[5\]"):
+            example_log_likelihoods(z, y)
+        with pytest.raises(ValueError, match=r"y: expected shape \[5\]"):
+            jax.jit(accuracy_from_logits)(z, y)

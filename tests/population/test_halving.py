@@ -368,3 +368,30 @@ def test_two_processes_halve_as_one_device_does(tmp_path):
         ]
 
     assert kept(out) == kept(one)
+
+
+def test_with_eta_3_each_rung_ranks_on_its_own_epoch_and_keeps_a_third(small, tmp_path):
+    """Rungs at epochs 1, 3, 9: the second ranks after a two-epoch segment (2..3), where
+    ranking on the segment's first epoch instead of its last would show. Every decision's
+    value is its cell's mean validation LL at the rung's epoch, and ceil(n/3) continue."""
+    config = config_lib.Config(
+        model=config_lib.ModelConfig(hidden_sizes=((4,),)),
+        train=config_lib.TrainConfig(learning_rate=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0), seeds=2,
+                                     epochs=9, batch_size=128),
+        search=config_lib.SearchConfig(method="halving", eta=3, min_epochs=1),
+    )  # fmt: skip
+    res = sweep.run(config, small, tmp_path / "run").results
+    record, (g,) = res.meta["search"], res.groups
+    assert record["rung_epochs"] == [1, 3, 9]
+    assert [(r["cells_ranked"], r["cells_kept"]) for r in record["rungs"]] == [(6, 2), (2, 1),
+                                                                              (1, 1)]  # fmt: skip
+    for rung, epoch in ((0, 1), (1, 3)):
+        ranked = [d for d in record["decisions"] if d["rung"] == rung]
+        assert {d["epoch"] for d in ranked} == {epoch}
+        for d in ranked:
+            li = int(np.flatnonzero(g.learning_rates == d["learning_rate"])[0])
+            mean = float(np.mean(g.curves["val_ll"][:, li, epoch - 1].astype(np.float64)))
+            assert d["val_ll"] == pytest.approx(mean, rel=1e-9), (rung, d)
+        best = max(ranked, key=lambda d: d["val_ll"])
+        assert [d["kept"] for d in ranked].count(True) == math.ceil(len(ranked) / 3)
+        assert best["kept"]

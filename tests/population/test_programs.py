@@ -266,3 +266,35 @@ def test_huge_epochs_are_blamed_on_epochs_not_on_seeds_or_shapes(small, tmp_path
     config = _grid(seeds=10**6, learning_rate=(0.1,))
     with pytest.raises(groups.UserError, match="run fewer seeds, learning rates or shapes"):
         sweep.run(config, small, tmp_path / "run")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 6])
+def test_every_chunking_gives_each_seed_its_own_state_and_minibatches(chunk):
+    """6 seeds by chunks of 2 or 3 (more than one, fewer than all) give what one chunk of
+    all does: seed s still steps from its own state through its own minibatch order."""
+    steps, n, batch = 4, 6, 5
+    order = jnp.asarray(np.random.default_rng(0).integers(0, 1000, (steps, n, batch)), jnp.int32)
+    state = {"w": jnp.arange(n * 3, dtype=jnp.float32).reshape(n, 3), "ll": jnp.ones(n)}
+
+    def fn(state, order):  # per seed (the leading state axis, the order's second)
+        weights = jnp.arange(1, batch + 1)[None, None, :]
+        seen = jnp.sum(order * weights, axis=(0, 2)).astype(jnp.float32)
+        new = {"w": state["w"] * 2 + seen[:, None], "ll": state["ll"] - seen}
+        return new, jnp.moveaxis(order[:, :, 0], 0, 1)
+
+    whole = fn(state, order)
+    chunked = jax.jit(lambda s, o: programs._by_chunks(fn, chunk, s, o))(state, order)
+    chex.assert_trees_all_equal(chunked, whole)
+
+
+def test_a_sweep_in_chunks_of_two_of_four_seeds_equals_one_chunk_of_all(small, tmp_path):
+    """chunk_bytes sized for 2 seeds of 4: every member's results equal the run in one chunk."""
+    config = _grid(seeds=4, epochs=2, learning_rate=(0.3, 1.0))
+    config = replace(config, model=replace(config.model, hidden_sizes=((4,),)))
+    spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
+    used = len(programs.split_pixels(small).used)
+    two = 2 * 4 * 2 * (used * 4 + 4)  # 2 seeds x 2 lrs of float32 weights
+    assert programs.seeds_per_chunk(spec, used, 4, 2, two) == 2
+    sweep.run(config, small, tmp_path / "two", chunk_bytes=two)
+    sweep.run(config, small, tmp_path / "all")
+    same_members(tmp_path / "two", tmp_path / "all")

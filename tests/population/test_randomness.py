@@ -45,3 +45,13 @@ def test_every_seed_and_purpose_has_a_stream_of_its_own():
         for purpose in (randomness.INIT, randomness.SHUFFLE)
     }
     assert len(set(heads.values())) == len(heads)
+
+
+def test_seeds_start_from_different_weights_of_their_own():
+    sizes = (784, 8, 1)
+    first = {s: randomness.init_normals(s, sizes) for s in range(4)}
+    for s in range(1, 4):
+        for layer, seed_0 in zip(first[s], first[0], strict=True):
+            assert not np.allclose(layer, seed_0)
+    again = randomness.init_normals(2, sizes)  # alone, as beside the others
+    assert all(np.array_equal(a, b) for a, b in zip(again, first[2], strict=True))

@@ -312,7 +312,7 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.nd
     from deepmle.core.calibration import bin_of_rank
 
     order = np.argsort(p, kind="stable")
-    b = bin_of_rank(p.size, bins)
+    b = bin_of_rank(p[order], bins)
     count = np.bincount(b, minlength=bins).astype(np.float64)
     mean_p = np.bincount(b, weights=p[order].astype(np.float64), minlength=bins) / count
     frac = np.bincount(b, weights=y[order].astype(np.float64), minlength=bins) / count

@@ -4,7 +4,8 @@
   example (eq. 3 / n) is the other.
 - ECE with equal-mass bins: examples sorted by ŷ are cut into ``BINS`` bins of (nearly) equal
   count, and ECE = Σ_b (n_b / n) |mean y − mean ŷ| over the bins. The cuts are those of
-  ``sklearn.calibration.calibration_curve(strategy="quantile")`` wherever ŷ has no ties;
+  ``sklearn.calibration.calibration_curve(strategy="quantile")`` wherever ŷ has no ties (at
+  a whole quantile index, which side the example at the edge falls depends on its value);
   with ties (at 99% accuracy many ŷ round to exactly 1 in float32) ranks still cut the bins
   into equal counts, where quantile edges would merge them.
 - The reference ECE: the same statistic for labels drawn from the model's own ŷ,
@@ -33,21 +34,53 @@ TEMPERATURE_RANGE = (1e-2, 1e2)
 _BISECTIONS = 60
 
 
-def bin_of_rank(n: int, bins: int = BINS) -> np.ndarray:
-    """int [n]: the equal-mass bin of each rank 0..n−1 of ŷ sorted ascending. Bin k ends after
-    rank ⌊v_k⌋, where ``numpy.percentile`` puts its k-th edge, at the virtual index v_k =
-    (n−1)·q_k computed as numpy computes it (so k(n−1)/bins = 722 may be 721.99...): then
-    the bins are calibration_curve's quantile strategy exactly, wherever ŷ has no ties."""
+def _edges(n: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where ``numpy.percentile`` puts calibration_curve's inner quantile edges among n sorted
+    values, as numpy computes it: edge k between ranks j_k and j_k + 1 at the fraction g_k of
+    its float virtual index (n−1)·q_k. Returns (j [bins−1] int, 1 − g_k [bins−1] float64,
+    g_k ≥ 0.5 [bins−1] bool: numpy then interpolates down from rank j_k + 1)."""
     q = np.linspace(0, 1, bins + 1) * 100  # calibration_curve's percentiles, as it builds them
     virtual = (n - 1) * (q[1:-1] / 100)
-    ends = np.floor(virtual).astype(np.int64) + 1  # first rank past each cut
+    j = np.floor(virtual)
+    g = virtual - j
+    return j.astype(np.int64), 1 - g, g >= 0.5
+
+
+def bin_of_rank(p_sorted: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """int [n]: the equal-mass bin of each of ``p_sorted`` [n] (ŷ ascending, numpy). Bin k ends
+    after rank j_k, or after j_k + 1 where numpy's edge lands on that rank's ŷ itself (a
+    whole index such as 722 computed as 721.99...): calibration_curve puts an example equal
+    to an edge in the bin below. So the bins are its quantile strategy exactly, wherever ŷ has
+    no ties; with ties ranks still cut the bins into equal counts."""
+    p_sorted = np.asarray(p_sorted)
+    n = p_sorted.size
+    j, _, _ = _edges(n, bins)
+    edge = np.percentile(p_sorted, np.linspace(0, 1, bins + 1) * 100)[1:-1]
+    ends = j + 1 + (edge >= p_sorted[j + 1])  # first rank past each cut
     return np.searchsorted(ends, np.arange(n), side="right")
 
 
-def _bin_sums(d: Array, bins: int) -> Array:
-    """Σ over each equal-mass bin of ``d`` [n] (values in ascending order of ŷ): [bins]. A
-    sequential scatter-add, not a matmul, whose threaded reduction could vary run to run."""
-    ids = jnp.asarray(bin_of_rank(d.shape[0], bins))
+def _bin_ids(ps: Array, bins: int) -> Array:
+    """int32 [n]: ``bin_of_rank`` of ps [n] (float32, ascending) inside a program. Where numpy
+    interpolates down from rank j+1 by (1 − g)·(ŷ_{j+1} − ŷ_j) (float32 difference, float64
+    product and subtraction), its edge is ŷ_{j+1} itself when that product is at most half
+    the float64 gap below ŷ_{j+1}: compared here in float32 after scaling by ŷ_{j+1}'s power
+    of two (exact), so only a product within float32 rounding of that half gap can differ."""
+    n = ps.shape[0]
+    j, s, down = _edges(n, bins)
+    b = ps[j + 1]
+    mantissa, exponent = jnp.frexp(b)  # b = mantissa · 2^exponent, mantissa in [0.5, 1)
+    half_gap = jnp.where(mantissa == 0.5, 2.0**-55, 2.0**-54)  # of float64, over 2^exponent
+    scaled = jnp.ldexp(b - ps[j], -exponent) * jnp.asarray(s, ps.dtype)
+    on_rank = jnp.asarray(down) & (scaled <= half_gap)
+    ends = jnp.asarray(j + 1, jnp.int32) + on_rank.astype(jnp.int32)
+    return jnp.sum(jnp.arange(n)[:, None] >= ends[None, :], axis=1, dtype=jnp.int32)
+
+
+def _bin_sums(d: Array, ids: Array, bins: int) -> Array:
+    """Σ over each equal-mass bin ``ids`` [n] of ``d`` [n] (values in ascending order of ŷ):
+    [bins]. A sequential scatter-add, not a matmul, whose threaded reduction could vary run
+    to run."""
     return jax.ops.segment_sum(d, ids, num_segments=bins, indices_are_sorted=True)
 
 
@@ -59,7 +92,8 @@ def brier(p: Array, y: Array) -> Array:
 def ece(p: Array, y: Array, bins: int = BINS) -> Array:
     """Expected calibration error of p [n] against labels y [n], equal-mass bins."""
     order = jnp.argsort(p, stable=True)
-    gap = _bin_sums(y[order] - p[order], bins)  # [bins]: Σ_b (y − ŷ)
+    ps = p[order]
+    gap = _bin_sums(y[order] - ps, _bin_ids(ps, bins), bins)  # [bins]: Σ_b (y − ŷ)
     return jnp.sum(jnp.abs(gap)) / p.shape[0]
 
 
@@ -67,10 +101,11 @@ def ece_reference(p: Array, key: PRNGKey, bins: int = BINS, draws: int = REFEREN
     """Mean ECE of p [n] against labels drawn y ~ Bernoulli(p), ``draws`` times from ``key``:
     what a perfectly calibrated model with these ŷ would score."""
     ps = jnp.sort(p)
+    ids = _bin_ids(ps, bins)
 
     def one(k: Array) -> Array:
         y = (jax.random.uniform(jax.random.fold_in(key, k), ps.shape) < ps).astype(ps.dtype)
-        return jnp.sum(jnp.abs(_bin_sums(y - ps, bins))) / ps.shape[0]
+        return jnp.sum(jnp.abs(_bin_sums(y - ps, ids, bins))) / ps.shape[0]
 
     return jnp.mean(jax.lax.map(one, jnp.arange(draws), batch_size=20))
 
