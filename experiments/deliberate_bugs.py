@@ -152,6 +152,12 @@ BUGS = [
     Bug("the program's bins cut at the float index's floor, whatever the edge's value",
         "deepmle.core.calibration", "_bin_ids", r"\+ on_rank\.astype\(jnp\.int32\)", "+ 0",
         "tests/test_calibration.py::test_ece_bins_are_calibration_curves_quantile_bins_at_every_size"),
+    Bug("the divergence guard without its margin: a slow start stopped as divergence",
+        "deepmle.core.member", "end_epoch", r"start_ll - WORSE_NATS", "start_ll",
+        "tests/test_train.py::test_a_slow_start_on_a_plateau_is_not_divergence"),
+    Bug("a group trained by other code reused on resume", "deepmle.runs.store", "read_group",
+        r"code is not None and record\.get\(\"code\"\) != code", "False",
+        "tests/runs/test_store.py::test_a_group_trained_by_other_code_is_retrained_with_a_line"),
 ]  # fmt: skip
 
 
