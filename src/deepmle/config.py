@@ -8,11 +8,11 @@ search ``{ log_uniform = [1e-3, 10.0], samples = 16 }`` drawn once from ``train.
 """
 
 import difflib
-import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -380,6 +380,8 @@ def to_dict(config: Config) -> dict[str, Any]:
     """The resolved config as plain TOML-ready values (lists, not tuples)."""
 
     def plain(v: Any) -> Any:
+        if isinstance(v, np.generic):  # a numpy scalar set with dataclasses.replace
+            return v.item()
         return [plain(x) for x in v] if isinstance(v, tuple | list) else v
 
     return {
@@ -389,19 +391,44 @@ def to_dict(config: Config) -> dict[str, Any]:
     }
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+"""What a TOML basic string (and a comment) may not hold raw: controls but tab, and DEL."""
+
+
+def toml_string(s: str) -> str:
+    """``s`` as a TOML basic string: quotes, backslashes and every control character
+    (DEL too, which JSON leaves raw) escaped, so that tomllib reads back ``s``."""
+    body = s.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", body) + '"'
+
+
+def validate(config: Config, where: str = "") -> Config:
+    """``config`` checked by the same rules as a file (one definition: it is read back through
+    ``from_dict``), for a Config built or changed in code (``dataclasses.replace``);
+    ConfigError naming the first problem, ``where`` saying whose config it is."""
+    if not isinstance(config, Config):
+        raise ConfigError(f"expected a deepmle Config, got {type(config).__name__}")
+    where = where or f"config {config.name!r}"
+    checked = from_dict(to_dict(config), where=where, name=config.name)
+    return replace(
+        checked,
+        train=replace(checked.train, learning_rate_search=config.train.learning_rate_search),
+    )
+
+
 def to_toml(config: Config) -> str:
     """The resolved config as a TOML document that ``load`` reads back to the same Config."""
 
     def value(v: Any) -> str:
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, str):  # JSON's escapes are TOML's: quotes, backslashes, controls
-            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, str):
+            return toml_string(v)
         if isinstance(v, float):
             return repr(v)
         return str(v)
 
-    lines = [f"# resolved config of {config.name!r}"]
+    lines = [f"# resolved config of {_CONTROL.sub('?', repr(config.name))}"]
     for section, body in to_dict(config).items():
         lines += ["", f"[{section}]"]
         for k, v in body.items():
