@@ -104,3 +104,40 @@ def test_a_damaged_search_section_is_one_line_for_the_commands(diverged, tmp_pat
     code, _, err = deepmle(command, run, *(["h4", "lr=1e30"] if command == "explain" else []))
     assert code == 2 and "damaged search section" in one_line(err)
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+LIMIT_KIB = 5_000_000
+"""ulimit -v for the memory tests: room for Python, JAX and the data, not for 8,000 members."""
+BIG_GRID = ["--set", "train.learning_rate={ log_uniform = [1e-3, 1.0], samples = 1000 }",
+            "--set", "train.epochs=1", "--no-cache", "--quiet"]  # fmt: skip
+
+
+def _limited(code: str, tmp_path: Path) -> tuple[int, str]:
+    """``python -c code`` under ``ulimit -v LIMIT_KIB`` (a shell's, not a preexec_fn in
+    this multithreaded process)."""
+    cmd = f'ulimit -v {LIMIT_KIB} && exec {sys.executable} -c "$0"'
+    proc = subprocess.run(["bash", "-c", cmd, code], env=env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return proc.returncode, proc.stderr
+
+
+def _run_code(out: Path, before: str = "") -> str:
+    argv = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), *BIG_GRID]
+    return f"{before}\nimport sys\nfrom deepmle.cli import main\nsys.exit(main({argv!r}))"
+
+
+def test_the_memory_check_counts_the_address_space_limit(tmp_path):
+    """Under ulimit -v the grid is refused up front with the estimate, before anything is
+    compiled or written, not left to fail inside XLA."""
+    code, err = _limited(_run_code(tmp_path / "run"), tmp_path)
+    line = one_line(err)
+    assert code == 2 and "8 seeds x 1000 learning rates x 1 epochs need ~" in line, line
+    assert "GB available" in line and not (tmp_path / "run").exists()
+
+
+def test_a_real_out_of_memory_inside_xla_is_one_line(tmp_path):
+    """The check bypassed, XLA itself runs out (jax 0.10's JaxRuntimeError)."""
+    bypass = "from deepmle.population import groups\ngroups.available_bytes = lambda: 10**15"
+    code, err = _limited(_run_code(tmp_path / "run", bypass), tmp_path)
+    line = one_line(err)
+    assert code == 2 and line.startswith("deepmle: error: out of memory (RESOURCE_EXHAUSTED")

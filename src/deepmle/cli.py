@@ -201,7 +201,10 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _out_of_memory(e: BaseException) -> bool:
-    return type(e).__name__ == "XlaRuntimeError" and "RESOURCE_EXHAUSTED" in str(e)
+    """XLA's allocation failure: jaxlib's XlaRuntimeError, jax's JaxRuntimeError (jax 0.10)."""
+    runtime_error = {"XlaRuntimeError", "JaxRuntimeError"}
+    named = {c.__name__ for c in type(e).__mro__} & runtime_error
+    return bool(named) and "RESOURCE_EXHAUSTED" in str(e)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
