@@ -1,12 +1,16 @@
 """The `deepmle` command refusing what it cannot do in one line, for real: a subprocess of
 ``python -m deepmle`` each time, its exit code and its whole stderr checked."""
 
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepmle import results
@@ -141,3 +145,53 @@ def test_a_real_out_of_memory_inside_xla_is_one_line(tmp_path):
     code, err = _limited(_run_code(tmp_path / "run", bypass), tmp_path)
     line = one_line(err)
     assert code == 2 and line.startswith("deepmle: error: out of memory (RESOURCE_EXHAUSTED")
+
+
+def _run_npz(path: Path, out: Path) -> tuple[int, str]:
+    code, _, err = deepmle("run", CONFIGS / "seed.toml", "--out", out, "--no-cache", "--quiet",
+                           "--set", "data.source=npz", "--set", f"data.path={path}")  # fmt: skip
+    return code, err
+
+
+def test_an_npz_without_ink_is_one_line(tmp_path):
+    y = np.tile(np.array([1, 2, 3]), 100)
+    x = np.zeros((300, 28, 28), np.uint8)
+    path = tmp_path / "blank.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x[:60], y_test=y[:60])
+    code, err = _run_npz(path, tmp_path / "run")
+    assert code == 2 and "x_train: every pixel of digits 1 and 2 is 0 (no ink)" in one_line(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_npz_declaring_two_million_images_is_refused_from_its_header(tmp_path):
+    """The header alone is read: 2,000,000 x 784 bytes are neither allocated nor read."""
+    buf = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": (2_000_000, 28, 28)}
+    np.lib.format.write_array_header_1_0(buf, header)
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x_train.npy", buf.getvalue() + bytes(1000))
+        for name in ("y_train", "x_test", "y_test"):
+            z.writestr(f"{name}.npy", buf.getvalue())
+    code, err = _run_npz(path, tmp_path / "run")
+    assert code == 2 and "x_train declares 2,000,000 images" in one_line(err)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_fifo_or_directory_is_named_for_what_it_is(tmp_path, kind):
+    special = tmp_path / "special"
+    os.mkfifo(special) if kind == "fifo" else special.mkdir()
+    what = "a named pipe (FIFO)" if kind == "fifo" else "a directory"
+    code, err = _run_npz(special, tmp_path / "run")
+    assert code == 2 and one_line(err) == f"deepmle: error: {special}: is {what}, not a data file"
+    code, _, err = deepmle("run", special, "--out", tmp_path / "run")  # a FIFO would block
+    assert code == 2 and one_line(err) == f"deepmle: error: {special}: is {what}, not a config file"
+
+
+def test_a_huge_value_is_not_echoed_whole(tmp_path):
+    path = tmp_path / "big.toml"
+    path.write_text(f'[train]\noptimizer = "{"x" * 20_000_000}"\n')
+    code, _, err = deepmle("run", path, "--out", tmp_path / "run")
+    line = one_line(err)
+    assert code == 2 and "[train] optimizer: unknown value 'xxxx" in line
+    assert len(line) < 400 and "…" in line

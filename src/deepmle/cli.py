@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepmle.errors import UserError
+from deepmle.errors import UserError, short
 
 EXIT_OK, EXIT_ALL_DIVERGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -194,7 +194,7 @@ def _explain(args: argparse.Namespace) -> int:
         lr = float(lr_text)
     except ValueError:
         raise UserError(
-            f"deepmle explain: lr: expected a number like lr=0.12, got {args.lr!r}"
+            f"deepmle explain: lr: expected a number like lr=0.12, got {short(args.lr)}"
         ) from None
     print("\n".join(report.explain(load.load_run(args.run_dir), args.hidden, lr)))
     return EXIT_OK
