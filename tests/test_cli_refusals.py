@@ -139,6 +139,7 @@ def test_the_memory_check_counts_the_address_space_limit(tmp_path):
     assert "GB available" in line and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_real_out_of_memory_inside_xla_is_one_line(tmp_path):
     """The check bypassed, XLA itself runs out (jax 0.10's JaxRuntimeError)."""
     bypass = "from deepmle.population import groups\ngroups.available_bytes = lambda: 10**15"

@@ -55,6 +55,7 @@ def test_an_unusable_out_is_one_line_before_any_training(tmp_path):
     assert a_file.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     """A real SIGINT once training has begun (its temporary run directories exist)."""
     from .helpers import interruptible
