@@ -394,10 +394,13 @@ def _finite(x: Any) -> Any:
     return x
 
 
-def entry(main: Callable[[], None]) -> int:
+def entry(
+    main: Callable[[], None], interrupted: str = "finished runs are saved, re-run to resume"
+) -> int:
     """Run a script's ``main`` as the deepmle command runs: bad input (a config, a run
     directory holding another study, a missing pairs.json) is one line and exit code 2;
-    Ctrl-C keeps the runs already saved, which a rerun resumes."""
+    Ctrl-C keeps the runs already saved, which a rerun resumes (``interrupted`` says so, or
+    what a script without saved runs keeps), exit code 130."""
     name = Path(sys.argv[0]).name
     try:
         main()
@@ -412,7 +415,7 @@ def entry(main: Callable[[], None]) -> int:
         print(f"{name}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{name}: interrupted; finished runs are saved, re-run to resume", file=sys.stderr)
+        print(f"{name}: interrupted; {interrupted}", file=sys.stderr)
         return 130
     except OSError as e:
         if e.errno != errno.ENAMETOOLONG:

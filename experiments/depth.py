@@ -281,9 +281,15 @@ def draw(res: dict, plan: Plan, path_main: Path, path_layers: Path) -> None:
 
 
 def main() -> None:
+    from deepmle.errors import UserError
+
+    import cells
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny plan, seconds, into a temp dir")
-    ap.add_argument("--out", type=Path, help="default: experiments/results (smoke: a temp dir)")
+    ap.add_argument(
+        "--out", type=cells._path, help="default: experiments/results (smoke: a temp dir)"
+    )
     args = ap.parse_args()
     runtime.setup()
     plan = SMOKE if args.smoke else FULL
@@ -292,7 +298,12 @@ def main() -> None:
         if args.smoke
         else Path(__file__).parent / "results"
     )
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # before the study, not after it: an --out that cannot take the files loses nothing
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write there ({e.strerror or e})") from None
     started = time.perf_counter()
     ds = data.load(config.DataConfig())
     with tempfile.TemporaryDirectory() as runs:
@@ -335,4 +346,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    import cells
+
+    sys.exit(cells.entry(main, interrupted="its runs were temporary: nothing is saved"))

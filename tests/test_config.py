@@ -1,3 +1,6 @@
+import math
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -233,3 +236,54 @@ def test_momentum_must_be_below_one(tmp_path, momentum, ok):
             config_lib.ConfigError, match=r"\[train\] momentum: must be in \[0, 1\)"
         ):
             config_lib.load(path)
+
+
+NASTY = ["del\x7fchar", "".join(map(chr, range(32))) + "\x7f", 'q"uo\'te', "back\\slash\\",
+         "ünï😀code\u2028\u0085", '\\"\\u0041\\n', "tab\there"]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", NASTY)
+def test_every_string_field_round_trips_through_the_written_toml(text, tmp_path):
+    """What deepmle writes it reads back: control characters (DEL too), quotes, backslashes
+    and unicode in the free-form string (the others are choices among plain words), and in
+    the name the header comment shows."""
+    base = config_lib.load(CONFIGS / "seed.toml")
+    config = replace(base, data=replace(base.data, path=text), name=f"n\n[x]{text}")
+    path = tmp_path / "c.toml"
+    path.write_bytes(config_lib.to_toml(config).encode())
+    assert replace(config_lib.load(path), name=config.name) == config
+
+
+def _changed(section: str, **values) -> config_lib.Config:
+    base = replace(config_lib.load(CONFIGS / "seed.toml"), name="nb")
+    if section == "search":
+        base = replace(base, train=replace(base.train, learning_rate=(0.1, 0.2), epochs=3))
+    return replace(base, **{section: replace(getattr(base, section), **values)})
+
+
+CHANGED = {
+    "lr nan": (_changed("train", learning_rate=(math.nan,)), "learning_rate: must be finite"),
+    "lr -1": (_changed("train", learning_rate=(-1.0,)), "learning_rate: must be > 0"),
+    "hidden 0": (_changed("model", hidden_sizes=((0,),)), "must be >= 1, got 0"),
+    "hidden twice": (_changed("model", hidden_sizes=((8,), (8,))), "shape [8] twice"),
+    "platt": (_changed("train", calibrate="platt"), "calibrate: unknown value 'platt'"),
+    "min_epochs": (_changed("search", method="halving", min_epochs=3), "must be below"),
+    "eta 1": (_changed("search", method="halving", eta=1), "eta: must be >= 2, got 1"),
+    "min_epochs 0": (_changed("search", method="halving", min_epochs=0), "min_epochs: must be >="),
+    "seeds 0": (_changed("train", seeds=0), "seeds: must be >= 1, got 0"),
+    "epochs 0": (_changed("train", epochs=0), "epochs: must be >= 1, got 0"),
+}
+
+
+@pytest.mark.parametrize("case", CHANGED, ids=str)
+def test_a_config_changed_in_code_is_validated_by_the_file_rules(case):
+    config, message = CHANGED[case]
+    with pytest.raises(config_lib.ConfigError, match=f"config .nb.: .*{re.escape(message)}"):
+        config_lib.validate(config)
+
+
+def test_validate_keeps_a_valid_config_and_normalises_plain_values():
+    config = _changed("train", learning_rate=0.25)  # a float where a tuple belongs
+    assert config_lib.validate(config).train.learning_rate == (0.25,)
+    good = config_lib.load(CONFIGS / "sweep.toml")
+    assert config_lib.validate(good) == good

@@ -2,8 +2,11 @@
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,44 @@ def test_depth_smoke_writes_its_numbers_and_figures(tmp_path):
                 assert all(v > 0 for v in cell[key])
     for name in ("depth.png", "depth_layers.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _depth(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), "--smoke", *args], capture_output=True,
+                          text=True, timeout=300, **kw)  # fmt: skip
+
+
+def test_an_unusable_out_is_one_line_before_any_training(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("mine")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    for out, why in ((a_file, "File exists"), (locked, "Permission denied")):
+        if why == "Permission denied" and os.access(locked, os.W_OK):  # root writes anywhere
+            continue
+        done = _depth("--out", str(out))
+        line = f"depth.py: error: --out {out}: cannot write there ({why})"
+        assert done.returncode == 2 and done.stderr.strip() == line, done.stderr
+    assert a_file.read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    """A real SIGINT once training has begun (its temporary run directories exist)."""
+    from .helpers import interruptible
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    proc = interruptible([sys.executable, str(SCRIPT), "--smoke", "--out", str(tmp_path / "o")],
+                         env=env)  # fmt: skip
+    t0 = time.monotonic()
+    while not list(scratch.glob("*/sigmoid")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < 180
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert err.strip() == "depth.py: interrupted; its runs were temporary: nothing is saved"
+    assert not (tmp_path / "o" / "depth.json").exists()

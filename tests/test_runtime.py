@@ -130,3 +130,17 @@ def test_a_ctrl_c_after_the_last_check_is_raised_on_exit_not_lost():
     assert signal.signal(signal.SIGINT, before) is signal.default_int_handler  # restored
     with runtime.Interrupts() as interrupts:  # no Ctrl-C: a clean exit
         interrupts.check()
+
+
+def test_setup_without_cache_after_setup_with_one_writes_nothing_there(tmp_path):
+    cache = tmp_path / "cache"
+    out = _python(
+        "from deepmle import runtime\n"
+        f"runtime.setup({str(cache)!r})\n"
+        "runtime.setup(cache=False)\n"
+        "import jax, jax.numpy as jnp\n"
+        "print(float(jax.jit(lambda x: jnp.sin(x) * 3.0 + x ** 2)(jnp.float32(2.0))))\n",
+        tmp_path,
+    )
+    assert "6.727" in out  # sin(2) * 3 + 4: it ran
+    assert cache.is_dir() and not list(cache.iterdir())

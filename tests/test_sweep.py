@@ -93,3 +93,19 @@ def test_every_member_diverged_is_exit_1_and_still_writes_the_run(tmp_path, caps
     assert main(args) == 1
     assert "every member diverged" in capsys.readouterr().err
     assert (out / "summary.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "change", [{"learning_rate": (float("nan"),)}, {"epochs": 0}, {"calibrate": "platt"}]
+)
+def test_run_validates_a_config_changed_in_code_and_writes_nothing(change, small, tmp_path):
+    from dataclasses import replace
+
+    from deepmle import sweep
+
+    base = config_lib.load(CONFIGS / "seed.toml")
+    config = replace(base, train=replace(base.train, **change))
+    (key,) = change
+    with pytest.raises(config_lib.ConfigError, match=f"config 'seed': \\[train\\] {key}"):
+        sweep.run(config, small, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -253,3 +253,31 @@ def test_validation_is_measured_on_the_parameters_after_the_epochs_update(small)
     before = member.evaluate(spec, state.params, data.validation.x, data.validation.y)
     assert float(metrics["val_ll"]) == float(after[0]) != float(before[0])
     assert float(metrics["val_accuracy"]) == float(after[1])
+
+
+def test_train_outside_jit_takes_numpy_data(small):
+    """A notebook's first call: numpy arrays, no jit; the same result as on device arrays."""
+    numpy_data = jax.tree.map(np.asarray, small)
+    assert isinstance(numpy_data.train.x, np.ndarray)
+    run = train.make_train(_config(epochs=1), numpy_data)
+    params, metrics = run(jax.random.key(0), 0.5, numpy_data)
+    jitted = jax.jit(train.make_train(_config(epochs=1), small))(
+        jax.random.key(0), 0.5, jax.device_put(small)
+    )
+    chex.assert_trees_all_close((params, metrics), jitted, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="data: every split's x and y must be numeric"):
+        run(
+            jax.random.key(0),
+            0.5,
+            numpy_data._replace(test=numpy_data.test._replace(y=np.array(["one"] * 4))),
+        )
+
+
+def test_make_train_validates_a_config_changed_in_code(small):
+    from dataclasses import replace
+
+    config = _config()
+    with pytest.raises(config_lib.ConfigError, match=r"\[train\] learning_rate: must be finite"):
+        train.make_train(
+            replace(config, train=replace(config.train, learning_rate=(np.nan,))), small
+        )

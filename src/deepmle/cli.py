@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepmle.errors import UserError
+from deepmle.errors import UserError, short
 
 EXIT_OK, EXIT_ALL_DIVERGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -194,14 +194,17 @@ def _explain(args: argparse.Namespace) -> int:
         lr = float(lr_text)
     except ValueError:
         raise UserError(
-            f"deepmle explain: lr: expected a number like lr=0.12, got {args.lr!r}"
+            f"deepmle explain: lr: expected a number like lr=0.12, got {short(args.lr)}"
         ) from None
     print("\n".join(report.explain(load.load_run(args.run_dir), args.hidden, lr)))
     return EXIT_OK
 
 
 def _out_of_memory(e: BaseException) -> bool:
-    return type(e).__name__ == "XlaRuntimeError" and "RESOURCE_EXHAUSTED" in str(e)
+    """XLA's allocation failure: jaxlib's XlaRuntimeError, jax's JaxRuntimeError (jax 0.10)."""
+    runtime_error = {"XlaRuntimeError", "JaxRuntimeError"}
+    named = {c.__name__ for c in type(e).__mro__} & runtime_error
+    return bool(named) and "RESOURCE_EXHAUSTED" in str(e)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,11 +8,11 @@ search ``{ log_uniform = [1e-3, 10.0], samples = 16 }`` drawn once from ``train.
 """
 
 import difflib
-import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from deepmle import data as data_lib
 from deepmle.core import registry
-from deepmle.errors import UserError
+from deepmle.errors import UserError, cut, not_a_file, short
 
 CALIBRATIONS = ("none", "temperature")
 """[train] calibrate: "temperature" fits T per member on validation (deepmle.core.calibration)."""
@@ -119,13 +119,13 @@ def _check(where: str, ok: bool, message: str) -> None:
 
 
 def _as_choice(where: str, v: Any, choices: Sequence[str]) -> str:
-    _check(where, isinstance(v, str), f"must be a string, got {v!r}")
-    _check(where, v in choices, f"unknown value {v!r}" + _did_you_mean(v, choices))
+    _check(where, isinstance(v, str), f"must be a string, got {short(v)}")
+    _check(where, v in choices, f"unknown value {short(v)}" + _did_you_mean(v, choices))
     return v
 
 
 def _as_int(where: str, v: Any, minimum: int) -> int:
-    _check(where, _is_int(v), f"must be an integer, got {v!r}")
+    _check(where, _is_int(v), f"must be an integer, got {short(v)}")
     _check(where, v >= minimum, f"must be >= {minimum}, got {v}")
     return v
 
@@ -136,13 +136,13 @@ def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
     _check(
         where,
         isinstance(v, list) and len(v) > 0,
-        f"must be a non-empty list, got {v!r} (logistic regression, no hidden layer, is [[]])",
+        f"must be a non-empty list, got {short(v)} (logistic regression, no hidden layer, is [[]])",
     )
     shapes = v if all(isinstance(s, list) for s in v) else [v]
     for s in shapes:
-        _check(where, isinstance(s, list), f"each shape must be a list, got {s!r}")
+        _check(where, isinstance(s, list), f"each shape must be a list, got {short(s)}")
         for width in s:
-            _check(where, _is_int(width), f"hidden sizes must be integers, got {width!r}")
+            _check(where, _is_int(width), f"hidden sizes must be integers, got {short(width)}")
             _check(where, width >= 1, f"hidden sizes must be >= 1, got {width}")
     out = tuple(tuple(s) for s in shapes)
     _distinct(where, out, "shape")
@@ -150,7 +150,7 @@ def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
 
 
 def _as_positive(where: str, lr: Any) -> float:
-    _check(where, _is_number(lr), f"must be a number or a list of numbers, got {lr!r}")
+    _check(where, _is_number(lr), f"must be a number or a list of numbers, got {short(lr)}")
     _check(where, math.isfinite(lr), f"must be finite, got {lr}")
     _check(where, lr > 0, f"must be > 0 (gradient ascent needs a positive step), got {lr}")
     _check(where, FLOAT32_TINY <= lr <= FLOAT32_MAX,
@@ -192,17 +192,17 @@ def _as_search(where: str, v: dict[str, Any]) -> dict[str, Any]:
     """{ log_uniform = [low, high], samples = n }, checked."""
     keys = ["log_uniform", "samples"]
     for key in v:
-        _check(where, key in keys, f"unknown search key {key!r}" + _did_you_mean(key, keys))
+        _check(where, key in keys, f"unknown search key {short(key)}" + _did_you_mean(key, keys))
     bounds = v.get("log_uniform")
     _check(where, isinstance(bounds, list) and len(bounds) == 2,
-           f"a search needs log_uniform = [low, high], got {bounds!r}")  # fmt: skip
+           f"a search needs log_uniform = [low, high], got {short(bounds)}")  # fmt: skip
     low, high = (_as_positive(where, b) for b in bounds)
     _check(where, low < high, f"log_uniform needs low < high, got [{low}, {high}]")
     samples = v.get("samples")
     _check(
         where,
         _is_int(samples) and 1 <= samples <= MAX_SAMPLES,
-        f"samples must be an integer from 1 to {MAX_SAMPLES:,}, got {samples!r}",
+        f"samples must be an integer from 1 to {MAX_SAMPLES:,}, got {short(samples)}",
     )
     return {"log_uniform": (low, high), "samples": samples}
 
@@ -237,13 +237,13 @@ def _validate_section(
             case ("data", "digits"):
                 ok = isinstance(v, list) and len(v) == 2 and all(_is_int(d) for d in v)
                 ok = ok and all(0 <= d <= 9 for d in v) and v[0] != v[1]
-                _check(at, ok, f"must be two distinct digits 0-9, got {v!r}")
+                _check(at, ok, f"must be two distinct digits 0-9, got {short(v)}")
                 out[key] = tuple(v)
             case ("data", "path"):
-                _check(at, isinstance(v, str), f"must be a string, got {v!r}")
+                _check(at, isinstance(v, str), f"must be a string, got {short(v)}")
                 out[key] = v
             case ("data", "validation_fraction"):
-                _check(at, _is_number(v), f"must be a number, got {v!r}")
+                _check(at, _is_number(v), f"must be a number, got {short(v)}")
                 _check(at, 0 < v < 1, f"must be between 0 and 1 (exclusive), got {v}")
                 out[key] = float(v)
             case ("model", "hidden_sizes"):
@@ -255,7 +255,7 @@ def _validate_section(
             case ("train", "learning_rate"):
                 out[key] = _as_learning_rates(at, v)
             case ("train", "momentum"):
-                _check(at, _is_number(v) and 0 <= v < 1, f"must be in [0, 1), got {v!r}")
+                _check(at, _is_number(v) and 0 <= v < 1, f"must be in [0, 1), got {short(v)}")
                 out[key] = float(v)
             case ("train", "calibrate"):
                 out[key] = _as_choice(at, v, CALIBRATIONS)
@@ -289,7 +289,7 @@ def from_dict(
                 f"{source}: unknown section [{section}]" + _did_you_mean(section, list(SECTIONS))
             )
         if not isinstance(body, dict):
-            raise ConfigError(f"{where}: [{section}] must be a table, got {body!r}")
+            raise ConfigError(f"{where}: [{section}] must be a table, got {short(body)}")
         values = _validate_section(section, body, where, origins)
         if section == "train" and isinstance(values.get("learning_rate"), dict):
             search = values["learning_rate"]
@@ -337,7 +337,7 @@ def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
     """'train.learning_rate=0.1' -> ('train', 'learning_rate', 0.1); bare words are strings."""
-    where = f"--set {item}"
+    where = f"--set {cut(item)}"
     if "=" not in item or "." not in item.split("=", 1)[0]:
         raise ConfigError(f"{where}: expected section.key=value")
     dotted, text = item.split("=", 1)
@@ -353,26 +353,27 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read and validate a TOML config (UTF-8, a byte-order mark allowed), then apply
     ``"section.key=value"`` overrides; an error in an override names the ``--set``."""
     path = Path(path)
+    problem = not_a_file(path, "config file")  # a FIFO would block the read for ever
+    if problem:
+        raise ConfigError(problem)
     try:
         raw = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     for section, body in raw.items():
         if section in SECTIONS and not isinstance(body, dict):
-            raise ConfigError(f"{path}: [{section}] must be one table, got {body!r}")
+            raise ConfigError(f"{path}: [{section}] must be one table, got {short(body)}")
     origins = {}
     for item in overrides:
         section, key, value = _parse_override(item)
         if not isinstance(raw.setdefault(section, {}), dict):
-            raise ConfigError(f"--set {item}: [{section}] is not a table")
+            raise ConfigError(f"--set {cut(item)}: [{section}] is not a table")
         raw[section][key] = value
-        origins[(section, key)] = f"--set {item}"
+        origins[(section, key)] = f"--set {cut(item)}"
     return from_dict(raw, where=str(path), name=path.stem, origins=origins)
 
 
@@ -380,6 +381,8 @@ def to_dict(config: Config) -> dict[str, Any]:
     """The resolved config as plain TOML-ready values (lists, not tuples)."""
 
     def plain(v: Any) -> Any:
+        if isinstance(v, np.generic):  # a numpy scalar set with dataclasses.replace
+            return v.item()
         return [plain(x) for x in v] if isinstance(v, tuple | list) else v
 
     return {
@@ -389,19 +392,44 @@ def to_dict(config: Config) -> dict[str, Any]:
     }
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+"""What a TOML basic string (and a comment) may not hold raw: controls but tab, and DEL."""
+
+
+def toml_string(s: str) -> str:
+    """``s`` as a TOML basic string: quotes, backslashes and every control character
+    (DEL too, which JSON leaves raw) escaped, so that tomllib reads back ``s``."""
+    body = s.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", body) + '"'
+
+
+def validate(config: Config, where: str = "") -> Config:
+    """``config`` checked by the same rules as a file (one definition: it is read back through
+    ``from_dict``), for a Config built or changed in code (``dataclasses.replace``);
+    ConfigError naming the first problem, ``where`` saying whose config it is."""
+    if not isinstance(config, Config):
+        raise ConfigError(f"expected a deepmle Config, got {type(config).__name__}")
+    where = where or f"config {config.name!r}"
+    checked = from_dict(to_dict(config), where=where, name=config.name)
+    return replace(
+        checked,
+        train=replace(checked.train, learning_rate_search=config.train.learning_rate_search),
+    )
+
+
 def to_toml(config: Config) -> str:
     """The resolved config as a TOML document that ``load`` reads back to the same Config."""
 
     def value(v: Any) -> str:
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, str):  # JSON's escapes are TOML's: quotes, backslashes, controls
-            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, str):
+            return toml_string(v)
         if isinstance(v, float):
             return repr(v)
         return str(v)
 
-    lines = [f"# resolved config of {config.name!r}"]
+    lines = [f"# resolved config of {_CONTROL.sub('?', repr(config.name))}"]
     for section, body in to_dict(config).items():
         lines += ["", f"[{section}]"]
         for k, v in body.items():

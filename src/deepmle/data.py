@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from deepmle.core.types import Dataset, Split
-from deepmle.errors import UserError
+from deepmle.errors import UserError, not_a_file
 
 VALIDATION_PERMUTATION_SEED = 1729
 """Seed of the fixed permutation that picks the validation examples out of the training split."""
@@ -67,15 +67,44 @@ def array_sha256(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+MAX_IMAGES = 1_000_000
+"""The most rows an array of a data file may declare (MNIST has 70,000 images): a header
+declaring more is refused before anything is allocated or read."""
+
+
+def _check_declared(path: Path, f: "np.lib.npyio.NpzFile", key: str) -> None:
+    """DataError if ``key``'s .npy header declares more rows than MAX_IMAGES or more bytes than
+    the file's member holds: read from the header alone, before the array is."""
+    info = f.zip.getinfo(f"{key}.npy")
+    with f.zip.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
+            np.lib.format.read_array_header_2_0)  # fmt: skip
+        shape, _, dtype = read(member)
+        header = member.tell()
+    rows = shape[0] if shape else 1
+    if rows > MAX_IMAGES:
+        raise DataError(f"{path}: {key} declares {rows:,} images, more than the {MAX_IMAGES:,} "
+                        "a data file may hold (corrupt?)")  # fmt: skip
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if dtype.hasobject or declared > info.file_size - header:
+        raise DataError(f"{path}: {key} declares shape {shape} of {dtype}, {declared:,} bytes, "
+                        f"but holds {info.file_size - header:,} (corrupt?)")  # fmt: skip
+
+
 def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Every array in ``keys`` from an .npz, or a DataError saying what is wrong with the file."""
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+    """Every array in ``keys`` from an .npz, or a DataError saying what is wrong with the file;
+    sizes are checked against the headers before any array is read."""
+    problem = not_a_file(path, "data file")
+    if problem:
+        raise DataError(problem)
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in keys if k not in f.files]
             if missing:
                 raise DataError(f"{path}: no array named {', '.join(missing)} (has {f.files})")
+            for k in keys:
+                _check_declared(path, f, k)
             return {k: f[k] for k in keys}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from e
@@ -191,6 +220,9 @@ def _select_pair(
     for d in digits:
         if not np.any(y == d):
             raise DataError(f"{where}: {names[1]} has no examples of digit {d}")
+    if not np.any(x[keep]):
+        raise DataError(f"{where}: {names[0]}: every pixel of digits {digits[0]} and "
+                        f"{digits[1]} is 0 (no ink): there is nothing to learn from")  # fmt: skip
     return Split(x=x[keep], y=(y[keep] == digits[0]).astype(np.float32))
 
 

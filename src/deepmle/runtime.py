@@ -199,6 +199,7 @@ def enable_compilation_cache(path: Path) -> None:
             f"cache directory {path}: {e.strerror or e}; choose another with --cache-dir, "
             "or run with --no-cache"
         ) from None
+    jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -233,6 +234,8 @@ def setup(cache_dir: str | Path | None = None, *, cache: bool = True) -> dict[st
         flags = set_cpu_flags(default_cache_dir().parent / "xla_flags.json")
     if cache:
         enable_compilation_cache(Path(cache_dir) if cache_dir else default_cache_dir())
+    else:  # off, even where an earlier setup() turned it on
+        jax.config.update("jax_enable_compilation_cache", False)
     return flags
 
 

@@ -129,6 +129,7 @@ def run(
                 extra(results)
 
     t_start = time.perf_counter()
+    config = config_lib.validate(config)
     progress = progress or Progress(quiet=True)
     cache = cache or population.PROCESS_CACHE
     lead = jax.process_index() == 0

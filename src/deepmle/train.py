@@ -10,6 +10,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from deepmle import config as config_lib
 from deepmle.config import Config
 from deepmle.core import checks, registry
 from deepmle.core.member import Spec, key_orders, member, run
@@ -63,6 +64,18 @@ def _check_data(data: Dataset, n_inputs: int, n_train: int) -> None:
         )
 
 
+def _as_arrays(data: Dataset) -> Dataset:
+    """``data`` as JAX arrays, so that numpy arrays work outside jit too (a traced minibatch
+    index cannot index a numpy array); inside jit a no-op. ValueError naming what is not an
+    array of numbers."""
+    if not isinstance(data, Dataset):
+        raise ValueError(f"data: expected a deepmle Dataset, got {type(data).__name__}")
+    try:
+        return jax.tree.map(jnp.asarray, data)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"data: every split's x and y must be numeric arrays ({e})") from None
+
+
 def make_train(
     config: Config, dataset: Dataset
 ) -> Callable[[PRNGKey, Array, Dataset], tuple[Params, Metrics]]:
@@ -79,6 +92,7 @@ def make_train(
     [epochs]). Same maths as ``deepmle run``, whose random draws come from numpy streams per
     seed instead (deepmle.population.randomness).
     """
+    config = config_lib.validate(config)
     if len(config.model.hidden_sizes) != 1:
         raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
     spec = spec_from_config(
@@ -87,6 +101,7 @@ def make_train(
 
     def train(key: PRNGKey, learning_rate: Array, data: Dataset) -> tuple[Params, Metrics]:
         checks.learning_rate(learning_rate)
+        data = _as_arrays(data)
         _check_data(data, spec.layer_sizes[0], spec.n_train)
         init_key, shuffle_key = jax.random.split(key)
         calibration_key = jax.random.fold_in(shuffle_key, CALIBRATION_FOLD)

@@ -250,3 +250,19 @@ def test_the_paired_difference_skips_the_seed_the_selected_cell_lost():
     valid = np.where(div >= 0, np.nan, acc)  # the selected cell's lost seed is the NaN in b
     mean, half = stats.paired_diff_ci95(valid[:, 0], valid[:, 1])
     assert mean == pytest.approx(-0.0225) and math.isfinite(half)
+
+
+def test_a_temperature_interval_never_reaches_zero_or_below():
+    row = {"selected": True, "test_ece_mean": 0.01, "test_ece_ci95": 0.001,
+           "test_ece_ts_mean": 0.01, "test_ece_ts_ci95": 0.001}  # fmt: skip
+    wide = report.calibration_lines([row | {"temperature_mean": 0.49, "temperature_ci95": 0.62}])
+    assert "T 0.4900 (95% interval 0 < T <= 1.1100)" in wide[1] and "±" not in wide[1].split(")")[0]
+    narrow = report.calibration_lines([row | {"temperature_mean": 1.2, "temperature_ci95": 0.1}])
+    assert "T 1.2000 ± 0.1000" in narrow[1]
+
+
+def test_no_selected_legend_when_every_member_diverged():
+    acc = np.full((2, 3), np.nan)
+    rows = report.summary_rows([_group((8,), [0.1, 1.0, 3.0], acc, diverged=np.zeros((2, 3)))])
+    assert not any(r["selected"] for r in rows)
+    assert "selected" not in report.table(rows)

@@ -138,3 +138,24 @@ def test_run_names_sort_as_numbers():
     _, search = sortable_labels(groups, [0.00123456, 0.5, 2.5])
     assert list(search.values()) == sorted(search.values())
     assert all(abs(float(t) - v) <= 5e-3 * v for v, t in search.items())
+
+
+def test_run_names_are_distinct_at_any_learning_rate_and_fit_a_file_name(tmp_path):
+    """1e-20, 2e-20 and 3e-20 are three runs, and a 37-layer network's names are real
+    directory names (255 bytes at most), each its own."""
+    from types import SimpleNamespace
+
+    from deepmle.analysis.tensorboard import cell_name, sortable_labels
+
+    deep = [tuple(range(100_000, 100_037)), (123_456,) * 37, (16,)]
+    groups = [SimpleNamespace(hidden=h) for h in deep]
+    lrs = [1e-20, 2e-20, 3e-20, 0.5, 1e30]
+    shapes, names = sortable_labels(groups, lrs)
+    assert len(set(names.values())) == len(lrs)
+    assert all(float(t) == pytest.approx(v, rel=5e-3) for v, t in names.items())
+    cells = {cell_name(shapes[g.hidden], names[lr]) for g in groups for lr in lrs}
+    assert len(cells) == len(groups) * len(lrs)
+    for name in cells:
+        (tmp_path / name).mkdir()  # ENAMETOOLONG past the file system's limit
+    _, tiny = sortable_labels(groups, [1e-20, 2e-20, 3e-20])
+    assert list(tiny.values()) == ["1.00e-20", "2.00e-20", "3.00e-20"]

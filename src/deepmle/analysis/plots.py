@@ -151,6 +151,12 @@ def _marks(res: RunResults) -> dict[tuple[str, float], str]:
     }
 
 
+def _nothing_drawn(ax: Any) -> None:
+    """An empty axes says why, instead of a log scale failing on no positive value."""
+    ax.text(0.5, 0.5, "every member diverged: nothing to draw", transform=ax.transAxes,
+            ha="center", va="center")  # fmt: skip
+
+
 def lr_curve(res: RunResults, plt: Any) -> Any:
     fig, ax = plt.subplots(figsize=(7, 4.4))
     marks = _marks(res)
@@ -169,7 +175,11 @@ def lr_curve(res: RunResults, plt: Any) -> Any:
     ax.plot([], [], "*", ms=12, mfc="none", mec="black", label="selected on validation")
     if any(m == "≈" for m in marks.values()):
         ax.plot([], [], "o", ms=8, mfc="none", mec="black", label="≈ selected (paired 95%)")
+    lrs = [float(lr) for g in res.groups for lr in g.learning_rates]
+    ax.set_xlim(min(lrs) / 1.5, max(lrs) * 1.5)  # set, not from the data: all NaN if all diverged
     ax.set_xscale("log")
+    if not any(np.isfinite(line.get_ydata()).any() for line in ax.get_lines()):
+        _nothing_drawn(ax)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("val accuracy %")
     ax.set_title("validation accuracy: mean over the seeds that did not diverge,\n"
@@ -425,12 +435,17 @@ def halving(res: RunResults, plt: Any) -> Any:
             ):
                 ax.plot(epochs, -mean[li], color="black", lw=2.2,
                         label=f"selected: hidden {best['hidden_sizes']}, lr {lr:.3g}")  # fmt: skip
+    drawn = any((np.asarray(line.get_ydata(), float) > 0).any() for line in ax.get_lines())
     for r in res.rungs[:-1]:
         ax.axvline(r["epoch"], color="grey", ls="--", lw=0.8)
         ax.text(r["epoch"], 1.0, f" rung {r['rung']}: {r['cells_kept']}/{r['cells_ranked']}",
                 transform=ax.get_xaxis_transform(), fontsize=7, va="top")  # fmt: skip
-    ax.set_yscale("log")
+    ax.set_xlim(0.9, res.config.train.epochs * 1.1)  # set: no finite point if all diverged
     ax.set_xscale("log")
+    if drawn:  # some -LL > 0 (NaN compares False): a log axis has something to scale
+        ax.set_yscale("log")
+    else:
+        _nothing_drawn(ax)
     ax.set_xlabel("epoch (log scale)")
     ax.set_ylabel("- mean validation LL over seeds (log scale; lower is better)")
     ax.set_title("successive halving: each cell until it stopped", fontsize=10)

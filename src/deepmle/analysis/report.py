@@ -223,6 +223,14 @@ def _pm(mean: float, ci: float, percent: bool) -> str:
     return f"{text} (no CI)" if math.isnan(ci) else f"{text} ± {_num(ci * scale, digits)}"
 
 
+def _positive_pm(mean: float, ci: float) -> str:
+    """``_pm`` of a quantity that is > 0 (a temperature): an interval reaching 0 or below is
+    shown as the range it leaves, "0.49 (95% interval 0 < T <= 1.11)", never "± 0.62"."""
+    if math.isnan(mean) or math.isnan(ci) or mean - ci > 0:
+        return _pm(mean, ci, False)
+    return f"{_num(mean)} (95% interval 0 < T <= {_num(mean + ci)})"
+
+
 def _mark(r: dict[str, Any], sweep: bool) -> str:
     if r["selected"]:
         return "<- selected on validation" if sweep else ""
@@ -266,7 +274,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         "mean ± 95% t half-width over the seeds column: diverged seeds left out, no CI under 2"
     )
     text.append("LL: the mean log-likelihood per digit (eq. 3 sums it over the digits)")
-    if sweep:
+    if sweep and any(r["selected"] for r in rows):  # every member diverged: none selected
         text.append(
             "selected: best mean validation accuracy among the cells that lost the fewest seeds"
         )
@@ -297,7 +305,7 @@ def calibration_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
 
     lines = [f"selected cell, test split: {scores('')}"]
     if "temperature_mean" in best:
-        t = _pm(best["temperature_mean"], best["temperature_ci95"], False)
+        t = _positive_pm(best["temperature_mean"], best["temperature_ci95"])
         lines.append(f"after temperature scaling (T {t}, fitted on validation): {scores('_ts')}")
     return lines
 
@@ -362,6 +370,8 @@ def explain(results: Any, hidden: str, lr: float) -> list[str]:
     """Why a cell (``hidden`` as 'h32' or '32', learning rate ``lr``, the nearest within 1%)
     continued or stopped at each rung of a successive-halving run: its rank and mean
     validation LL against the cutoff. UserError naming what is not there."""
+    if not (math.isfinite(lr) and lr > 0):  # a log distance to 0, inf or nan picks no cell
+        raise UserError(f"deepmle explain: lr must be a positive finite number, got {lr!r}")
     shape = hidden.removeprefix("h")
     rows = [r for r in results.summary if r["hidden_sizes"] == shape]
     if not rows:

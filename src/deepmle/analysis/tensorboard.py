@@ -22,7 +22,7 @@ import numpy as np
 from deepmle.core.metrics import METRICS
 from deepmle.errors import UserError
 from deepmle.runs import store
-from deepmle.runs.results import RunResults, hidden_label
+from deepmle.runs.results import MAX_NAME, RunResults, group_name, hidden_label
 
 CURVES = tuple(m for m in METRICS if m.tensorboard and m.measured == "curve")
 """Written per epoch; percentages (accuracy) in %, as the table shows them."""
@@ -32,17 +32,25 @@ def sortable_labels(groups: Any, lrs: list[float]) -> tuple[dict[tuple, str], di
     """TensorBoard lists runs by name, so names sort as numbers do: hidden sizes zero-padded
     to one width ('h016', 'h128', 'h064-032') and learning rates fixed-point with as many
     decimals as three significant digits of the smallest need, zero-padded to one width
-    ('0.03', '0.10', '3.00'; '001', '010', '300')."""
+    ('0.03', '0.10', '3.00'; '001', '010', '300'); where fixed point cannot tell them apart
+    within 15 decimals (1e-20 beside 2e-20), scientific ('1.00e-20'). A shape name too long
+    for a file name (a deep network) is its group's bounded name (``group_name``)."""
     width = max((len(str(w)) for g in groups for w in g.hidden), default=1)
     shapes = {g.hidden: "h" + ("-".join(str(w).zfill(width) for w in g.hidden) or "0" * width)
               for g in groups}  # fmt: skip
+    if any(len(name) > MAX_NAME for name in shapes.values()):  # deep: the groups' short names
+        shapes = {g.hidden: group_name(g.hidden) for g in groups}
     for decimals in range(16):
         text = {v: f"{v:.{decimals}f}" for v in lrs}
         close = all(abs(float(t) - v) <= 5e-3 * v for v, t in text.items())
-        if close and len(set(text.values())) == len(lrs):
+        if close and len(set(text.values())) == len(set(lrs)):
+            pad = max(len(t) for t in text.values())
+            return shapes, {v: t.zfill(pad) for v, t in text.items()}
+    for digits in range(2, 18):  # too small or too large for fixed point: scientific, distinct
+        text = {v: f"{v:.{digits}e}" for v in lrs}
+        if len(set(text.values())) == len(set(lrs)):
             break
-    pad = max(len(t) for t in text.values())
-    return shapes, {v: t.zfill(pad) for v, t in text.items()}
+    return shapes, text
 
 
 def cell_name(shape: str, lr: str) -> str:

@@ -3,6 +3,7 @@
 memory check that refuses a grid too large up front."""
 
 import os
+import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,16 +58,66 @@ class ProgramCache:
 PROCESS_CACHE = ProgramCache()
 
 
-def available_bytes() -> int:
-    """Memory this machine can give a run: MemAvailable, or physical memory if unknown."""
+def _read_kib(path: str, key: str) -> int | None:
+    """``key``'s value in bytes from a /proc file of "Key:  N kB" lines; None if absent."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def _cgroup_left() -> int | None:
+    """What the process's cgroup memory limit leaves above its usage (v2 memory.max, v1
+    memory.limit_in_bytes; the cgroup's own folder, or the mount's root inside a container);
+    None if there is no limit."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = [ln.strip().split(":", 2) for ln in f]
+    except OSError:
+        return None
+    for _, controllers, rel in lines:
+        if controllers == "":
+            mount, files = "/sys/fs/cgroup", ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            mount, files = (
+                "/sys/fs/cgroup/memory",
+                ("memory.limit_in_bytes", "memory.usage_in_bytes"),
+            )
+        else:
+            continue
+        for base in (os.path.join(mount, rel.lstrip("/")), mount):
+            try:
+                with open(os.path.join(base, files[0])) as f:
+                    top = f.read().strip()
+                with open(os.path.join(base, files[1])) as f:
+                    used = int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            if top != "max" and int(top) < 2**60:  # v1 writes "no limit" as about 2**63
+                return max(int(top) - used, 0)
+            break
+    return None
+
+
+def available_bytes() -> int:
+    """Memory this process can still get: the least of MemAvailable (physical memory if
+    unknown), what its address-space limit (ulimit -v, RLIMIT_AS) leaves above its present
+    size, and what its cgroup's memory.max leaves (a container's or a Slurm job's limit)."""
+    have = [
+        _read_kib("/proc/meminfo", "MemAvailable")
+        or os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    ]
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        have.append(max(soft - (_read_kib("/proc/self/status", "VmSize") or 0), 0))
+    cgroup = _cgroup_left()
+    if cgroup is not None:
+        have.append(cgroup)
+    return min(have)
 
 
 def check_memory(
