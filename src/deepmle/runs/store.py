@@ -155,10 +155,15 @@ def identity(
 ) -> str:
     """A hash of the config's content (its keys and values: not its name, not comments),
     restricted to one shape if given, and of the data's content (``data.sha256``). The same
-    content on the same data resumes, whatever the file is called or the directory it runs in."""
-    if hidden is not None:
+    content on the same data resumes, whatever the file is called or the directory it runs in.
+    A successive-halving shape is never restricted: its stops depend on every cell of the
+    search, so its identity is the whole config's and the shape's name."""
+    whole = config.search.method == "halving"
+    if hidden is not None and not whole:
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
     content = json.dumps(_content(config), sort_keys=True) + data_sha256
+    if hidden is not None and whole:
+        content += "/" + group_name(hidden)
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
