@@ -537,3 +537,19 @@ def test_a_diverged_cell_never_fills_a_slot(small, tmp_path, capsys):
     assert "rank 2 of 4 by mean validation LL over seeds, -inf < cutoff -0." in out
     assert "stopped here (a cell with a diverged seed never continues)" in out
     assert "-inf >=" not in out and "cutoff -inf" not in out
+
+
+def test_a_search_whose_every_cell_diverges_stops_them_all_at_the_first_rung(small, tmp_path):
+    """No finite cell: none continues, no later rung ranks an empty field, and the run ends
+    with every member diverged (exit 1 from the command), its decisions explained."""
+    from deepmle.analysis import report
+
+    lrs = "train.learning_rate=[30000.0, 60000.0]"
+    config = _config(tmp_path, "halving", "model.hidden_sizes=[[8]]", lrs, "train.epochs=2")
+    res = sweep.run(config, small, tmp_path / "run").results
+    assert [(r["rung"], r["cells_kept"]) for r in res.rungs] == [(0, 0)]
+    assert all(not d["kept"] for d in res.decisions) and res.selected is None
+    assert (res.group((8,)).final["stopped_rung"] == 0).all()
+    (line,) = report.explain(res, "h8", 30000.0)
+    assert "-inf, and no cell was finite" in line and "cutoff" not in line
+    assert "rung 0 at epoch 1: kept 0 of 2 cells" in report.rung_lines(res.rungs)[0]
