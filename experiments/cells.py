@@ -337,11 +337,17 @@ def sampling_ci95(error: float, n: int) -> float:
     return float(1.96 * np.sqrt(error * (1.0 - error) / n))
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, as deepmle's own command
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def arguments(
     doc: str, default_runs: str, more: Callable[[argparse.ArgumentParser], None] | None = None
 ) -> argparse.Namespace:
     """The answers' common command line (--smoke, --out and --runs) and ``more`` of a script."""
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap = _Parser(description=doc.splitlines()[0])
     if more is not None:
         more(ap)
     ap.add_argument("--smoke", action="store_true", help="a tiny plan in seconds, into a temp dir")
@@ -435,8 +441,8 @@ def save(out: Path, name: str, record: dict[str, Any], draw: Callable[[Path], No
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / f"{name}.png"
         draw(png)
-        store.atomic_write_bytes(out / png.name, png.read_bytes())
-    store.atomic_write_bytes(out / f"{name}.json", text)
+        store.atomic_write_bytes(out / png.name, png.read_bytes(), out)
+    store.atomic_write_bytes(out / f"{name}.json", text, out)
 
 
 def fmt(s: dict[str, float], scale: float = 100.0, digits: int = 2) -> str:

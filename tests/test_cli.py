@@ -293,3 +293,31 @@ def test_a_meta_json_of_the_wrong_shape_is_one_line(meta, seed_run, tmp_path, ca
         assert main([command, str(run)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "meta.json: damaged" in err
+
+
+@pytest.mark.parametrize("name", ["..toml", "...toml", "....toml"])
+def test_a_config_name_that_is_no_folder_name_is_refused(tmp_path, name):
+    """The default run directory is runs/<config file stem>: a stem of dots would make it
+    runs/ itself (``..toml``) or the folder above it (``...toml``). One line, exit 2, and
+    nothing made or written."""
+    shutil_src = (CONFIGS / "seed.toml").read_text()
+    (tmp_path / name).write_text(shutil_src)
+    (tmp_path / "runs").mkdir()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepmle", "run", name, "--no-cache", *SHRINK],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "cannot name a run directory under runs/" in line and "--out" in line
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_an_empty_out_is_refused(tmp_path, monkeypatch, capsys):
+    """--out '' would be the current folder, which the user did not name."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(CONFIGS / "seed.toml"), "--out", "", *SHRINK]) == 2
+    assert "--out: an empty path" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

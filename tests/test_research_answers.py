@@ -198,5 +198,7 @@ def test_bad_arguments_stop_the_script_before_it_trains(tmp_path):
         f"hidden.py: error: {tmp_path / 'p.json'}: its hardest pair [1, 12] is not two digits 0-9"
     )
     done = _run("calibration.py", "--out", "", *runs, env=env, code=2)  # not the current folder
-    assert "an empty path" in done.stderr
+    assert done.stderr.strip() == "calibration.py: error: argument --out: an empty path"
+    done = _run("calibration.py", "--runs", " ", env=env, code=2)
+    assert done.stderr.strip() == "calibration.py: error: argument --runs: an empty path"
     assert not (tmp_path / "runs").exists()

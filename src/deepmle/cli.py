@@ -28,6 +28,13 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
+def _path(text: str) -> Path:
+    """A path argument; an empty one (which would silently mean the current folder) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     from deepmle import __version__
 
@@ -44,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S.K=V",
         help="override a config value, e.g. --set train.epochs=3 (repeatable)",
     )
-    r.add_argument("--out", type=Path, help="the run directory (default runs/<config name>)")
+    r.add_argument("--out", type=_path, help="the run directory (default runs/<config name>)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument(
         "--overwrite",
@@ -79,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     from deepmle import runtime
 
     config = config_lib.load(args.config, args.overrides)
+    run_dir = args.out or _default_out(config.name)
     processes = _processes(args)
     if args.tensorboard:
         from deepmle.analysis import tensorboard
@@ -99,7 +107,6 @@ def _run(args: argparse.Namespace) -> int:
     from deepmle.progress import Progress
 
     dataset = data.load(config.data)
-    run_dir = args.out or Path("runs") / config.name
     lead = jax.process_index() == 0
 
     def finishing(results: "sweep.RunResults") -> None:
@@ -150,6 +157,18 @@ def _run(args: argparse.Namespace) -> int:
         print("deepmle: every member diverged", file=sys.stderr)
         return EXIT_ALL_DIVERGED
     return EXIT_OK
+
+
+def _default_out(name: str) -> Path:
+    """``runs/<name>``, the run directory of a config named ``name`` (its file's stem); a
+    name that is not one plain folder name ('', '.', '..', '...', one with a separator) is
+    refused: it would land on ``runs/`` itself or outside it."""
+    if not name.strip(". ") or any(c in name for c in "/\\\0"):
+        raise UserError(
+            f"the config's name {name!r} (its file name without .toml) cannot name a run "
+            "directory under runs/: rename the file, or give --out"
+        )
+    return Path("runs") / name
 
 
 def _processes(args: argparse.Namespace) -> tuple[int, int] | None:

@@ -69,9 +69,14 @@ def _halve(
 ) -> tuple[list, dict[str, Any]]:
     """Successive halving (deepmle.population.halving), its state saved after each rung and
     a verified saved state resumed from (one process; other runs start over)."""
+    shapes = [halving.Shape(hidden_label(h), s)
+              for h, s in zip(config.model.hidden_sizes, specs, strict=True)]  # fmt: skip
     resume = None
     if run is not None and run.resumed and jax.process_count() == 1:
         resume, problem = store.read_rungs(run.work, config, data_sha256)
+        if resume is not None:
+            problem = halving.check_resume(config, shapes, *resume)
+            resume = None if problem else resume
         if resume is None and problem != "is not saved":
             moved = store.reject_group(run, store.RUNGS)
             progress.warn(f"saved rungs {problem}: not used, trained again"
@@ -84,8 +89,6 @@ def _halve(
             store.save_rungs(run, config, arrays, record, data_sha256)
 
     env = halving.make_env(dataset, pixels, cache, chunk_bytes, progress, interrupts, checkpoint)
-    shapes = [halving.Shape(hidden_label(h), s)
-              for h, s in zip(config.model.hidden_sizes, specs, strict=True)]  # fmt: skip
     return halving.run(config, shapes, env, resume)
 
 

@@ -1,7 +1,10 @@
 """Successive halving: the schedule and ranking rules, slicing a real state along its
 learning-rate axis, and a halving run checked against a real grid run of the same config."""
 
+import io
+import json
 import math
+import shutil
 
 import jax
 import numpy as np
@@ -12,6 +15,7 @@ from deepmle import runtime, sweep, train
 from deepmle.core import registry
 from deepmle.core.member import Shared
 from deepmle.population import halving, programs
+from deepmle.progress import Progress
 
 from ..helpers import built
 
@@ -395,3 +399,184 @@ def test_with_eta_3_each_rung_ranks_on_its_own_epoch_and_keeps_a_third(small, tm
         best = max(ranked, key=lambda d: d["val_ll"])
         assert [d["kept"] for d in ranked].count(True) == math.ceil(len(ranked) / 3)
         assert best["kept"]
+
+
+class _StopAt(Progress):
+    """Quiet progress that interrupts the run (a real KeyboardInterrupt, as Ctrl-C raises)
+    when epoch ``at`` (0-based) starts; it keeps the warnings it is given."""
+
+    def __init__(self, at: int | None = None) -> None:
+        super().__init__(quiet=True, stream=io.StringIO())
+        self.at = at
+
+    def epoch(self, epoch: int, mean_ll: float, epochs: int) -> None:
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+    @property
+    def warnings(self) -> str:
+        return self.stream.getvalue()
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory, small):
+    """The halving config of grid_and_halving, interrupted in rung 1: rung 0's state saved."""
+    tmp = tmp_path_factory.mktemp("interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(_config(tmp, "halving"), small, tmp / "run", progress=_StopAt(1))
+    assert json.loads((tmp / "run" / "groups" / "rungs.json").read_text())["record"]["rung"] == 0
+    return tmp / "run"
+
+
+def _resume(run_dir, small) -> str:
+    progress = _StopAt()
+    sweep.run(config_lib.load(run_dir / "config.toml"), small, run_dir, progress=progress)
+    return progress.warnings
+
+
+def test_a_resumed_run_writes_rungs_csv_as_an_uninterrupted_one(
+    grid_and_halving, interrupted, small, tmp_path
+):
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    assert (
+        _resume(out, small).strip() == "deepmle: warning: resuming successive halving after rung 0"
+    )
+    whole = grid_and_halving["halving"][0].run_dir
+
+    def rows(run):
+        lines = (run / "rungs.csv").read_text().splitlines()
+        wall = lines[0].split(",").index("wall_s")
+        return [[v for j, v in enumerate(line.split(",")) if j != wall] for line in lines]
+
+    assert rows(out) == rows(whole) and rows(out)[0][0] == "rung"
+    assert (out / "params.npz").read_bytes() == (whole / "params.npz").read_bytes()
+
+
+def test_an_edited_rung_record_is_set_aside_and_trained_again(
+    grid_and_halving, interrupted, small, tmp_path
+):
+    """One edit of the saved record ("rung" 0 -> 1: resume would skip rung 1), the file still
+    valid JSON: its checksum fails; the run starts over and ends as the uninterrupted one."""
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    path = out / "groups" / "rungs.json"
+    saved = json.loads(path.read_text())
+    saved["record"]["rung"] = 1
+    path.write_text(json.dumps(saved))
+    warnings = _resume(out, small)
+    assert "saved rungs rungs.json fails its checksum (edited or damaged)" in warnings
+    assert "trained again (kept as rungs.npz.rejected, rungs.json.rejected)" in warnings
+    whole = grid_and_halving["halving"][0].run_dir
+    assert (out / "params.npz").read_bytes() == (whole / "params.npz").read_bytes()
+
+
+def _reseal(record: dict) -> dict:
+    from deepmle.runs import store
+
+    return {**record, "record_sha256": store.record_sha256(record)}
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (lambda a, r: r.update(rung=1), "records rung 1"),
+        (lambda a, r: r.update(member_epochs=r["member_epochs"] + 1), "do not add up"),
+        (lambda a, r: r["rungs"][0].update(cells_kept=5), "keeps other cells"),
+        (lambda a, r: r["decisions"].pop(), "decisions"),
+        (lambda a, r: a.update({"0/alive": a["0/alive"][::-1].copy()}), "not increasing"),
+        (lambda a, r: a.update({"1/alive": a["1/alive"] + 6}), "outside its 6"),
+        (lambda a, r: a.update({"0/final/val_ll": a["0/final/val_ll"][:, :3]}), "of shape"),
+        (lambda a, r: a.update({"0/state/0": a["0/state/0"][:1]}), "state array 0/state/0"),
+        (lambda a, r: a.pop("1/params/0/w"), "incomplete"),
+    ],
+)
+def test_a_resealed_snapshot_that_does_not_fit_the_run_is_not_resumed(
+    interrupted, small, edit, needle
+):
+    """An edited snapshot whose checksums were recomputed still parses: its record and arrays
+    are checked against each other and the config before a resume uses them."""
+    from deepmle.runs import store
+
+    config = config_lib.load(interrupted / "config.toml")
+    meta = json.loads((interrupted / "groups" / "rungs.json").read_text())
+    saved, why = store.read_rungs(interrupted, config, meta["data_sha256"])
+    assert saved is not None, why
+    n = small.train.y.shape[0]
+    shapes = [halving.Shape(str(h[0]), train.spec_from_config(config, (784, *h, 1), n))
+              for h in config.model.hidden_sizes]  # fmt: skip
+    assert halving.check_resume(config, shapes, *saved) == ""
+    arrays, record = dict(saved[0]), json.loads(json.dumps(saved[1]))
+    edit(arrays, record)
+    assert needle in halving.check_resume(config, shapes, arrays, record)
+
+
+def test_a_resealed_rung_record_is_rejected_on_resume(interrupted, small, tmp_path):
+    """The check runs where it matters: a resume given a resealed "rung" 0 -> 1 starts over."""
+    out = tmp_path / "run"
+    shutil.copytree(interrupted, out)
+    path = out / "groups" / "rungs.json"
+    saved = json.loads(path.read_text())
+    saved["record"]["rung"] = 1
+    path.write_text(json.dumps(_reseal(saved)))
+    warnings = _resume(out, small)
+    assert "saved rungs records rung 1" in warnings and "trained again" in warnings
+
+
+def test_a_halving_group_from_a_search_of_other_shapes_is_refused(
+    grid_and_halving, small, tmp_path
+):
+    """h8 of a halving run beside h4, copied into the halving run beside h16 (same h8 config
+    otherwise): its stops came from another search, so it is not this run's group."""
+    from deepmle import results
+    from deepmle.runs import store
+
+    other = sweep.run(_config(tmp_path, "halving", "model.hidden_sizes=[[8], [4]]"), small,
+                      tmp_path / "other").results  # fmt: skip
+    whole = grid_and_halving["halving"][0].run_dir
+    out = tmp_path / "run"
+    shutil.copytree(whole, out)
+    for suffix in (".npz", ".json"):
+        shutil.copy(other.run_dir / "groups" / f"h8{suffix}", out / "groups" / f"h8{suffix}")
+    config = config_lib.load(out / "config.toml")
+    assert store.read_group(out, config, (8,))[1] == "was trained with a different config"
+    warnings = _resume(out, small)
+    assert "group h8 was trained with a different config: not used, trained again" in warnings
+    assert (out / "groups" / "h8.json.rejected").is_file()
+    assert (out / "params.npz").read_bytes() == (whole / "params.npz").read_bytes()
+    assert results.load_run(out).group((8,)).info == results.load_run(whole).group((8,)).info
+
+
+def test_a_diverged_cell_never_fills_a_slot(small, tmp_path, capsys):
+    """Four cells, two slots at rung 0, three cells diverged: only the finite one continues,
+    and explain says why a diverged one stopped without comparing -inf with a cutoff."""
+    from deepmle.cli import main
+
+    lrs = "train.learning_rate=[0.3, 30000.0, 60000.0, 90000.0]"
+    config = _config(tmp_path, "halving", "model.hidden_sizes=[[8]]", lrs, "train.epochs=2")
+    res = sweep.run(config, small, tmp_path / "run").results
+    first = [d for d in res.decisions if d["rung"] == 0]
+    assert sum(not math.isfinite(d["val_ll"]) for d in first) == 3
+    assert [d["learning_rate"] for d in first if d["kept"]] == [0.3]
+    assert res.rungs[0]["cells_kept"] == 1 and math.isfinite(res.rungs[0]["cutoff_val_ll"])
+    assert main(["explain", str(res.run_dir), "h8", "lr=30000"]) == 0
+    out = capsys.readouterr().out
+    assert "rank 2 of 4 by mean validation LL over seeds, -inf < cutoff -0." in out
+    assert "stopped here (a cell with a diverged seed never continues)" in out
+    assert "-inf >=" not in out and "cutoff -inf" not in out
+
+
+def test_a_search_whose_every_cell_diverges_stops_them_all_at_the_first_rung(small, tmp_path):
+    """No finite cell: none continues, no later rung ranks an empty field, and the run ends
+    with every member diverged (exit 1 from the command), its decisions explained."""
+    from deepmle.analysis import report
+
+    lrs = "train.learning_rate=[30000.0, 60000.0]"
+    config = _config(tmp_path, "halving", "model.hidden_sizes=[[8]]", lrs, "train.epochs=2")
+    res = sweep.run(config, small, tmp_path / "run").results
+    assert [(r["rung"], r["cells_kept"]) for r in res.rungs] == [(0, 0)]
+    assert all(not d["kept"] for d in res.decisions) and res.selected is None
+    assert (res.group((8,)).final["stopped_rung"] == 0).all()
+    (line,) = report.explain(res, "h8", 30000.0)
+    assert "-inf, and no cell was finite" in line and "cutoff" not in line
+    assert "rung 0 at epoch 1: kept 0 of 2 cells" in report.rung_lines(res.rungs)[0]

@@ -183,6 +183,7 @@ def test_a_group_recorded_for_another_config_is_not_reused(finished, tmp_path, c
     record_path = out / "groups" / "h8.json"
     record = json.loads(record_path.read_text())
     record["identity"] = "0" * 16
+    record["record_sha256"] = store.record_sha256(record)
     record_path.write_text(json.dumps(record))
     err = _resume(out, capsys)
     assert "group h8 was trained with a different config" in err
@@ -420,6 +421,7 @@ def test_a_group_saved_before_a_metric_existed_still_loads_without_it(finished, 
     npz.write_bytes(data)
     record = json.loads(record_path.read_text())
     assert record.pop("format") == FORMAT_VERSION
+    record.pop("record_sha256")  # a format-1 record has no checksum of its own
     record["npz_sha256"] = hashlib.sha256(data).hexdigest()
     record_path.write_text(json.dumps(record))
 
@@ -499,3 +501,85 @@ def test_the_code_digest_sees_code_not_comments_or_docstrings():
     assert store._code_of(base) != store._code_of(base.replace("lr * g", "lr / 2 * g"))
     assert store._code_of('def f():\n    """Only a docstring."""\n') != store._code_of(base)
     assert len(store.code_digest()) == 16 and store.code_digest() == store.code_digest()
+
+
+def test_an_edited_group_record_is_not_reused(finished, tmp_path, capsys):
+    """A field of the record that resume reuses (here its info), edited by hand and still
+    valid JSON: its checksum fails, and the group is set aside and trained again."""
+    out = _copy(finished, tmp_path)
+    record_path = out / "groups" / "h8.json"
+    record = json.loads(record_path.read_text())
+    record["info"]["train_s"] = 1234.5
+    record_path.write_text(json.dumps(record))
+    err = _resume(out, capsys)
+    assert "group h8 h8.json fails its checksum (edited or damaged)" in err
+    assert "trained again" in err and (out / "groups" / "h8.json.rejected").is_file()
+    assert results.load_run(out).group((8,)).info["train_s"] != 1234.5
+
+
+def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "deepmle", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=cwd, timeout=300)
+
+
+def _tree(folder) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("linked", ["plots", "groups"])
+def test_a_linked_folder_in_a_run_directory_is_never_written_through(finished, tmp_path, linked):
+    """``plots/`` or ``groups/`` a symbolic link to a folder of the user's, holding files
+    named as deepmle's: `deepmle run` (resuming) and `deepmle plot` refuse in one line, and
+    the user's folder is byte-identical afterwards (nothing replaced, nothing renamed)."""
+    out = _copy(finished, tmp_path)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    for name in ("curves.png", "h8.npz", "h8.json"):
+        (theirs / name).write_text(f"the user's {name}")
+    shutil.rmtree(out / linked, ignore_errors=True)
+    if linked == "groups":  # the run's own groups, in the user's folder beside their files
+        shutil.copytree(finished / "groups", theirs, dirs_exist_ok=True)
+        (theirs / "h8.npz").write_text("the user's h8.npz")
+    os.symlink(theirs, out / linked)
+    before = _tree(theirs)
+    config = str(CONFIGS / "seed.toml")
+    commands = [["run", config, "--out", str(out), "--no-cache", *SHRINK]]
+    commands += [["plot", str(out)]] if linked == "plots" else []  # plot writes plots/ only
+    for args in commands:
+        proc = _cli(*args)
+        assert proc.returncode == 2, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert f"{out / linked} is a symbolic link; deepmle never writes through one" in line
+        assert _tree(theirs) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "theirs"]
+
+
+def test_a_linked_figure_is_never_replaced(finished, tmp_path):
+    """plots/curves.png a link to a file of the user's: `deepmle plot` refuses, the file
+    keeps its bytes and the link stays a link."""
+    out = _copy(finished, tmp_path)
+    theirs = tmp_path / "figure.png"
+    theirs.write_text("the user's figure")
+    (out / "plots").mkdir(exist_ok=True)
+    (out / "plots" / "curves.png").unlink(missing_ok=True)
+    os.symlink(theirs, out / "plots" / "curves.png")
+    proc = _cli("plot", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert "curves.png is a symbolic link" in proc.stderr.strip()
+    assert theirs.read_text() == "the user's figure" and (out / "plots" / "curves.png").is_symlink()
+
+
+def test_overwrite_with_the_same_config_trains_every_group_again(finished, tmp_path):
+    """--overwrite with the config the run already holds replaces its finished groups: new
+    group files with new timings, and (the same training) bitwise the same params."""
+    out = _copy(finished, tmp_path)
+    before = results.load_run(out)
+    inode = (out / "groups" / "h8.npz").stat().st_ino
+    assert _run(out, "--overwrite") == 0
+    after = results.load_run(out)
+    assert (out / "groups" / "h8.npz").stat().st_ino != inode
+    for g0, g1 in zip(before.groups, after.groups, strict=True):
+        assert g1.info["train_s"] != g0.info["train_s"]
+        for l0, l1 in zip(g0.params, g1.params, strict=True):
+            for k in l0:
+                np.testing.assert_array_equal(l1[k], l0[k])

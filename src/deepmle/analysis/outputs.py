@@ -24,16 +24,16 @@ def write(run: "store.RunDir", groups: Sequence[GroupResult], meta: dict[str, An
     """members.csv, curves.csv, params.npz, meta.json, summary.csv (and for successive
     halving rungs.csv) into the run directory; returns the summary rows."""
     summary = summary_rows(groups)
-    store.atomic_write_bytes(run.work / "members.csv", _csv(member_rows(groups)))
-    store.atomic_write_bytes(run.work / "curves.csv", _csv(curve_rows(groups)))
+    store.atomic_write_bytes(run.work / "members.csv", _csv(member_rows(groups)), run.work)
+    store.atomic_write_bytes(run.work / "curves.csv", _csv(curve_rows(groups)), run.work)
     arrays = {}
     for g in groups:
         arrays |= {f"{g.name}/seeds": g.seeds, f"{g.name}/learning_rates": g.learning_rates}
         arrays |= params_arrays(g.name, g.params)
-    store.atomic_write_bytes(run.work / "params.npz", store.npz_bytes(arrays))
+    store.atomic_write_bytes(run.work / "params.npz", store.npz_bytes(arrays), run.work)
     rungs = meta.get("search", {}).get("rungs")
     if rungs:
-        store.atomic_write_bytes(run.work / "rungs.csv", _csv(rungs))
-    store.write_json(run.work / "meta.json", meta)
-    store.atomic_write_bytes(run.work / "summary.csv", _csv(summary))
+        store.atomic_write_bytes(run.work / "rungs.csv", _csv(rungs), run.work)
+    store.write_json(run.work / "meta.json", meta, run.work)
+    store.atomic_write_bytes(run.work / "summary.csv", _csv(summary), run.work)
     return summary

@@ -472,6 +472,7 @@ def figures(res: RunResults) -> list[tuple[str, Callable[[RunResults, Any], Any]
 
 def draw(run_dir: str | Path, results: RunResults | None = None) -> list[Path]:
     """Every figure of a run into ``run_dir/plots/`` (each file atomically); their paths."""
+    store.no_link(Path(run_dir), Path(run_dir) / "plots")  # refused before drawing anything
     res = results or load_run(run_dir)
     plt = _pyplot()
     paths = []
@@ -483,6 +484,6 @@ def draw(run_dir: str | Path, results: RunResults | None = None) -> list[Path]:
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # no clipped title
         plt.close(fig)
         path = Path(run_dir) / "plots" / f"{name}.png"
-        store.atomic_write_bytes(path, buf.getvalue())
+        store.atomic_write_bytes(path, buf.getvalue(), Path(run_dir))
         paths.append(path)
     return paths

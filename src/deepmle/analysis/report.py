@@ -390,13 +390,18 @@ def explain(results: Any, hidden: str, lr: float) -> list[str]:
         return [f"{label}: a grid run; every cell trained to the last epoch"]
     lines, eta = [], results.meta["search"]["eta"]
     for d in decisions:
-        side = ">=" if d["val_ll"] >= d["cutoff_val_ll"] else "<"
+        val, cutoff = d["val_ll"], d["cutoff_val_ll"]
+        if math.isfinite(val) or math.isfinite(cutoff):
+            side = ">=" if val >= cutoff else "<"
+            compared = f"{_num(val)} {side} cutoff {_num(cutoff)}"
+        else:
+            compared = f"{_num(val)}, and no cell was finite"
+        never = "" if math.isfinite(val) else " (a cell with a diverged seed never continues)"
         verdict = "kept" if d["kept"] else "stopped here"
         lines.append(
             f"{label}: rung {d['rung']} at epoch {d['epoch']}: rank {d['rank']} of {d['of']} "
-            f"by mean validation LL over seeds, {_num(d['val_ll'])} {side} cutoff "
-            f"{_num(d['cutoff_val_ll'])} (the best ceil({d['of']}/{eta}) = "
-            f"{math.ceil(d['of'] / eta)} continue): {verdict}"
+            f"by mean validation LL over seeds, {compared} (the best ceil({d['of']}/{eta}) = "
+            f"{math.ceil(d['of'] / eta)} continue): {verdict}{never}"
         )
     if row["stopped_epoch"] == "":
         last = results.rungs[-1]["epoch"]

@@ -4,7 +4,8 @@ A cell is (network shape, learning rate); its seeds are its replicates, kept or 
 together. Rungs sit at epochs ``min_epochs · eta^k`` below ``epochs``, and a last rung at
 ``epochs``. All shapes train to a rung; then every running cell of every shape is ranked by
 its mean validation LL over seeds at that epoch (a diverged member counts as the worst, ties
-go to config order) and the best ``ceil(n / eta)`` continue. The test split plays no part.
+go to config order) and the best ``ceil(n / eta)`` continue; a cell with a diverged member
+never continues, so fewer do where fewer are finite. The test split plays no part.
 
 The saving is real: between rungs each shape's state is brought to the host, sliced along its
 learning-rate axis to the surviving cells (``take_lrs``, which knows where that axis sits in
@@ -14,6 +15,7 @@ and maths; only the number of its neighbours changes. Each stopped member keeps 
 metrics (test included) and parameters computed at its rung.
 """
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +34,10 @@ from deepmle.progress import Progress
 STOP_METRICS = ("stopped_epoch", "stopped_rung")
 """Final entries of a successive-halving run only ([seeds, lrs] int): the 1-based epoch and
 0-based rung at which a member's cell stopped, -1 for members trained to the last epoch."""
+
+RUNG_COLUMNS = ("rung", "epoch", "cells_ranked", "cells_kept", "cutoff_val_ll", "member_epochs",
+                "grid_member_epochs", "wall_s")  # fmt: skip
+"""A rung's row in the record and rungs.csv, in this order whether or not the run resumed."""
 
 
 def rung_epochs(epochs: int, eta: int, min_epochs: int) -> list[int]:
@@ -265,6 +271,76 @@ def _from_arrays(arrays: dict[str, np.ndarray], record: dict, shapes: Sequence[S
     return _Run(alive, states, acc, record)
 
 
+def check_resume(
+    config: config_lib.Config,
+    shapes: Sequence[Shape],
+    arrays: dict[str, np.ndarray],
+    record: dict[str, Any],
+) -> str:
+    """Empty if a saved rung snapshot (what ``env.checkpoint`` received) is one this run could
+    have saved after one of its rungs; else what does not fit: a record whose rungs, cells and
+    member-epochs disagree with each other or with ``config``, or arrays of other shapes,
+    kinds or cells than the record says ([seeds, lrs(, epochs)], alive lr indices)."""
+    n_seeds, epochs = config.train.seeds, config.train.epochs
+    n_lrs = len(config.train.learning_rate)
+    rungs = rung_epochs(epochs, config.search.eta, config.search.min_epochs)
+    try:
+        k, table = record["rung"], record["rungs"]
+        if type(k) is not int or not 0 <= k < len(rungs) or record["start"] != rungs[k]:
+            return f"records rung {k!r} ending at epoch {record['start']!r}, not in {rungs}"
+        if [(r["rung"], r["epoch"]) for r in table] != list(enumerate(rungs[: k + 1])):
+            return "has a rung table that is not this run's"
+        ranked, done, prev = len(shapes) * n_lrs, 0, 0
+        for r, end in zip(table, rungs, strict=False):
+            done += n_seeds * r["cells_ranked"] * (end - prev)
+            if r["cells_ranked"] != ranked or r["member_epochs"] != done:
+                return f"has rung {r['rung']} ranking {r['cells_ranked']} cells, not {ranked}"
+            ranked, prev = r["cells_kept"], end
+        if record["member_epochs"] != done or len(record["infos"]) != len(shapes):
+            return "has member-epochs or timings that do not add up"
+        n_decisions = sum(r["cells_ranked"] for r in table[: len(rungs) - 1])
+        if len(record["decisions"]) != n_decisions:
+            return f"has {len(record['decisions'])} decisions, not {n_decisions}"
+        alive = [np.asarray(arrays[f"{i}/alive"]) for i in range(len(shapes))]
+        if sum(a.size for a in alive) != table[-1]["cells_kept"]:
+            return "keeps other cells than its record says"
+        for i, (shape, a) in enumerate(zip(shapes, alive, strict=True)):
+            if a.dtype.kind not in "iu" or a.ndim != 1 or np.any(np.diff(a) <= 0):
+                return f"has alive cells of shape {i} that are not increasing lr indices"
+            if a.size and not 0 <= a[0] <= a[-1] < n_lrs:
+                return f"has alive cells of shape {i} outside its {n_lrs} learning rates"
+            want = {f"{i}/final/{m}": (n_seeds, n_lrs) for m in STOP_METRICS}
+            sizes = shape.spec.layer_sizes
+            for n, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+                want[f"{i}/params/{n}/w"] = (n_seeds, n_lrs, n_in, n_out)
+                want[f"{i}/params/{n}/b"] = (n_seeds, n_lrs, n_out)
+            for key in arrays:
+                if key.startswith((f"{i}/final/", f"{i}/curves/")):
+                    want.setdefault(key, (n_seeds, n_lrs, *([epochs] if "curves" in key else [])))
+            for key, shape_of in want.items():
+                if arrays[key].shape != shape_of or arrays[key].dtype.kind not in "fiub":
+                    return f"has {key} of shape {arrays[key].shape}, not {shape_of}"
+            stopped = np.setdiff1d(np.arange(n_lrs), a)
+            rung_of = arrays[f"{i}/final/stopped_rung"]
+            if np.any(rung_of[:, a] != -1) or np.any((rung_of[:, stopped] < 0)
+                                                     | (rung_of[:, stopped] > k)):  # fmt: skip
+                return f"has stopped rungs of shape {i} that disagree with its alive cells"
+            leaves = sorted((int(key.rsplit("/", 1)[1]), v) for key, v in arrays.items()
+                            if key.startswith(f"{i}/state/"))  # fmt: skip
+            axes = jax.tree.leaves(programs._state_axes(shape.spec, _fake_data(shape.spec)),
+                                   is_leaf=lambda x: x is None)  # fmt: skip
+            if k == len(rungs) - 1 or a.size == 0:
+                axes = []
+            if [j for j, _ in leaves] != list(range(len(axes))):
+                return f"has {len(leaves)} state arrays for shape {i}, not {len(axes)}"
+            for ax, (j, v) in zip(axes, leaves, strict=True):
+                if v.shape[:1] != (n_seeds,) or (ax is not None and v.shape[ax + 1] != a.size):
+                    return f"has state array {i}/state/{j} of shape {v.shape}, not its cells'"
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        return f"is incomplete ({type(e).__name__}: {e})"
+    return ""
+
+
 def run(
     config: config_lib.Config,
     shapes: Sequence[Shape],
@@ -318,10 +394,13 @@ def run(
             )[0]
             for i, li in cells
         ]
+        if not cells:  # every cell stopped at an earlier rung
+            break
         last = k == len(rungs) - 1
-        n_keep = len(cells) if last else keep_count(len(cells), search.eta)
+        finite = int(np.isfinite(scores).sum())
+        n_keep = len(cells) if last else min(keep_count(len(cells), search.eta), finite)
         order = ranking(scores)
-        cutoff = float(scores[order[n_keep - 1]])
+        cutoff = float(scores[order[n_keep - 1]]) if n_keep else math.nan
         rank = np.empty(len(cells), int)
         rank[order] = np.arange(1, len(cells) + 1)
         kept = rank <= n_keep
@@ -334,7 +413,7 @@ def run(
             if not kept[j]:
                 acc[i].final["stopped_epoch"][:, li] = end
                 acc[i].final["stopped_rung"][:, li] = k
-        table.append({
+        table.append({  # the order of RUNG_COLUMNS
             "rung": k,
             "epoch": end,
             "cells_ranked": len(cells),
@@ -365,7 +444,7 @@ def run(
         "eta": search.eta,
         "min_epochs": search.min_epochs,
         "rung_epochs": rungs,
-        "rungs": table,
+        "rungs": [{c: row[c] for c in RUNG_COLUMNS} for row in table],
         "member_epochs": rec["member_epochs"],
         "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * epochs,
         "decisions": decisions,

@@ -22,9 +22,10 @@ from deepmle.core.metrics import CURVES, DIVERGENCE, METRICS
 from deepmle.core.types import Params
 from deepmle.population.halving import STOP_METRICS
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Of a group file (its record's ``format``; none recorded: 1). 2: metrics read through
-deepmle.core.metrics.METRICS, a metric missing from an older file absent from its group."""
+deepmle.core.metrics.METRICS, a metric missing from an older file absent from its group.
+3: the record holds ``record_sha256``, the checksum of its own fields (deepmle.runs.store)."""
 
 
 MAX_NAME = 64

@@ -6,13 +6,16 @@
   directory or into its own run directory, and ``overwrite`` replaces only a run directory
   holding nothing but deepmle's own files. The replacement is built beside the old run and
   swapped in when it has finished, so a killed or failed replacement leaves the old run whole.
+- Nothing is written through a symbolic link inside a run directory (``no_link``): a resume
+  of a run directory holding one where deepmle writes is refused.
 - One process at a time writes a run directory (``flock`` on LOCK, which the kernel releases
   when the process dies, even by kill -9).
 - Each finished shape ("group") is saved at once: ``groups/<name>.npz`` then
   ``groups/<name>.json``, which records the npz's sha256, the group's identity (a hash of
-  the config's content restricted to that shape, not of the file name) and the digest of the
-  code that trained it (``code_digest``). Resume uses a group only after checking all of it,
-  under the same code; a damaged, foreign or stale group file is renamed ``*.rejected``,
+  the config's content restricted to that shape, not of the file name), the digest of the
+  code that trained it (``code_digest``) and its own checksum (``record_sha256``: every
+  field resume reuses is covered). Resume uses a group only after checking all of it, under
+  the same code; a damaged, foreign or stale group file is renamed ``*.rejected``,
   reported, and its group trained again.
 """
 
@@ -88,10 +91,26 @@ def os_error(path: Path, e: OSError) -> RunDirError:
     return RunDirError(f"cannot write {path}: {e.strerror or e}")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path``: readers see the old file or the new one, nothing between."""
+def no_link(root: Path, path: Path) -> None:
+    """RunDirError if ``path``, or a folder between ``root`` and it, is a symbolic link: what
+    deepmle writes inside ``root`` stays inside it, never written through a link to elsewhere."""
+    at = Path(root)
+    for part in Path(path).relative_to(root).parts:
+        at = at / part
+        if os.path.islink(at):
+            raise RunDirError(
+                f"{at} is a symbolic link; deepmle never writes through one (it could lead out "
+                f"of {root}): replace it by a plain file or folder, or choose another directory"
+            )
+
+
+def atomic_write_bytes(path: Path, data: bytes, root: Path | None = None) -> None:
+    """Write ``data`` to ``path``: readers see the old file or the new one, nothing between.
+    With ``root`` (a run directory), a symbolic link on the way from it is refused (no_link)."""
     path = Path(path)
     tmp = None
+    if root is not None:
+        no_link(root, path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -111,10 +130,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any, root: Path | None = None) -> None:
     atomic_write_bytes(
-        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+        path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode(), root
     )
+
+
+def record_sha256(record: Mapping[str, Any]) -> str:
+    """The sha256 of a record's canonical JSON (as write_json writes it), its own
+    "record_sha256" aside: a record read back has the same one unless a field was edited."""
+    body = {k: v for k, v in record.items() if k != "record_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _sealed(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "record_sha256": record_sha256(record)}
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -128,10 +158,15 @@ def identity(
 ) -> str:
     """A hash of the config's content (its keys and values: not its name, not comments),
     restricted to one shape if given, and of the data's content (``data.sha256``). The same
-    content on the same data resumes, whatever the file is called or the directory it runs in."""
-    if hidden is not None:
+    content on the same data resumes, whatever the file is called or the directory it runs in.
+    A successive-halving shape is never restricted: its stops depend on every cell of the
+    search, so its identity is the whole config's and the shape's name."""
+    whole = config.search.method == "halving"
+    if hidden is not None and not whole:
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
     content = json.dumps(_content(config), sort_keys=True) + data_sha256
+    if hidden is not None and whole:
+        content += "/" + group_name(hidden)
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -328,7 +363,7 @@ def _make_run_dir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise os_error(path, e) from None
-    write_json(path / MARKER, {"format": 1, "what": "a deepmle run directory"})
+    write_json(path / MARKER, {"format": 1, "what": "a deepmle run directory"}, path)
 
 
 def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
@@ -363,6 +398,13 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
         if held is None and not results:  # killed before its config.toml: nothing to lose
             same = True
         if same and not overwrite:
+            links = [
+                f
+                for f in foreign_files(path)
+                if os.path.islink(path / f) and (OWN_FILES.match(f) or OWN_DIRS.match(f))
+            ]
+            if links:
+                no_link(path, path / links[0])
             return RunDir(path, path, locks, resumed=True)
         if not overwrite:
             raise RunDirError(
@@ -449,15 +491,15 @@ def _config_content(path: Path) -> dict | None:
 
 
 def write_config(run: RunDir, config: config_lib.Config) -> None:
-    atomic_write_bytes(run.work / "config.toml", config_lib.to_toml(config).encode())
+    atomic_write_bytes(run.work / "config.toml", config_lib.to_toml(config).encode(), run.work)
 
 
 def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha256: str) -> None:
     """groups/<name>.npz, then groups/<name>.json (its sha256 and identity, that of the
-    config and of the data ``data_sha256``): the json last, so a group counts as saved only
-    once both are whole."""
+    config and of the data ``data_sha256``, and its own record_sha256): the json last, so a
+    group counts as saved only once both are whole."""
     data = npz_bytes(group_arrays(g))
-    atomic_write_bytes(run.work / "groups" / f"{g.name}.npz", data)
+    atomic_write_bytes(run.work / "groups" / f"{g.name}.npz", data, run.work)
     record = {
         "group": g.name,
         "format": FORMAT_VERSION,
@@ -467,7 +509,7 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha2
         "npz_sha256": hashlib.sha256(data).hexdigest(),
         "info": g.info,
     }
-    write_json(run.work / "groups" / f"{g.name}.json", record)
+    write_json(run.work / "groups" / f"{g.name}.json", _sealed(record), run.work)
 
 
 def _read_saved(run_dir: Path, name: str, what: str) -> tuple[dict[str, Any], bytes, str]:
@@ -484,6 +526,9 @@ def _read_saved(run_dir: Path, name: str, what: str) -> tuple[dict[str, Any], by
         return {}, b"", f"is unreadable ({e})"
     if not isinstance(record, dict) or record.get("group") != name:
         return {}, b"", f"{json_path.name} is not {what}"
+    unsealed = name != RUNGS and "record_sha256" not in record and record.get("format", 1) < 3
+    if not unsealed and record.get("record_sha256") != record_sha256(record):  # unsealed: older
+        return {}, b"", f"{json_path.name} fails its checksum (edited or damaged)"
     return record, data, ""
 
 
@@ -543,17 +588,18 @@ def save_rungs(
     data_sha256: str,
 ) -> None:
     """A halving run's state at a rung boundary (deepmle.population.halving), saved
-    like a group: the npz, then a json with its sha256 and the run's identity."""
+    like a group: the npz, then a json with its sha256, the run's identity and its own
+    record_sha256."""
     data = npz_bytes(arrays)
-    atomic_write_bytes(run.work / "groups" / f"{RUNGS}.npz", data)
-    write_json(run.work / "groups" / f"{RUNGS}.json", {
+    atomic_write_bytes(run.work / "groups" / f"{RUNGS}.npz", data, run.work)
+    write_json(run.work / "groups" / f"{RUNGS}.json", _sealed({
         "group": RUNGS,
         "identity": identity(config, None, data_sha256),
         "code": code_digest(),
         "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
         "record": record,
-    })  # fmt: skip
+    }), run.work)  # fmt: skip
 
 
 def read_rungs(
@@ -586,6 +632,7 @@ def reject_group(run: RunDir, name: str) -> list[str]:
     moved = []
     for suffix in (".npz", ".json"):
         path = run.work / "groups" / f"{name}{suffix}"
+        no_link(run.work, path)
         if path.exists():
             target = path.with_name(path.name + ".rejected")
             n = 1
