@@ -290,7 +290,7 @@ def temperature_interval(
 
 def _ece_rows(ps: np.ndarray, ys: np.ndarray, bins: int) -> np.ndarray:
     """ECE of each row of labels ys [B, n] against ps [n] *sorted ascending*: [B]."""
-    onehot = np.eye(bins)[bin_of_rank(ps.size, bins)]  # [n, bins]
+    onehot = np.eye(bins)[bin_of_rank(ps, bins)]  # [n, bins]
     return np.abs((ys - ps) @ onehot).sum(axis=1) / ps.size
 
 

@@ -318,19 +318,25 @@ def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndar
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
     """Equal-mass bins of ŷ ``p`` [n] (deepmle.core.calibration's cuts) against labels ``y`` [n]:
-    per bin the count, mean ŷ, fraction of y = 1 and its 95% Wilson interval (lo, hi)."""
+    per bin the count, mean ŷ, fraction of y = 1 and its 95% Wilson interval (lo, hi); NaN for
+    a bin left empty (fewer examples than bins)."""
     from deepmle.core.calibration import bin_of_rank
 
     order = np.argsort(p, kind="stable")
     b = bin_of_rank(p[order], bins)
     count = np.bincount(b, minlength=bins).astype(np.float64)
-    mean_p = np.bincount(b, weights=p[order].astype(np.float64), minlength=bins) / count
-    frac = np.bincount(b, weights=y[order].astype(np.float64), minlength=bins) / count
-    z = 1.959963984540054
-    centre = (frac + z * z / (2 * count)) / (1 + z * z / count)
-    half = z * np.sqrt(frac * (1 - frac) / count + z * z / (4 * count**2)) / (1 + z * z / count)
-    return {"count": count, "mean_p": mean_p, "frac": frac, "lo": centre - half,
-            "hi": centre + half}  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_p = np.bincount(b, weights=p[order].astype(np.float64), minlength=bins) / count
+        frac = np.bincount(b, weights=y[order].astype(np.float64), minlength=bins) / count
+        z = 1.959963984540054
+        centre = (frac + z * z / (2 * count)) / (1 + z * z / count)
+        half = z * np.sqrt(frac * (1 - frac) / count + z * z / (4 * count**2))
+        half = half / (1 + z * z / count)
+        lo, hi = (
+            np.where(count > 0, centre - half, np.nan),
+            np.where(count > 0, centre + half, np.nan),
+        )
+    return {"count": count, "mean_p": mean_p, "frac": frac, "lo": lo, "hi": hi}
 
 
 def calibration(res: RunResults, plt: Any) -> Any:
