@@ -18,7 +18,7 @@ from deepmle import runtime, sweep, train
 from deepmle.core import member, model, registry
 from deepmle.population import groups, programs, randomness
 
-from ..helpers import built, deepmle_process, finish, free_port, same_members
+from ..helpers import CONFIGS, built, deepmle_process, finish, free_port, same_members
 
 GRID = [
     "--set", "model.hidden_sizes=[[8], [8, 4]]",
@@ -298,3 +298,33 @@ def test_a_sweep_in_chunks_of_two_of_four_seeds_equals_one_chunk_of_all(small, t
     sweep.run(config, small, tmp_path / "two", chunk_bytes=two)
     sweep.run(config, small, tmp_path / "all")
     same_members(tmp_path / "two", tmp_path / "all")
+
+
+@pytest.mark.slow
+def test_the_programs_test_metrics_are_those_of_its_saved_parameters(tmp_path):
+    """The command as a user runs it (its own CPU settings): every member's test accuracy and
+    LL, measured inside the epoch program, equal those of its saved parameters evaluated
+    again outside it. The shape is the one where two CPU devices with Eigen dots once got the
+    test split wrong on the first device (784-64-1, 8 seeds x 5 lrs, 7 v 9)."""
+    import os
+    import subprocess
+    import sys
+
+    from deepmle import data
+    from deepmle.analysis import inference, load
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
+           "--no-plots", "--quiet", "--set", "model.hidden_sizes=[[64]]",
+           "--set", "data.digits=[7, 9]", "--set", "train.epochs=2",
+           "--set", "train.learning_rate=[0.1, 0.3, 1.0, 3.0, 10.0]"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    res = load.load_run(out)
+    ds = data.load(res.config.data)
+    (g,) = res.groups
+    assert g.final["test_accuracy"].shape == (8, 5)
+    z = inference.predictions(g, ds.test.x, res.config.model.activation)  # [8, 5, n]
+    again = ((z > 0) == (ds.test.y > 0.5)).mean(-1)
+    np.testing.assert_allclose(g.final["test_accuracy"], again, atol=1e-6)
