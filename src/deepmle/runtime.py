@@ -134,8 +134,8 @@ def supported_flags(flags: list[str], record: Path | None = None) -> dict[str, b
 def set_cpu_flags(record: Path | None = None) -> dict[str, list[str]]:
     """Before JAX starts: the XLA_FLAGS of CPU_CHOICES, each unless XLA_FLAGS already names
     it and only if the installed jaxlib accepts it (``supported_flags``; ``record`` keeps the
-    answer). Eigen's dot kernels, and one CPU device per core, so that the members sharded
-    over devices run side by side instead of splitting every small GEMM. Accelerator
+    answer): Eigen's dot kernels; one CPU device per core only with
+    ``DEEPMLE_CPU_ON=device_per_core`` (off by default: CPU_CHOICES says why). Accelerator
     platforms ignore both. Returns {"applied": [...], "unsupported": [...]} for meta.json."""
     flags = os.environ.get("XLA_FLAGS", "")
     wanted = [
@@ -224,7 +224,7 @@ def backends_started() -> bool:
 
 def setup(cache_dir: str | Path | None = None, *, cache: bool = True) -> dict[str, Any]:
     """What ``deepmle run`` does before JAX starts, for a notebook or script using the library:
-    the XLA:CPU flags (one CPU device per core, Eigen dot kernels; ``set_cpu_flags``) and the
+    the XLA:CPU flags (Eigen dot kernels; ``set_cpu_flags``) and the
     persistent compilation cache (``enable_compilation_cache``; ``cache=False`` leaves it off).
     Call it first, before anything runs JAX. If JAX has already started, the flags cannot
     apply: a RuntimeWarning says so (restart the kernel and call setup() first); the cache is
@@ -234,7 +234,7 @@ def setup(cache_dir: str | Path | None = None, *, cache: bool = True) -> dict[st
     if backends_started():
         warnings.warn(
             "deepmle.runtime.setup(): JAX has already started its devices, so its CPU flags "
-            "(one device per core) cannot apply in this process; restart the kernel and call "
+            "cannot apply in this process; restart the kernel and call "
             "setup() before anything runs JAX",
             RuntimeWarning,
             stacklevel=2,
