@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     import jax
 
     from deepmle import data, sweep
-    from deepmle.analysis import report
+    from deepmle.analysis import inference, report
     from deepmle.progress import Progress
 
     dataset = data.load(config.data)
@@ -139,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         report.table(res.summary),
         *report.rung_lines(res.rungs),
         *report.calibration_lines(res.summary),
+        *inference.selected_lines(res, dataset),
         *report.divergence_lines(res.groups),
         *report.selection_lines(res.summary),
         *report.edge_lines(res.summary),

@@ -3,6 +3,7 @@ each against a brute-force loop, scipy or a hand-worked example."""
 
 import itertools
 import math
+import re
 import time
 
 import jax.numpy as jnp
@@ -279,3 +280,27 @@ def test_ece_null_flags_overconfidence_not_calibration(rng):
     rows = np.stack([p, sharp, np.full(500, np.nan)])
     results, exceeding = inference.ece_null_seeds(rows, y, draws=200)
     assert len(results) == 2 and exceeding == 1
+
+
+def test_the_commands_lines_for_the_selected_cell(small, tmp_path):
+    """`deepmle run`'s lines under the calibration line: T over seeds and validation digits
+    (its interval around the mean of the seeds' T, the program's own fits), and the ECE test
+    against each seed's own null; without a fitted temperature, the ECE line alone."""
+    from deepmle import config as config_lib
+    from deepmle import sweep
+
+    def run(calibrate: str, name: str):
+        train = {"learning_rate": [1.0], "seeds": 3, "epochs": 1, "batch_size": 64,
+                 "calibrate": calibrate}  # fmt: skip
+        cfg = config_lib.from_dict({"model": {"hidden_sizes": [[4]]}, "train": train})
+        return sweep.run(cfg, small, tmp_path / name).results
+
+    res = run("temperature", "t")
+    ece_line, t_line = inference.selected_lines(res, small)
+    assert re.search(r"95th percentile on [0-3] of 3 seeds$", ece_line)
+    t = res.groups[0].final["temperature"][:, 0].astype(np.float64)
+    mean, lo, hi = map(float, re.search(r": ([\d.]+) \[([\d.]+), ([\d.]+)\]", t_line).groups())
+    assert mean == pytest.approx(t.mean(), abs=1e-3) and lo <= mean <= hi
+    assert "n = 3 seeds, 256 validation digits" in t_line
+    (only,) = inference.selected_lines(run("none", "plain"), small)
+    assert "Bernoulli null" in only

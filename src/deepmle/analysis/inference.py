@@ -29,8 +29,8 @@ from deepmle.analysis import stats
 from deepmle.core import checks, registry
 from deepmle.core.calibration import BINS, TEMPERATURE_RANGE, bin_of_rank, fit_temperature
 from deepmle.core.model import forward
-from deepmle.core.types import Array
-from deepmle.runs.results import GroupResult
+from deepmle.core.types import Array, Dataset
+from deepmle.runs.results import GroupResult, RunResults, hidden_label
 
 _CHUNK = 1000
 """Bootstrap draws handled at once: bounds the [draws, digits] weights in memory."""
@@ -359,3 +359,33 @@ def ece_null_seeds(
         if np.isfinite(row).all()
     ]
     return out, sum(r.exceeds for r in out)
+
+
+def selected_lines(res: RunResults, dataset: Dataset) -> list[str]:
+    """What ``deepmle run`` adds under its calibration line for the cell selected on
+    validation: with a fitted temperature, T's interval over seeds and validation digits
+    (``temperature_interval``); and how many of its seeds' test ECE exceed their own
+    Bernoulli null's 95th percentile (``ece_null_seeds``). [] when nothing was selected."""
+    best = next((r for r in res.summary if r["selected"]), None)
+    if best is None:
+        return []
+    g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
+    li = [float(x) for x in g.learning_rates].index(float(best["learning_rate"]))
+    ok = g.final["diverged_epoch"][:, li] < 0
+    act = res.config.model.activation
+    lines = []
+    z_test = predictions(g, dataset.test.x, act)[ok, li]  # [seeds, n_test]
+    nulls, over = ece_null_seeds(z_test, dataset.test.y, from_logits=True)
+    lines.append(
+        f"selected cell, test ECE against its own Bernoulli null (labels drawn from ŷ, 1000 "
+        f"draws per seed): above the null's 95th percentile on {over} of {len(nulls)} seeds"
+    )
+    if "temperature" in g.final:
+        z_val = predictions(g, dataset.validation.x, act)[ok, li]  # [seeds, n_val]
+        t = temperature_interval(z_val, dataset.validation.y)
+        lines.append(
+            f"selected cell, T resampling seeds and validation digits: {t.mean:.3f} "
+            f"[{t.mean_lo:.3f}, {t.mean_hi:.3f}] (95%, n = {int(ok.sum())} seeds, "
+            f"{dataset.validation.y.shape[0]} validation digits)"
+        )
+    return lines
