@@ -71,11 +71,13 @@ def test_divergence_means_worse_than_the_start(tmp_path, capsys):
     rows = results.load_run(out).summary
     assert [r["diverged"] for r in rows] == [0, 2, 2]
     assert rows[0]["selected"]
-    assert "train LL below its initial value" in printed
+    assert "train LL far below its initial value (train LL " in printed  # and the LLs
     table = printed.split("mean ±")[0]
     assert max(len(token) for token in table.split()) <= 12  # every number printed compactly
     members = {(m["learning_rate"], m["seed"]): m for m in _members(out)}
     assert members[("1000.0", "0")]["diverged_at_epoch"] == "1"
+    stop = members[("1000.0", "0")]  # more than the guard's margin below its start, recorded
+    assert float(stop["diverged_train_ll"]) < float(stop["diverged_start_ll"]) - 2
 
 
 def _members(out):
