@@ -3,11 +3,14 @@
     python experiments/reproduce.py           # checks every experiments/results/*.json
 
 Each research script records, in its JSON's ``reproduce`` list, a few cells it reported: the
-config that trained them (restricted to that one shape and learning rate, and to seeds 0 and 1)
-and what those two seeds measured. A seed's members are independent of how many seeds and
-learning rates train beside them (``fold_in`` per seed; measured bitwise equal), so retraining
-the two seeds alone must give the same numbers: equal within ``TOLERANCE`` on the same kind of
-machine. A JSON written by older code fails here, which a redraw from saved runs cannot hide.
+config that trained them (restricted to that one shape, its learning rates as in the study, and
+seeds 0 and 1), which learning rate the cell is, and what those two seeds measured there. A
+seed's members do not depend on how many seeds train beside it (``fold_in`` per seed; measured
+bitwise equal), so retraining the two seeds alone must give the same numbers: equal within
+``TOLERANCE`` on the same kind of machine. The learning rates stay those of the study: a
+shape's members of one seed are one wider GEMM, and another width rounds differently (one
+learning rate alone gave LLs 2e-4 apart). A JSON written by older code fails here, which a
+redraw from saved runs cannot hide.
 CI runs it (tests/test_reproduce.py).
 """
 
@@ -44,11 +47,12 @@ def block(
     one = replace(
         cfg,
         model=replace(cfg.model, hidden_sizes=(tuple(hidden),)),
-        train=replace(cfg.train, learning_rate=(float(lr),), seeds=SEEDS),
+        train=replace(cfg.train, seeds=SEEDS),
     )
     return {
         "what": what,
         "config": config_lib.to_dict(one),
+        "lr_index": li,
         **{m: [float(v) for v in g.final[m][:SEEDS, li]] for m in METRICS},
     }
 
@@ -57,7 +61,7 @@ def retrain(record: dict[str, Any], runs: Path) -> dict[str, np.ndarray]:
     """``record``'s cell trained again from scratch into ``runs``: {metric: [seeds]}."""
     cfg = config_lib.from_dict(record["config"], name="reproduce")
     g = sweep.run(cfg, data.load(cfg.data), runs, overwrite=True).results.groups[0]
-    return {m: g.final[m][:, 0].astype(np.float64) for m in METRICS}
+    return {m: g.final[m][:, record["lr_index"]].astype(np.float64) for m in METRICS}
 
 
 def differences(record: dict[str, Any], now: dict[str, np.ndarray]) -> list[str]:
