@@ -283,7 +283,9 @@ def try_bug(bug: Bug) -> tuple[str, str]:
             r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         finally:
             shutil.copy(backup.name, path)
-    failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED")]
+    # a failing assertion in a fixture reports ERROR, with the same exit code as a FAILED test;
+    # a test that cannot even be collected exits 2 (TEST RUN BROKEN below)
+    failed = [line for line in r.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     if r.returncode == 1 and failed:
         return "caught", failed[0]
     if r.returncode == 0:
