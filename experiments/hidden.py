@@ -94,7 +94,8 @@ def study(
 
 def draw(studies: list[dict], plan: dict, path: Path) -> None:
     """hidden.png, per pair: test error of every selected shape (width 0 is logistic
-    regression) with its 95% intervals, and logistic − width paired by seed."""
+    regression) with its 95% intervals, and logistic − width paired by seed: bars over seeds,
+    shade over seeds and test digits (the paired bootstrap), as the table gives both."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -116,11 +117,17 @@ def draw(studies: list[dict], plan: dict, path: Path) -> None:
             axes[0].annotate(f"lr {sh['selected_lr']:g}", (xx, mm), xytext=(5, -11),
                              textcoords="offset points", fontsize=7, color=color)  # fmt: skip
         d = [sh["logistic_minus_this"]["test_error"] for sh in s["shapes"]][1:]
-        axes[1].errorbar(x[1:], [100 * v["mean"] for v in d], yerr=[100 * v["ci95"] for v in d],
-                         fmt="o-", color=color, capsize=3, label=label)  # fmt: skip
-        for xx, v in zip(x[1:], d, strict=True):
-            axes[1].annotate(cells.fmt(v), (xx, 100 * v["mean"]), xytext=(5, 5),
-                             textcoords="offset points", fontsize=7, color=color)  # fmt: skip
+        means = [100 * v["mean"] for v in d]
+        axes[1].errorbar(x[1:], means, yerr=[100 * v["ci95"] for v in d], fmt="o-",
+                         color=color, capsize=3, label=f"{label}, over seeds")  # fmt: skip
+        lo = np.array([100 * v["bootstrap"]["lo"] for v in d])
+        hi = np.array([100 * v["bootstrap"]["hi"] for v in d])
+        axes[1].fill_between(x[1:], lo, hi, color=color, alpha=0.12,
+                             label=f"{label}, over seeds and test digits")  # fmt: skip
+        for xx, v, a, b in zip(x[1:], d, lo, hi, strict=True):
+            axes[1].annotate(f"{cells.fmt(v)}\n[{a:.2f}, {b:.2f}]", (xx, 100 * v["mean"]),
+                             xytext=(5, 5), textcoords="offset points", fontsize=7,
+                             color=color)  # fmt: skip
     ticks = ["logistic" if w == 0 else str(w) for w in widths]
     axes[0].set(
         xticks=x, xticklabels=ticks, xlabel="hidden cells (one sigmoid layer)",
@@ -131,7 +138,7 @@ def draw(studies: list[dict], plan: dict, path: Path) -> None:
     axes[1].set(
         xticks=x[1:], xticklabels=ticks[1:], xlabel="hidden cells",
         ylabel="logistic − network test error (points)",
-        title="what the hidden layer buys (paired by seed, 95%)",
+        title="what the hidden layer buys (95%: bars seeds, shade seeds × digits)",
     )  # fmt: skip
     for ax in axes:
         ax.grid(alpha=0.3)
