@@ -173,13 +173,24 @@ def draw(records: list[dict], plan: dict, path: Path) -> None:
         else:
             im = ax.imshow(m, cmap=cmap, vmin=0)
         dark = np.nanmax(np.abs(m)) * 0.6
+        marks = {}  # the difference panel: which pairs survive Holm (**) or only BH (*)
+        if name == "diff":
+            survivors = multiple(records)["logistic_minus_network"]
+            marks = {tuple(p): "*" for p in survivors["benjamini_hochberg_rejects"]}
+            marks |= {tuple(p): "**" for p in survivors["holm_rejects"]}
         for (i, j), v in np.ndenumerate(m):
             if np.isfinite(v):
                 color = "white" if abs(v) > dark else "black"
-                ax.text(j, i, f"{v:.2f}\n±{h[i, j]:.2f}", ha="center", va="center",
+                mark = marks.get((j, i), "")
+                ax.text(j, i, f"{v:.2f}{mark}\n±{h[i, j]:.2f}", ha="center", va="center",
                         fontsize=6, color=color, linespacing=0.9)  # fmt: skip
         ax.set(xticks=range(10), yticks=range(10), xlabel="digit a (Y = 1)", ylabel="digit b")
-        ax.set_title(f"{title}\nmean ± 95% over {plan['seeds']} seeds", fontsize=10)
+        note = (
+            "\n** survives Holm, * Benjamini-Hochberg (over seeds and test digits)"
+            if name == "diff"
+            else ""
+        )
+        ax.set_title(f"{title}\nmean ± 95% over {plan['seeds']} seeds{note}", fontsize=10)
         fig.colorbar(im, ax=ax, fraction=0.046)
     ax = axes[3]
     top = hardest(records)[:TOP]
