@@ -222,9 +222,17 @@ def draw(studies: list[dict], plan: dict, path: Path) -> None:
                 x = np.arange(len(keys)) + (k - (len(chosen) - 1) / 2) * width
                 v = [c[key] for key in keys]
                 who = names or sel
+                name = f"selected on {who}: h {c['group']}, lr {c['selected_lr']:g}"
+                if ax is row[2]:  # the table's other two columns for this cell
+                    t, null, after = c["temperature_interval"], c["ece_null"], c["ece_null_ts"]
+                    name += (
+                        f"\nseeds above their own null's 95th pct: {null['exceed_q95']}/"
+                        f"{null['seeds']} (after T {after['exceed_q95']}/{after['seeds']})"
+                        f"\nT over seeds × validation digits {t['mean']:.2f} "
+                        f"[{t['mean_lo']:.2f}, {t['mean_hi']:.2f}]"
+                    )
                 ax.bar(x, [e["mean"] for e in v], width=width * 0.9, yerr=[e["ci95"] for e in v],
-                       capsize=3, alpha=0.8, label=f"selected on {who}: h {c['group']}, "
-                       f"lr {c['selected_lr']:g}")  # fmt: skip
+                       capsize=3, alpha=0.8, label=name)  # fmt: skip
                 for xx, e in zip(x, v, strict=True):
                     ax.annotate(cells.fmt(e, 1, 4) + f"\nn={e['n']}", (xx, e["mean"]),
                                 xytext=(0, -24 if e["mean"] < 0 else 6), ha="center",
