@@ -106,7 +106,7 @@ BAD = {
     "learning rate inf in float32": ("[train]\nlearning_rate = 1e39", "normal float32 number"),
     "random draws equal in float32": (
         "[train]\nlearning_rate = { log_uniform = [0.5, 0.6], samples = 2000 }",
-        "of the 2000 draws from [0.5, 0.6] equal another in float32",
+        "of the 2000 draws equal another in float32",
     ),
     "the docs' range (docs/cli.md), 100,000 draws": (
         "[train]\nlearning_rate = { log_uniform = [1e-3, 10.0], samples = 100000 }",
@@ -230,7 +230,7 @@ def test_momentum_must_be_below_one(tmp_path, momentum, ok):
     path = tmp_path / "m.toml"
     path.write_text(f'[train]\noptimizer = "momentum"\nmomentum = {momentum}\n')
     if ok:
-        assert config_lib.load(path).train.momentum == momentum
+        assert config_lib.load(path).train.momentum == (momentum,)
     else:
         with pytest.raises(
             config_lib.ConfigError, match=r"\[train\] momentum: must be in \[0, 1\)"

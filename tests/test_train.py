@@ -127,7 +127,8 @@ def test_a_member_that_turns_bad_later_keeps_its_last_good_epoch(small):
         out = []
         for e, lr in enumerate((0.5, 1e38)):  # a good epoch, then a poisoned one
             seed, shared = member.Seed(orders[e], baseline), member.Shared(data, jnp.int32(e))
-            state, _ = member.run_epoch(one, state._replace(lr=jnp.float32(lr)), seed, shared)
+            hparams = {**state.hparams, "learning_rate": jnp.float32(lr)}
+            state, _ = member.run_epoch(one, state._replace(hparams=hparams), seed, shared)
             out.append(state)
         return out
 

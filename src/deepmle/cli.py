@@ -77,7 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="why successive halving stopped or kept a cell")
     ex.add_argument("run_dir", type=Path)
     ex.add_argument("hidden", help="the cell's shape, e.g. h32 or 64-32")
-    ex.add_argument("lr", help="its learning rate, e.g. lr=0.12 (the nearest within 1%%)")
+    ex.add_argument(
+        "values",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="its hyperparameters, e.g. lr=0.12 prior_std=0.5 (each within 1%%; as many as "
+        "tell it apart)",
+    )
     return p
 
 
@@ -208,15 +214,22 @@ def _tensorboard(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from deepmle.analysis import load, report
+    from deepmle.core.hyperparams import HYPERPARAMETERS, LABELS
 
-    lr_text = args.lr.removeprefix("lr=")
-    try:
-        lr = float(lr_text)
-    except ValueError:
-        raise UserError(
-            f"deepmle explain: lr: expected a number like lr=0.12, got {short(args.lr)}"
-        ) from None
-    print("\n".join(report.explain(load.load_run(args.run_dir), args.hidden, lr)))
+    names = {**{k: k for k in HYPERPARAMETERS}, **{v: k for k, v in LABELS.items()}}
+    cell = {}
+    for item in args.values:
+        key, _, text = item.rpartition("=") if "=" in item else ("lr", "", item)
+        if key not in names:
+            raise UserError(f"deepmle explain: unknown hyperparameter {short(key)} in "
+                            f"{short(item)} (expected {', '.join(names)})")  # fmt: skip
+        try:
+            cell[names[key]] = float(text)
+        except ValueError:
+            raise UserError(
+                f"deepmle explain: {key}: expected a number like {key}=0.12, got {short(item)}"
+            ) from None
+    print("\n".join(report.explain(load.load_run(args.run_dir), args.hidden, cell)))
     return EXIT_OK
 
 

@@ -1,18 +1,22 @@
 """Experiment configs: TOML files with [data], [model] and [train], as frozen dataclasses.
 
 A config sweeps when it gives lists where one value would do: ``model.hidden_sizes`` as a
-list of lists (one network shape each) and ``train.learning_rate`` as a list, or as a random
-search ``{ log_uniform = [1e-3, 10.0], samples = 16 }`` drawn once from ``train.search_seed``
-(the resolved config records the values drawn). Every problem is reported as one
+list of lists (one network shape each), and any traced hyperparameter of [train]
+(deepmle.core.hyperparams: learning_rate, prior_std, momentum, init_scale) as a list, or as a
+random search ``{ log_uniform = [1e-3, 10.0], samples = 16 }`` (or ``uniform``) drawn once from
+``train.search_seed``. A shape's *cells* are the product of the lists; keys drawn together
+are drawn jointly, one value of each per cell (the resolved config records the values drawn,
+and ``drawn`` names the keys whose lists go together). Every problem is reported as one
 ``UserError`` line naming the file (or the ``--set``) and the key.
 """
 
 import difflib
+import itertools
 import math
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ import numpy as np
 
 from deepmle import data as data_lib
 from deepmle.core import registry
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.errors import UserError, cut, not_a_file, short
 
 CALIBRATIONS = ("none", "temperature")
@@ -45,19 +50,28 @@ class ModelConfig:
     activation: str = "sigmoid"
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    optimizer: str = "sgd"
-    learning_rate: tuple[float, ...] = (0.5,)
-    momentum: float = 0.9
-    batch_size: int = 128
-    epochs: int = 10
-    seeds: int = 8
-    search_seed: int = 0
-    calibrate: str = "none"
-    """"temperature": fit T per member on validation, report test metrics before and after."""
-    learning_rate_search: str = field(default="", compare=False)
-    """How the learning rates were drawn, if by random search (a note, not part of identity)."""
+TrainConfig = make_dataclass(
+    "TrainConfig",
+    [
+        ("optimizer", str, field(default="sgd")),
+        *[(name, tuple[float, ...], field(default=(row.default,)))
+          for name, row in HYPERPARAMETERS.items()],
+        ("batch_size", int, field(default=128)),
+        ("epochs", int, field(default=10)),
+        ("seeds", int, field(default=8)),
+        ("search_seed", int, field(default=0)),
+        ("calibrate", str, field(default="none")),
+        ("drawn", tuple[str, ...], field(default=())),
+        ("learning_rate_search", str, field(default="", compare=False)),
+    ],
+    frozen=True,
+)  # fmt: skip
+TrainConfig.__module__ = __name__
+TrainConfig.__doc__ = """[train]: the optimizer, one tuple of values per traced hyperparameter
+(deepmle.core.hyperparams; the cells are their product), ``drawn`` (keys drawn jointly by a
+random search: their tuples go together, one value each per cell), the static rest, and
+``learning_rate_search``: how values were drawn (a note, not part of identity). ``calibrate =
+"temperature"`` fits T per member on validation and reports test metrics before and after."""
 
 
 METHODS = ("grid", "halving")
@@ -78,7 +92,7 @@ class SearchConfig:
 class Config:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
+    train: TrainConfig = TrainConfig()  # noqa: RUF009 (frozen: one shared default is safe)
     name: str = "config"
     search: SearchConfig = SearchConfig()
 
@@ -87,9 +101,48 @@ class Config:
         ``((784, 32, 1),)`` on MNIST."""
         return tuple((n_inputs, *hidden, 1) for hidden in self.model.hidden_sizes)
 
+    def cells(self) -> dict[str, np.ndarray]:
+        """Every traced hyperparameter's value per cell, {name: float64 [cells]}: the
+        product of the free keys' lists (the first key slowest), each with every joint draw
+        of the ``drawn`` keys."""
+        t = self.train
+        free = [k for k in HYPERPARAMETERS if k not in t.drawn]
+        joint = list(zip(*(getattr(t, k) for k in t.drawn), strict=True)) or [()]
+        rows = [(*p, *d) for p in itertools.product(*(getattr(t, k) for k in free)) for d in joint]
+        names = free + list(t.drawn)
+        return {k: np.array([r[names.index(k)] for r in rows], np.float64)
+                for k in HYPERPARAMETERS}  # fmt: skip
+
+    @property
+    def n_cells(self) -> int:
+        """Cells per shape (each trained on every seed)."""
+        return len(self.cells()["learning_rate"])
+
+    def hyper_keys(self) -> tuple[str, ...]:
+        """The traced hyperparameters a result depends on, which tables and files show: the
+        learning rate, those the optimizer reads, and any other away from its neutral value
+        (deepmle.core.hyperparams) in some cell."""
+        used = set(registry.optimizer_hyperparameters(self.train.optimizer))
+        return tuple(
+            k for k, row in HYPERPARAMETERS.items()
+            if k == "learning_rate" or k in used
+            or (row.neutral is not None and any(v != row.neutral for v in getattr(self.train, k)))
+        )  # fmt: skip
+
+    def cell_table(self) -> dict[str, np.ndarray]:
+        """{name: [cells]} of the hyperparameters results depend on (``hyper_keys``): what
+        a run's groups record (deepmle.runs.results.GroupResult.cells)."""
+        cells = self.cells()
+        return {k: cells[k] for k in self.hyper_keys()}
+
+    def swept(self) -> tuple[str, ...]:
+        """The traced hyperparameters with more than one value among the cells."""
+        cells = self.cells()
+        return tuple(k for k in HYPERPARAMETERS if len(set(cells[k].tolist())) > 1)
+
     @property
     def is_sweep(self) -> bool:
-        return len(self.model.hidden_sizes) > 1 or len(self.train.learning_rate) > 1
+        return len(self.model.hidden_sizes) > 1 or self.n_cells > 1
 
 
 SECTIONS = {
@@ -158,6 +211,19 @@ def _as_positive(where: str, lr: Any) -> float:
     return float(lr)
 
 
+def _as_hyper_value(where: str, name: str, v: Any) -> float:
+    """One value of traced hyperparameter ``name``, checked against its schema row."""
+    if name == "learning_rate":
+        return _as_positive(where, v)
+    row = HYPERPARAMETERS[name]
+    _check(where, _is_number(v), f"must be a number or a list of numbers, got {short(v)}")
+    _check(where, not math.isnan(v), "must be a number, got nan")
+    _check(where, not row.problem(v), row.problem(v))
+    _check(where, math.isinf(v) or v == 0 or FLOAT32_TINY <= abs(v) <= FLOAT32_MAX,
+           f"must be a normal float32 number (training runs in float32), got {v}")  # fmt: skip
+    return float(v)
+
+
 FLOAT32_TINY, FLOAT32_MAX = 1.1754944e-38, 3.4028235e38
 MAX_SAMPLES = 100_000
 """The most learning rates a random search may draw (each is a member of every shape)."""
@@ -177,41 +243,67 @@ def _distinct(where: str, values: Sequence[Any], what: str) -> None:
         seen[key] = v
 
 
-def _as_learning_rates(where: str, v: Any) -> tuple[float, ...] | dict[str, Any]:
+def _as_hyper(where: str, name: str, v: Any) -> tuple[float, ...] | dict[str, Any]:
     """A number, a list of numbers, or a random-search table (drawn later, in ``from_dict``)."""
     if isinstance(v, dict):
-        return _as_search(where, v)
+        return _as_search(where, name, v)
     values = v if isinstance(v, list) else [v]
     _check(where, len(values) > 0, "must not be an empty list")
-    out = tuple(_as_positive(where, lr) for lr in values)
-    _distinct(where, out, "learning rate")
+    out = tuple(_as_hyper_value(where, name, x) for x in values)
+    _distinct(where, out, "learning rate" if name == "learning_rate" else "value")
     return out
 
 
-def _as_search(where: str, v: dict[str, Any]) -> dict[str, Any]:
-    """{ log_uniform = [low, high], samples = n }, checked."""
-    keys = ["log_uniform", "samples"]
+DISTRIBUTIONS = ("log_uniform", "uniform")
+
+
+def _as_search(where: str, name: str, v: dict[str, Any]) -> dict[str, Any]:
+    """{ log_uniform = [low, high], samples = n } (or uniform), checked."""
+    keys = [*DISTRIBUTIONS, "samples"]
     for key in v:
         _check(where, key in keys, f"unknown search key {short(key)}" + _did_you_mean(key, keys))
-    bounds = v.get("log_uniform")
+    kinds = [k for k in DISTRIBUTIONS if k in v]
+    _check(where, len(kinds) == 1, "a search needs one of log_uniform = [low, high] or "
+           f"uniform = [low, high], got {short(v)}")  # fmt: skip
+    kind, bounds = kinds[0], v[kinds[0]]
     _check(where, isinstance(bounds, list) and len(bounds) == 2,
-           f"a search needs log_uniform = [low, high], got {short(bounds)}")  # fmt: skip
-    low, high = (_as_positive(where, b) for b in bounds)
-    _check(where, low < high, f"log_uniform needs low < high, got [{low}, {high}]")
+           f"a search needs {kind} = [low, high], got {short(bounds)}")  # fmt: skip
+    low, high = (_as_hyper_value(where, name, b) for b in bounds)
+    _check(where, math.isfinite(low) and math.isfinite(high),
+           f"{kind} needs finite bounds, got [{low}, {high}]")  # fmt: skip
+    _check(where, low < high, f"{kind} needs low < high, got [{low}, {high}]")
+    _check(where, kind != "log_uniform" or low > 0,
+           f"log_uniform needs low > 0, got [{low}, {high}] (use uniform)")  # fmt: skip
     samples = v.get("samples")
     _check(
         where,
         _is_int(samples) and 1 <= samples <= MAX_SAMPLES,
         f"samples must be an integer from 1 to {MAX_SAMPLES:,}, got {short(samples)}",
     )
-    return {"log_uniform": (low, high), "samples": samples}
+    return {"kind": kind, "bounds": (low, high), "samples": samples}
+
+
+def draw(searches: dict[str, dict[str, Any]], seed: int) -> dict[str, tuple[float, ...]]:
+    """Joint draws: ``samples`` values of each key of ``searches`` (schema order), one per
+    cell, from one stream seeded by ``seed``; the cells sorted by the first key's value. One
+    key alone: its values ascending (log-uniform: exp of uniform logs)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, s in searches.items():
+        low, high = s["bounds"]
+        if s["kind"] == "log_uniform":
+            out[name] = np.exp(rng.uniform(math.log(low), math.log(high), s["samples"]))
+        else:
+            out[name] = rng.uniform(low, high, s["samples"])
+    order = np.argsort(next(iter(out.values())), kind="stable")
+    return {k: tuple(float(x) for x in v[order]) for k, v in out.items()}
 
 
 def draw_learning_rates(search: dict[str, Any], seed: int) -> tuple[float, ...]:
     """``samples`` learning rates log-uniform in ``log_uniform``, from ``seed``, ascending."""
     low, high = search["log_uniform"]
-    logs = np.random.default_rng(seed).uniform(math.log(low), math.log(high), search["samples"])
-    return tuple(sorted(float(x) for x in np.exp(logs)))
+    one = {"kind": "log_uniform", "bounds": (low, high), "samples": search["samples"]}
+    return draw({"learning_rate": one}, seed)["learning_rate"]
 
 
 def _keys(cls: type) -> list[str]:
@@ -230,6 +322,12 @@ def _validate_section(
         if key not in names:
             raise ConfigError(
                 f"{source}: unknown key [{section}] {key}" + _did_you_mean(key, names)
+            )
+        if isinstance(v, dict) and key not in HYPERPARAMETERS:
+            raise ConfigError(
+                f"{at}: cannot be drawn from a distribution: only the traced hyperparameters "
+                f"({', '.join(HYPERPARAMETERS)}) can; {key} changes the compiled program, so it "
+                "can only be a value" + (" or a list of shapes" if key == "hidden_sizes" else "")
             )
         match (section, key):
             case ("data", "source"):
@@ -252,11 +350,14 @@ def _validate_section(
                 out[key] = _as_choice(at, v, list(registry.ACTIVATIONS))
             case ("train", "optimizer"):
                 out[key] = _as_choice(at, v, list(registry.OPTIMIZERS))
-            case ("train", "learning_rate"):
-                out[key] = _as_learning_rates(at, v)
-            case ("train", "momentum"):
-                _check(at, _is_number(v) and 0 <= v < 1, f"must be in [0, 1), got {short(v)}")
-                out[key] = float(v)
+            case ("train", name) if name in HYPERPARAMETERS:
+                out[key] = _as_hyper(at, name, v)
+            case ("train", "drawn"):
+                ok = isinstance(v, list) and all(k in HYPERPARAMETERS for k in v)
+                known = ", ".join(HYPERPARAMETERS)
+                message = f"must list distinct traced hyperparameters ({known}), got {short(v)}"
+                _check(at, ok and len(set(v)) == len(v), message)
+                out[key] = tuple(v)
             case ("train", "calibrate"):
                 out[key] = _as_choice(at, v, CALIBRATIONS)
             case ("train", "search_seed"):
@@ -291,23 +392,8 @@ def from_dict(
         if not isinstance(body, dict):
             raise ConfigError(f"{where}: [{section}] must be a table, got {short(body)}")
         values = _validate_section(section, body, where, origins)
-        if section == "train" and isinstance(values.get("learning_rate"), dict):
-            search = values["learning_rate"]
-            seed = values.get("search_seed", TrainConfig.search_seed)
-            values["learning_rate"] = draw_learning_rates(search, seed)
-            low, high = search["log_uniform"]
-            same = len(values["learning_rate"]) - len(
-                set(np.float32(values["learning_rate"]).tolist())
-            )
-            at = origins.get(("train", "learning_rate"), where)
-            _check(f"{at}: [train] learning_rate", same == 0,
-                   f"{same} of the {search['samples']} draws from [{low!r}, {high!r}] equal "
-                   "another in float32 (training's precision), which would train the same "
-                   "network twice; draw fewer samples or widen the range")  # fmt: skip
-            values["learning_rate_search"] = (
-                f"drawn log-uniformly from [{low!r}, {high!r}], {search['samples']} samples, "
-                f"search_seed {seed}"
-            )
+        if section == "train":
+            values = _draw_searches(values, where, origins)
         sections[section] = SECTIONS[section](**values)
     config = Config(**sections, name=name)
     _check_search(config, where, origins)
@@ -320,6 +406,52 @@ def from_dict(
     return config
 
 
+def _draw_searches(
+    values: dict[str, Any], where: str, origins: dict[tuple[str, str], str]
+) -> dict[str, Any]:
+    """[train] with its distributions drawn (``draw``) and ``drawn`` naming the keys drawn
+    together; a hand-written ``drawn`` (as a resolved config writes it) checked instead."""
+    at = lambda key: f"{origins.get(('train', key), where)}: [train] {key}"  # noqa: E731
+    searches = {k: values[k] for k in HYPERPARAMETERS if isinstance(values.get(k), dict)}
+    if not searches:
+        lists = {k: values.get(k, ()) for k in values.get("drawn", ())}
+        sizes = {len(v) for v in lists.values()}
+        _check(at("drawn"), len(sizes) <= 1, "the keys drawn together need lists of one "
+               f"length, got {', '.join(f'{k}: {len(v)}' for k, v in lists.items())}")  # fmt: skip
+        if len(lists) > 1:
+            cells = list(zip(*(np.float32(v).tolist() for v in lists.values()), strict=True))
+            _check(at("drawn"), len(set(cells)) == len(cells),
+                   "lists the same cell twice (in float32); give each once")  # fmt: skip
+        return values
+    _check(at("drawn"), "drawn" not in values, "is set by the distributions drawn; give lists "
+           "with drawn, or distributions without it")  # fmt: skip
+    samples = {k: s["samples"] for k, s in searches.items()}
+    given = ", ".join(f"{k} {n}" for k, n in samples.items())
+    _check(at(next(iter(searches))), len(set(samples.values())) == 1,
+           "keys drawn at random are drawn jointly, one value of each per cell, so they need "
+           f"the same samples; got {given}")  # fmt: skip
+    seed = values.get("search_seed", 0)
+    drawn = draw(searches, seed)
+    n = next(iter(samples.values()))
+    cells = list(zip(*(np.float32(v).tolist() for v in drawn.values()), strict=True))
+    same = n - len(set(cells))
+    _check(at(next(iter(searches))), same == 0,
+           f"{same} of the {n} draws equal another in float32 (training's precision), which "
+           "would train the same network twice; draw fewer samples or widen the range")  # fmt: skip
+    values = {**values, **drawn}
+    if len(drawn) > 1:
+        values["drawn"] = tuple(drawn)
+    kind = lambda s: s["kind"].replace("_", "-") + "ly"  # noqa: E731
+    if list(searches) == ["learning_rate"]:
+        (s,) = searches.values()
+        note = f"drawn {kind(s)} from [{s['bounds'][0]!r}, {s['bounds'][1]!r}]"
+    else:
+        note = "; ".join(f"{k} drawn {kind(s)} from [{s['bounds'][0]!r}, {s['bounds'][1]!r}]"
+                         for k, s in searches.items()) + " (jointly)"  # fmt: skip
+    values["learning_rate_search"] = f"{note}, {n} samples, search_seed {seed}"
+    return values
+
+
 def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str]) -> None:
     """Halving needs a rung before the last epoch and more than one cell to choose among."""
     search = config.search
@@ -329,9 +461,9 @@ def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str
     epochs = config.train.epochs
     _check(at("min_epochs"), search.min_epochs < epochs, f"must be below [train] epochs "
            f"({epochs}) for a first rung, got {search.min_epochs}")  # fmt: skip
-    cells = len(config.model.hidden_sizes) * len(config.train.learning_rate)
+    cells = len(config.model.hidden_sizes) * config.n_cells
     _check(at("method"), cells > 1,
-           "'halving' needs more than one cell (shape x learning rate) to choose among; "
+           "'halving' needs more than one cell (shape x hyperparameters) to choose among; "
            "this config has 1 (use method = \"grid\")")  # fmt: skip
 
 
@@ -385,8 +517,27 @@ def to_dict(config: Config) -> dict[str, Any]:
             return v.item()
         return [plain(x) for x in v] if isinstance(v, tuple | list) else v
 
+    def keep(section: str, k: str, v: Any) -> bool:
+        """Left out: a traced hyperparameter at its neutral value, an empty ``drawn`` (so a
+        run's identity is the same as before the key existed)."""
+        if section != "train":
+            return True
+        if k == "drawn":
+            return bool(v)
+        row = HYPERPARAMETERS.get(k)
+        return row is None or row.neutral is None or list(v) != [row.neutral]
+
+    def value(section: str, k: str, v: Any) -> Any:
+        if section == "train" and k in HYPERPARAMETERS and k != "learning_rate" and len(v) == 1:
+            return plain(v[0])  # one value is written as one value, as before lists existed
+        return plain(v)
+
     return {
-        s: {k: plain(getattr(getattr(config, s), k)) for k in _keys(cls)}
+        s: {
+            k: value(s, k, getattr(getattr(config, s), k))
+            for k in _keys(cls)
+            if keep(s, k, getattr(getattr(config, s), k))
+        }
         for s, cls in SECTIONS.items()
         if s != "search" or config.search != SearchConfig()  # a grid's identity as before
     }
@@ -434,6 +585,7 @@ def to_toml(config: Config) -> str:
         lines += ["", f"[{section}]"]
         for k, v in body.items():
             if (section, k) == ("train", "learning_rate") and config.train.learning_rate_search:
-                lines.append(f"# learning rates {config.train.learning_rate_search}")
+                note = config.train.learning_rate_search
+                lines.append(f"# {'learning rates ' if note.startswith('drawn') else ''}{note}")
             lines.append(f"{k} = {value(v)}")
     return "\n".join(lines) + "\n"

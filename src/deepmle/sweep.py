@@ -141,8 +141,9 @@ def run(
         train.spec_from_config(config, shape, n_train)
         for shape in config.shapes(dataset.train.x.shape[1])
     ]
-    lrs = np.asarray(config.train.learning_rate, np.float64)
-    layout = programs.plan(config.train.seeds, len(lrs))
+    table = config.cell_table()
+    lrs, hyper = table.pop("learning_rate"), table or None
+    layout = programs.plan(config.train.seeds, config.n_cells)
     population.check_memory(specs, layout, dataset, memory_limit)
 
     run = store.open_run(Path(run_dir), config, overwrite) if lead else None
@@ -167,14 +168,15 @@ def run(
                                         progress, interrupts, run, data_sha256)  # fmt: skip
                 for hidden, (a, info) in zip(hiddens, arrays, strict=True):
                     seeds = np.arange(config.train.seeds)
-                    g = GroupResult(hidden, seeds, lrs, a.params, a.final, a.curves, info)
+                    g = GroupResult(hidden, seeds, lrs, a.params, a.final, a.curves, info, hyper)
                     if run is not None:
                         store.save_group(run, config, g, data_sha256)
                     groups.append(g)
                     trained.append(info)
                 extra_meta = {**(extra_meta or {}), "search": record}
             todo = [specs[i] for i, d in enumerate(done) if not d]
-            prepare = partial(population.prepare, layout=layout, lrs=lrs, data=data, cache=cache,
+            prepare = partial(population.prepare, layout=layout, hparams=config.cells(), data=data,
+                              cache=cache,
                               chunk_bytes=chunk_bytes)  # fmt: skip
             background = layout.mesh.devices.flat[0].platform != "cpu"
             with population.Ahead(todo, prepare, background) as ahead:
@@ -190,7 +192,7 @@ def run(
                     arrays, info = population.train_shape(spec, ahead, progress, interrupts)
                     seeds = np.arange(config.train.seeds)
                     g = GroupResult(
-                        hidden, seeds, lrs, arrays.params, arrays.final, arrays.curves, info
+                        hidden, seeds, lrs, arrays.params, arrays.final, arrays.curves, info, hyper
                     )
                     if run is not None:
                         store.save_group(run, config, g, data_sha256)

@@ -9,10 +9,12 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from deepmle import config as config_lib
 from deepmle.config import Config
 from deepmle.core import checks, registry
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.member import Spec, key_orders, member, run
 from deepmle.core.model import init_params
 from deepmle.core.types import Array, Dataset, Metrics, Params, PRNGKey
@@ -31,12 +33,16 @@ def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int)
             f"[train] batch_size {config.train.batch_size} is larger than the "
             f"{n_train} training examples"
         )
-    name = config.train.optimizer
     try:
         activation = registry.activation(config.model.activation)
-        optimizer = registry.optimizer(name, **registry.config_options(name, config.train))
+        optimizer = registry.optimizer(config.train.optimizer)
     except (ValueError, TypeError) as e:
         raise UserError(f"config {config.name}: {e}") from None
+    cells = config.cells()
+    acting = frozenset(
+        k for k, row in HYPERPARAMETERS.items()
+        if row.neutral is not None and bool(np.any(cells[k] != row.neutral))
+    )  # fmt: skip
     return Spec(
         layer_sizes=tuple(layer_sizes),
         activation=activation,
@@ -45,6 +51,7 @@ def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int)
         epochs=config.train.epochs,
         n_train=n_train,
         calibrate=config.train.calibrate == "temperature",
+        acting=acting,
     )
 
 
@@ -81,9 +88,12 @@ def make_train(
 ) -> Callable[[PRNGKey, Array, Dataset], tuple[Params, Metrics]]:
     """``train(key, learning_rate, data) -> (params, metrics)`` for the config's (single)
     network shape, on ``data``: ``dataset`` or another of its shapes, best as device arrays
-    (``jax.device_put(dataset)``).
+    (``jax.device_put(dataset)``). ``learning_rate`` is a learning rate, or a dict of traced
+    hyperparameters (deepmle.core.hyperparams: ``{"learning_rate": 0.5, "prior_std": 1.0}``),
+    the rest at the config's first cell's values. A prior or initial scale acts only if the
+    config sets one away from its neutral value (the program otherwise has no code for it).
 
-    Pure, jittable and vmappable over the key and the learning rate. The data is an argument,
+    Pure, jittable and vmappable over the key and the hyperparameters. The data is an argument,
     not a closure: closed over, jit would embed the dataset in the program as a constant
     (about 90 MB of program text for the embedded data, and seconds of compile). The key is
     split by purpose into ``init`` and ``shuffle``; the calibration reference's key is
@@ -99,17 +109,26 @@ def make_train(
         config, config.shapes(dataset.train.x.shape[1])[0], dataset.train.y.shape[0]
     )
 
-    def train(key: PRNGKey, learning_rate: Array, data: Dataset) -> tuple[Params, Metrics]:
-        checks.learning_rate(learning_rate)
+    defaults = {k: v[0] for k, v in config.cells().items()}
+
+    def train(
+        key: PRNGKey, learning_rate: Array | dict[str, Array], data: Dataset
+    ) -> tuple[Params, Metrics]:
+        hparams = (
+            dict(learning_rate)
+            if isinstance(learning_rate, dict)
+            else {"learning_rate": learning_rate}
+        )
+        checks.hyperparameters(hparams)
+        hparams = {k: jnp.asarray(hparams.get(k, v), jnp.float32) for k, v in defaults.items()}
         data = _as_arrays(data)
         _check_data(data, spec.layer_sizes[0], spec.n_train)
         init_key, shuffle_key = jax.random.split(key)
         calibration_key = jax.random.fold_in(shuffle_key, CALIBRATION_FOLD)
         params = init_params(init_key, spec.layer_sizes)
-        lr = jnp.asarray(learning_rate, jnp.float32)
         orders = key_orders(spec, shuffle_key)
         state, curves, metrics = run(
-            member(spec), params, orders, lr, data, jax.random.key_data(calibration_key)
+            member(spec), params, orders, hparams, data, jax.random.key_data(calibration_key)
         )
         return state.params, {**metrics, "curves": curves}
 

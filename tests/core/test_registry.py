@@ -45,12 +45,13 @@ def test_ascent_optimizer_moves_up_the_gradient():
 
 @pytest.mark.parametrize("name", list(registry.OPTIMIZERS))
 def test_every_optimizer_row_builds_from_a_config_and_checks_its_options(name):
-    """Each row's config keys exist in [train] and name parameters of its factory; an option
-    the factory does not take is a TypeError naming it."""
+    """Each row's options come from traced hyperparameters [train] has, and name parameters of
+    its factory; an option the factory does not take is a TypeError naming it."""
     train = config_lib.TrainConfig(optimizer=name)
-    options = registry.config_options(name, train)
-    opt = registry.optimizer(name, **options)
-    assert dict(opt.options) == options
+    opt = registry.optimizer(name)
+    assert opt.options == ()
+    assert all(hasattr(train, key) for key in registry.optimizer_hyperparameters(name))
+    assert opt.hyperparameters == registry.optimizer_hyperparameters(name)
     assert opt.zero_gradient_keeps_weight == registry.OPTIMIZERS[name].zero_gradient_keeps_weight
     params = {"w": jnp.ones(3)}
     tx = opt(0.1)

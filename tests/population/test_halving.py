@@ -13,6 +13,7 @@ import pytest
 from deepmle import config as config_lib
 from deepmle import runtime, sweep, train
 from deepmle.core import registry
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.member import Shared
 from deepmle.population import halving, programs
 from deepmle.progress import Progress
@@ -50,9 +51,9 @@ def test_ranking_puts_diverged_last_and_breaks_ties_by_config_order():
     assert halving.ranking([-1.0, -0.5, -0.5]).tolist() == [1, 2, 0]
 
 
-def test_take_lrs_slices_each_leaf_where_its_learning_rate_axis_sits(small):
-    """The first layer's weights are [seeds, pixels, lrs, h], the rest [seeds, lrs, ...];
-    start_lls [seeds, n] has no lrs axis. Slicing must pick the same member in every leaf."""
+def test_take_cells_slices_each_leaf_where_its_cell_axis_sits(small):
+    """The first layer's weights are [seeds, pixels, cells, h], the rest [seeds, cells, ...];
+    start_lls [seeds, n] has no cells axis. Slicing must pick the same member in every leaf."""
     config = config_lib.Config()
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
     spec = spec._replace(optimizer=registry.optimizer("adam"))
@@ -63,8 +64,10 @@ def test_take_lrs_slices_each_leaf_where_its_learning_rate_axis_sits(small):
         {"w": rng.normal(size=(2, 4, 1)), "b": np.zeros((2, 1))},
     ]
     params = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
-    lr = np.broadcast_to(np.float32([0.1, 0.2, 0.3]), (2, 3))
-    member = members.init(lr, params, Shared(small, np.int32(0)))
+    cells = {k: np.float32([v.default] * 3) for k, v in HYPERPARAMETERS.items()}
+    cells["learning_rate"] = np.float32([0.1, 0.2, 0.3])
+    hparams = {k: np.broadcast_to(v, (2, 3)) for k, v in cells.items()}
+    member = members.init(hparams, params, Shared(small, np.int32(0)))
     state = jax.device_get(programs.GroupState(member, members.start_lls(params, small)))
 
     def tag(a, ax):  # each member's entries offset by its lr index, to see which one is taken
@@ -77,12 +80,13 @@ def test_take_lrs_slices_each_leaf_where_its_learning_rate_axis_sits(small):
         lambda ax, a: a if ax is None else tag(np.asarray(a, np.float64), ax),
         axes, state, is_leaf=lambda a: a is None,
     )  # fmt: skip
-    cut = halving.take_lrs(tagged, axes, np.array([2, 0]))
+    cut = halving.take_cells(tagged, axes, np.array([2, 0]))
     m, t = cut.member, tagged.member
     assert m.params[0]["w"].shape == (2, 784, 2, 4)
     assert cut.start_lls.shape == state.start_lls.shape
     assert m.diverged_epoch.shape == (2, 2)
-    np.testing.assert_array_equal(m.lr, np.take(t.lr, [2, 0], 1))
+    for k in HYPERPARAMETERS:
+        np.testing.assert_array_equal(m.hparams[k], np.take(t.hparams[k], [2, 0], 1))
     np.testing.assert_array_equal(m.params[0]["w"], np.take(t.params[0]["w"], [2, 0], 2))
     np.testing.assert_array_equal(m.params[1]["w"], np.take(t.params[1]["w"], [2, 0], 1))
     mu = m.opt_state[0].mu
@@ -261,7 +265,7 @@ def test_explain_says_why_a_cell_stopped(grid_and_halving, capsys):
     assert "trained to the last epoch (4); selected on validation" in out
     assert out.count(": kept") == 2
     assert main(["explain", str(halved.run_dir), "h8", "lr=0.02"]) == 2
-    assert "no learning rate within 1% of 0.02" in capsys.readouterr().err
+    assert "no cell within 1% of lr 0.02" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -264,7 +264,7 @@ def test_huge_epochs_are_blamed_on_epochs_not_on_seeds_or_shapes(small, tmp_path
     with pytest.raises(groups.UserError, match=r"x 100000000 epochs need .* run fewer epochs"):
         sweep.run(config, small, tmp_path / "run")
     config = _grid(seeds=10**6, learning_rate=(0.1,))
-    with pytest.raises(groups.UserError, match="run fewer seeds, learning rates or shapes"):
+    with pytest.raises(groups.UserError, match="run fewer seeds, cells or shapes"):
         sweep.run(config, small, tmp_path / "run")
 
 

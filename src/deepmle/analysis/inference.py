@@ -370,7 +370,7 @@ def selected_lines(res: RunResults, dataset: Dataset) -> list[str]:
     if best is None:
         return []
     g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
-    li = [float(x) for x in g.learning_rates].index(float(best["learning_rate"]))
+    li = g.index_of(best)
     ok = g.final["diverged_epoch"][:, li] < 0
     act = res.config.model.activation
     lines = []

@@ -29,6 +29,7 @@ def write(run: "store.RunDir", groups: Sequence[GroupResult], meta: dict[str, An
     arrays = {}
     for g in groups:
         arrays |= {f"{g.name}/seeds": g.seeds, f"{g.name}/learning_rates": g.learning_rates}
+        arrays |= {f"{g.name}/hyper/{k}": v for k, v in (g.hyper or {}).items()}
         arrays |= params_arrays(g.name, g.params)
     store.atomic_write_bytes(run.work / "params.npz", store.npz_bytes(arrays), run.work)
     rungs = meta.get("search", {}).get("rungs")

@@ -1,6 +1,7 @@
-"""From a run's groups to what a researcher reads: the summary per cell (shape × learning
-rate), the honest selection (best cell on validation only), paired comparisons with it, the
-printed table and the rows of the CSV files (deepmle.analysis.outputs writes them)."""
+"""From a run's groups to what a researcher reads: the summary per cell (shape × traced
+hyperparameters: a column for each the results depend on), the honest selection (best cell
+on validation only), paired comparisons with it, the printed table and the rows of the CSV
+files (deepmle.analysis.outputs writes them)."""
 
 import math
 from collections.abc import Sequence
@@ -9,11 +10,29 @@ from typing import Any
 import numpy as np
 
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
+from deepmle.core import hyperparams
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.metrics import DIVERGENCE_REASONS, METRICS, WORSE_THAN_INIT, Metric
 from deepmle.errors import UserError
 from deepmle.runs.results import GroupResult, hidden_label, lr_labels
 
 SUMMARY_METRICS = tuple(m for m in METRICS if m.summary)
+
+
+def hyper_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The traced hyperparameters the rows carry a column for, in schema order."""
+    return [k for k in HYPERPARAMETERS if rows and k in rows[0]]
+
+
+def cell_labels(rows: Sequence[dict[str, Any]]) -> dict[str, dict[float, str]]:
+    """{name: {value: text}}: each hyperparameter's values printed with the fewest digits
+    that tell them apart (``lr_labels``)."""
+    return {k: lr_labels([r[k] for r in rows]) for k in hyper_keys(rows)}
+
+
+def cell_text(row: dict[str, Any], labels: dict[str, dict[float, str]]) -> str:
+    """'lr 0.5' or 'lr 0.5 prior_std 3': a cell's hyperparameters as the tables print them."""
+    return " ".join(f"{hyperparams.label(k)} {labels[k][row[k]]}" for k in labels)
 
 
 def _present(groups: Sequence[GroupResult], where: str, metrics: Sequence[Metric]) -> list[str]:
@@ -38,12 +57,12 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     rows, names = [], _present(groups, "final", METRICS)
     for g in groups:
         for si, seed in enumerate(g.seeds):
-            for li, lr in enumerate(g.learning_rates):
+            for li in range(len(g.learning_rates)):
                 d = int(g.final["diverged_epoch"][si, li])
                 rows.append(
                     {
                         "hidden_sizes": hidden_label(g.hidden),
-                        "learning_rate": float(lr),
+                        **g.cell(li),
                         "seed": int(seed),
                         "diverged": d >= 0,
                         "diverged_at_epoch": d + 1 if d >= 0 else "",
@@ -68,12 +87,12 @@ def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     for g in groups:
         n_epochs = max((v.shape[2] for v in g.curves.values()), default=0)
         for si, seed in enumerate(g.seeds):
-            for li, lr in enumerate(g.learning_rates):
+            for li in range(len(g.learning_rates)):
                 for e in range(n_epochs):
                     rows.append(
                         {
                             "hidden_sizes": hidden_label(g.hidden),
-                            "learning_rate": float(lr),
+                            **g.cell(li),
                             "seed": int(seed),
                             "epoch": e + 1,
                             **{k: float(g.curves[k][si, li, e]) for k in names},
@@ -95,13 +114,13 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     ``indistinguishable`` when that interval holds 0; no interval under 2 pairs)."""
     rows, cells, summary = [], [], _present(groups, "final", SUMMARY_METRICS)
     for g in groups:
-        for li, lr in enumerate(g.learning_rates):
+        for li in range(len(g.learning_rates)):
             ok = ~_diverged(g)[:, li]
             row: dict[str, Any] = {
                 "hidden_sizes": hidden_label(g.hidden),
                 "depth": len(g.hidden),
                 "hidden_units": sum(g.hidden),
-                "learning_rate": float(lr),
+                **g.cell(li),
                 "seeds": len(g.seeds),
                 "diverged": int((~ok).sum()),
                 "seeds_used": int(ok.sum()),
@@ -172,29 +191,31 @@ def selection_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     best = next((r for r in rows if r["selected"]), None)
     if best is None or not best["diverged"]:
         return []
-    label = lr_labels([r["learning_rate"] for r in rows])[best["learning_rate"]]
+    label = cell_text(best, cell_labels(rows))
     return [
-        f"warning: the selected cell (hidden {best['hidden_sizes']}, lr {label}) lost "
+        f"warning: the selected cell (hidden {best['hidden_sizes']}, {label}) lost "
         f"{best['diverged']} of {best['seeds']} seeds to divergence, as every cell lost at "
         f"least {best['diverged']}; its numbers are over the {best['seeds_used']} left"
     ]
 
 
 def edge_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """A line with the word "edge" when the selected learning rate or shape is the smallest
-    or largest swept: the best may lie beyond the grid."""
+    """A line with the word "edge" when the selected value of a swept hyperparameter (one
+    line per key) or the selected shape is the smallest or largest swept: the best may lie
+    beyond the grid. An infinite edge (``prior_std = inf``, no prior) has no beyond."""
     best = next((r for r in rows if r["selected"]), None)
     if best is None:
         return []
     lines = []
-    lrs = sorted({r["learning_rate"] for r in rows})
-    if len(lrs) > 1 and best["learning_rate"] in (lrs[0], lrs[-1]):
-        side = "smallest" if best["learning_rate"] == lrs[0] else "largest"
-        lines.append(
-            f"selected lr {lr_labels(lrs)[best['learning_rate']]} is at the edge of the grid "
-            f"(the {side} "
-            "swept); the best may lie beyond"
-        )
+    for k in hyper_keys(rows):
+        values = sorted({r[k] for r in rows})
+        v = best[k]
+        if len(values) > 1 and v in (values[0], values[-1]) and math.isfinite(v):
+            side = "smallest" if v == values[0] else "largest"
+            lines.append(
+                f"selected {hyperparams.label(k)} {lr_labels(values)[v]} is at the edge of the "
+                f"grid (the {side} swept); the best may lie beyond"
+            )
     size = {r["hidden_sizes"]: (r["hidden_units"], r["depth"]) for r in rows}
     shapes = sorted(size, key=size.__getitem__)
     if len(shapes) > 1 and best["hidden_sizes"] in (shapes[0], shapes[-1]):
@@ -254,9 +275,10 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     stopped = sum(r.get("stopped_epoch", "") != "" for r in rows)
     rows = [r for r in rows if r.get("stopped_epoch", "") == ""]
     shown = [m for m in SUMMARY_METRICS if m.table and rows and f"{m.name}_mean" in rows[0]]
-    header = ("hidden", "lr", "seeds", *(m.label for m in shown), "")
+    keys = hyper_keys(rows)
+    header = ("hidden", *map(hyperparams.label, keys), "seeds", *(m.label for m in shown), "")
     lines = [header]
-    label = lr_labels([r["learning_rate"] for r in rows])
+    labels = cell_labels(rows)
     for r in rows:
         sel = r["selected"]
         used = r["seeds"] - r["diverged"]
@@ -265,7 +287,8 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             for m in shown
         ]
         seeds = f"{used}" if not r["diverged"] else f"{used} of {r['seeds']}"
-        lines.append((r["hidden_sizes"], label[r["learning_rate"]], seeds, *cells, _mark(r, sweep)))
+        values = (labels[k][r[k]] for k in keys)
+        lines.append((r["hidden_sizes"], *values, seeds, *cells, _mark(r, sweep)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
@@ -326,9 +349,9 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
     """One line per cell with a diverged seed: how many of how many, at which epochs and why
     (members.csv names each seed)."""
     lines = []
-    label = lr_labels([lr for g in groups for lr in g.learning_rates])
+    labels = cell_labels([g.cell(li) for g in groups for li in range(len(g.learning_rates))])
     for g in groups:
-        for li, lr in enumerate(g.learning_rates):
+        for li in range(len(g.learning_rates)):
             at, why = g.final["diverged_epoch"][:, li], g.final["diverged_reason"][:, li]
             bad = at >= 0
             if not bad.any():
@@ -341,7 +364,8 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
                 for r in sorted({int(r) for r in why[bad]})
             )
             lines.append(
-                f"hidden {hidden_label(g.hidden)}, lr {label[float(lr)]}: {int(bad.sum())} of "
+                f"hidden {hidden_label(g.hidden)}, {cell_text(g.cell(li), labels)}: "
+                f"{int(bad.sum())} of "
                 f"{len(g.seeds)} seeds diverged at {epochs} ({reasons}); frozen, left out of its "
                 "numbers (members.csv names them)"
             )
@@ -366,25 +390,47 @@ def rung_lines(rungs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def explain(results: Any, hidden: str, lr: float) -> list[str]:
-    """Why a cell (``hidden`` as 'h32' or '32', learning rate ``lr``, the nearest within 1%)
-    continued or stopped at each rung of a successive-halving run: its rank and mean
-    validation LL against the cutoff. UserError naming what is not there."""
-    if not (math.isfinite(lr) and lr > 0):  # a log distance to 0, inf or nan picks no cell
-        raise UserError(f"deepmle explain: lr must be a positive finite number, got {lr!r}")
+def _near(a: float, b: float) -> bool:
+    """Within 1% (equal for 0 and inf): how ``explain`` matches a value typed by hand."""
+    return a == b or (math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 0.01 * abs(b))
+
+
+def explain(results: Any, hidden: str, cell: dict[str, float] | float) -> list[str]:
+    """Why a cell (``hidden`` as 'h32' or '32'; ``cell`` its hyperparameters {name: value},
+    each matched within 1%, as many as tell it apart from the shape's other cells, or a bare
+    learning rate) continued or stopped at each rung of a successive-halving run: its rank
+    and mean validation LL against the cutoff. UserError naming what is not there."""
+    cell = cell if isinstance(cell, dict) else {"learning_rate": cell}
+    for k, v in cell.items():
+        if k == "learning_rate" and not (math.isfinite(v) and v > 0):
+            raise UserError(f"deepmle explain: lr must be a positive finite number, got {v!r}")
     shape = hidden.removeprefix("h")
     rows = [r for r in results.summary if r["hidden_sizes"] == shape]
     if not rows:
         shapes = ", ".join(sorted({"h" + r["hidden_sizes"] for r in results.summary}))
         raise UserError(f"deepmle explain: no shape {hidden} in this run (it has {shapes})")
-    row = min(rows, key=lambda r: abs(math.log(r["learning_rate"] / lr)))
-    if abs(math.log(row["learning_rate"] / lr)) > math.log(1.01):
-        raise UserError(f"deepmle explain: h{shape} has no learning rate within 1% of {lr:g}")
-    label = f"h{shape} lr {lr_labels([row['learning_rate']])[row['learning_rate']]}"
+    keys = hyper_keys(rows)
+    for k in cell:
+        if k not in keys:
+            have = ", ".join(map(hyperparams.label, keys))
+            raise UserError(f"deepmle explain: this run's cells have no {k} (they have {have})")
+    labels = cell_labels(rows)
+    match = [r for r in rows if all(_near(r[k], v) for k, v in cell.items())]
+    given = " ".join(f"{hyperparams.label(k)} {v:g}" for k, v in cell.items())
+    if not match:
+        raise UserError(f"deepmle explain: h{shape} has no cell within 1% of {given}")
+    if len(match) > 1:
+        apart = [k for k in keys if len({r[k] for r in match}) > 1]
+        options = "; ".join(cell_text(r, labels) for r in match[:6])
+        raise UserError(f"deepmle explain: h{shape} {given} is {len(match)} cells ({options}"
+                        f"{'; ...' if len(match) > 6 else ''}): give {', '.join(apart)} too, "
+                        f"e.g. {hyperparams.label(apart[0])}=VALUE")  # fmt: skip
+    row = match[0]
+    label = f"h{shape} {cell_text(row, labels)}"
     decisions = [
         d
         for d in results.decisions
-        if d["hidden_sizes"] == shape and d["learning_rate"] == row["learning_rate"]
+        if d["hidden_sizes"] == shape and all(d.get(k) == row[k] for k in keys)
     ]
     if not results.rungs:
         return [f"{label}: a grid run; every cell trained to the last epoch"]

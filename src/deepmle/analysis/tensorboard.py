@@ -1,10 +1,11 @@
 """TensorBoard event files for a run: ``RUN_DIR/tensorboard/``, to browse and compare curves.
 
-One TensorBoard run per cell (shape × learning rate), named like ``h032_lr0.10`` (names
+One TensorBoard run per cell (shape × hyperparameters), named like ``h032_lr0.10`` (and
+``_prior_std1.00`` for each other hyperparameter the run's cells carry) (names
 that sort as numbers), holds the mean over its seeds (those that did not diverge) of every
 curve marked ``tensorboard`` in deepmle.core.metrics (``train_ll``, ``val_ll``,
 ``val_accuracy`` in %) per epoch, with step = epoch. HParams dashboard data relates the
-hidden sizes and the learning rate to the final validation metrics. Validation only: test
+hidden sizes and each hyperparameter to the final validation metrics. Validation only: test
 accuracy stays where the table puts it, beside the cell selected on validation.
 
 Written with TensorBoard's own event writer (``pip install 'deepmle[tensorboard]'``); no
@@ -98,13 +99,20 @@ def write(results: RunResults) -> Path:
         writer.add_event(event_pb2.Event(wall_time=now, step=step, summary=summary))
 
     try:
-        lrs = sorted({float(lr) for g in results.groups for lr in g.learning_rates})
-        shape_names, lr_names = sortable_labels(results.groups, lrs)
+        keys = list(results.groups[0].cells)
+        values = {k: sorted({float(v) for g in results.groups for v in g.cells[k]}) for k in keys}
+        shape_names, lr_names = sortable_labels(results.groups, values["learning_rate"])
+        names = {k: sortable_labels(results.groups, values[k])[1] for k in keys[1:]}
         shapes = [hidden_label(g.hidden) for g in results.groups]
+
+        def domain(v: list[float]) -> Any:
+            finite = all(np.isfinite(v))
+            return hparams.RealInterval(v[0], v[-1]) if finite else hparams.Discrete(v)
+
         config = hparams.hparams_config_pb(
             hparams=[
                 hparams.HParam("hidden_sizes", hparams.Discrete(shapes)),
-                hparams.HParam("learning_rate", hparams.RealInterval(lrs[0], lrs[-1])),
+                *[hparams.HParam(k, domain(values[k])) for k in keys],
             ],
             metrics=[hparams.Metric(m.name, display_name=m.label) for m in METRICS
                      if m.tensorboard],
@@ -113,11 +121,14 @@ def write(results: RunResults) -> Path:
         event(top, 0, config)
         top.close()
         for g in results.groups:
-            healthy = g.final["diverged_epoch"] < 0  # [seeds, lrs]
+            healthy = g.final["diverged_epoch"] < 0  # [seeds, cells]
             for li, lr in enumerate(g.learning_rates):
-                name = cell_name(shape_names[g.hidden], lr_names[float(lr)])
+                cell = g.cell(li)
+                name = cell_name(shape_names[g.hidden], lr_names[float(lr)]) + "".join(
+                    f"_{k}{names[k][cell[k]]}" for k in keys[1:]
+                )
                 writer = EventFileWriter(str(tmp / name))
-                trial = {"hidden_sizes": hidden_label(g.hidden), "learning_rate": float(lr)}
+                trial = {"hidden_sizes": hidden_label(g.hidden), **cell}
                 event(writer, 0, hparams.hparams_pb(trial, trial_id=name))
                 ok = healthy[:, li]
                 if ok.any():

@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.types import Params
 
 
@@ -95,6 +96,21 @@ def learning_rate(lr: Any) -> None:
             f"learning_rate: expected a scalar, got shape {_fmt(shape)}; to train several, "
             "vmap over it (jax.vmap(train, (None, 0, None)))"
         )
+
+
+def hyperparameters(hparams: dict[str, Any]) -> None:
+    """Known traced hyperparameters (deepmle.core.hyperparams), each a scalar."""
+    for key, v in hparams.items():
+        if key not in HYPERPARAMETERS:
+            raise ValueError(
+                f"unknown hyperparameter {key!r}; traced ones: {', '.join(HYPERPARAMETERS)}"
+            )
+        shape = _shape(v)
+        if shape != ():
+            raise ValueError(
+                f"{key}: expected a scalar, got shape {_fmt(shape)}; to train several, "
+                "vmap over it (jax.vmap(train, (None, 0, None)))"
+            )
 
 
 def labels(y: Any, n: int, name: str = "y") -> None:

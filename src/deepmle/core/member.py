@@ -2,26 +2,28 @@
 
 The one definition of training, for ONE network (a "member"):
 
-  init(spec, lr, params, shared)          -> Member: a learning rate and its starting state
+  init(spec, hparams, params, shared)     -> Member: its hyperparameters and starting state
   step(spec, member, seed, shared)        -> Member, (LL, accuracy) of one minibatch: grad + update
   end_epoch(spec, epoch, seed, shared)    -> Member, metrics: divergence check, validation
   final(spec, ended, seed, shared)        -> the final metrics: test accuracy, proper scores
                                              and calibration (deepmle.core.calibration)
 
-Their arguments come grouped by how a sweep maps them: per member (``Member``: learning
-rate, parameters, optimizer state), per seed (``Seed``: minibatch order, the divergence
-baseline ``start_lls``, computed once per seed, and the calibration reference's key) and
-shared (``Shared``: data, epoch).
+Their arguments come grouped by how a sweep maps them: per member (``Member``: traced
+hyperparameters, deepmle.core.hyperparams, parameters, optimizer state), per seed (``Seed``:
+minibatch order, the divergence baseline ``start_lls``, computed once per seed, and the
+calibration reference's key) and shared (``Shared``: data, epoch).
 
 ``run_epoch`` scans the step over an epoch's minibatches and ends the epoch, for any
 ``Members``; ``run`` adds init, the scan over epochs and final. ``member(spec)`` trains one
-network; ``deepmle.population.programs`` vmaps the same four functions over learning rates
-and seeds, shards them over devices and compiles one epoch of the result (init and final
-inside). ``deepmle.train.make_train(config, dataset) -> train(key, lr, data)`` is ``run`` for
-one member, from a JAX key.
+network; ``deepmle.population.programs`` vmaps the same four functions over cells (each a
+set of hyperparameters) and seeds, shards them over devices and compiles one epoch of the
+result (init and final inside). ``deepmle.train.make_train(config, dataset) -> train(key, lr,
+data)`` is ``run`` for one member, from a JAX key.
 
-Shapes (layer sizes, batch size, epochs) are static; the learning rate and the random
-draws are arrays, so one compile serves every seed and every learning rate of a shape.
+Shapes (layer sizes, batch size, epochs) are static; the hyperparameters and the random
+draws are arrays, so one compile serves every seed and every cell of a shape. Under MAP
+(``prior_std`` finite for some member) each step ascends the mean LL plus log p(θ)/N, and the
+guard compares that objective; MLE members of the same program get an exact zero prior term.
 """
 
 from collections.abc import Callable
@@ -32,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from deepmle.core import calibration, registry
+from deepmle.core import calibration, hyperparams, registry
+from deepmle.core.hyperparams import HParams
 from deepmle.core.likelihood import accuracy_from_logits, example_log_likelihoods
 from deepmle.core.metrics import HEALTHY, NON_FINITE, WORSE_THAN_INIT
 from deepmle.core.model import forward, training_matmul
@@ -58,6 +61,11 @@ class Spec(NamedTuple):
     n_train: int
     calibrate: bool = False
     """Fit a temperature on validation and report test metrics after it too."""
+    acting: frozenset[str] = frozenset()
+    """The traced hyperparameters with a ``neutral`` value (deepmle.core.hyperparams) that
+    some member sets away from it: ``prior_std`` (a prior term) and ``init_scale`` (scaled
+    initial weights, and each member's own divergence baseline). Absent, the program has no
+    code for them at all, bitwise as before they existed."""
 
     @property
     def steps_per_epoch(self) -> int:
@@ -66,10 +74,12 @@ class Spec(NamedTuple):
 
 
 class Member(NamedTuple):
-    """What each member has of its own: its learning rate and its training state. In a sweep
-    every leaf has the member axes [seeds, lrs] (vmapped over lrs inside, seeds outside)."""
+    """What each member has of its own: its hyperparameters and its training state. In a
+    sweep every leaf has the member axes [seeds, cells] (vmapped over cells inside, seeds
+    outside)."""
 
-    lr: Array
+    hparams: HParams
+    """{name: float32 []}: learning_rate and the other traced hyperparameters."""
     params: Params
     opt_state: optax.OptState
     diverged_epoch: Array
@@ -82,6 +92,12 @@ class Member(NamedTuple):
     diverged_start_ll: Array
     """float32: the LL at initialisation of the examples that epoch saw, the baseline the
     guard compared it with (NaN while healthy)."""
+    start: Array
+    """The member's own baseline where its initial weights are not its seed's (``init_scale``
+    acting): [n_train] LLs at initialisation; else [0]. Under MAP, ``start_log_prior`` adds."""
+    start_log_prior: Array
+    """float32: log p(θ at initialisation) / N under MAP (0 under MLE), the guard's baseline
+    for the prior's part of the objective."""
 
 
 class Seed(NamedTuple):
@@ -142,17 +158,39 @@ def start_lls(spec: Spec, params: Params, data: Dataset) -> Array:
     return example_log_likelihoods(forward(params, data.train.x, spec.activation), data.train.y)
 
 
-def init(spec: Spec, lr: Array, params: Params, shared: Shared) -> Member:
-    """A member before its first step: learning rate ``lr`` (per member), starting from its
-    seed's initial ``params`` (per seed: a seed's learning rates start from the same weights)."""
+def _map(spec: Spec) -> bool:
+    return "prior_std" in spec.acting
+
+
+def _log_prior_per_example(spec: Spec, params: Params, hparams: HParams) -> Array:
+    """log p(θ) / N under MAP, 0 under MLE (no code at all)."""
+    if not _map(spec):
+        return jnp.float32(0.0)
+    return hyperparams.log_prior(params, hparams["prior_std"]) / spec.n_train
+
+
+def init(spec: Spec, hparams: HParams | Array, params: Params, shared: Shared) -> Member:
+    """A member before its first step: hyperparameters ``hparams`` (per member: a dict of
+    float32 scalars, deepmle.core.hyperparams, or a bare learning rate), starting from its seed's initial ``params``
+    (per seed: a seed's cells start from the same draw; times ``init_scale`` if acting)."""
+    if not isinstance(hparams, dict):  # a bare learning rate
+        hparams = {"learning_rate": hparams}
+    hparams = {k: jnp.asarray(v, jnp.result_type(float)) for k, v in hparams.items()}
+    start = jnp.zeros((0,), jnp.float32)
+    if "init_scale" in spec.acting:
+        scale = hparams["init_scale"]
+        params = [{**layer, "w": scale * layer["w"]} for layer in params]
+        start = start_lls(spec, params, shared.data)
     return Member(
-        lr=lr,
+        hparams=hparams,
         params=params,
-        opt_state=spec.optimizer(0.0).init(params),
+        opt_state=spec.optimizer({"learning_rate": 0.0, **hparams}).init(params),
         diverged_epoch=jnp.int32(-1),
         diverged_reason=jnp.int32(HEALTHY),
         diverged_train_ll=jnp.float32(jnp.nan),
         diverged_start_ll=jnp.float32(jnp.nan),
+        start=start,
+        start_log_prior=_log_prior_per_example(spec, params, hparams),
     )
 
 
@@ -161,11 +199,15 @@ def step(
 ) -> tuple[Member, tuple[Array, Array]]:
     """One minibatch (``seed.order`` [batch] indices into the training split) of gradient
     ascent: gradient, optax update and parameter update, one jitted region. Returns the new
-    member and the minibatch's (mean LL, accuracy), scalars, before the update."""
+    member and the minibatch's (mean LL, accuracy), scalars, before the update. Under MAP the
+    gradient is that of mean LL + log p(θ)/N (``hyperparams.prior_gradient``)."""
     params, opt_state, data, idx = member.params, member.opt_state, shared.data, seed.order
     x, y = data.train.x[idx], data.train.y[idx]
     (ll, z), grads = jax.value_and_grad(_objective, has_aux=True)(params, x, y, spec)
-    updates, opt_state = spec.optimizer(member.lr).update(grads, opt_state, params)
+    if _map(spec):
+        prior = hyperparams.prior_gradient(params, member.hparams["prior_std"], spec.n_train)
+        grads = hyperparams.add(grads, prior)
+    updates, opt_state = spec.optimizer(member.hparams).update(grads, opt_state, params)
     member = member._replace(params=optax.apply_updates(params, updates), opt_state=opt_state)
     return member, (ll, accuracy_from_logits(z, y))
 
@@ -180,7 +222,8 @@ def end_epoch(spec: Spec, epoch: Epoch, seed: Seed, shared: Shared) -> tuple[Mem
     The epoch diverged when it ends with a non-finite LL or parameter, or when its mean train
     LL (``epoch.lls`` [steps], one per minibatch) is more than ``WORSE_NATS`` below the LL at
     initialisation of the very examples it saw (``seed.order`` [steps, batch]): the ascent made
-    the member far worse than where it started, by more than a slow start's dip. A diverged
+    the member far worse than where it started, by more than a slow start's dip. Under MAP
+    both sides add log p(θ)/N: the guard compares the objective the member ascends. A diverged
     member keeps its parameters from before the epoch and stays frozen, and records both LLs.
     Checked once per epoch, not per step: a per-step guard is a select over every parameter
     at every step (docs/speed.md).
@@ -190,15 +233,16 @@ def end_epoch(spec: Spec, epoch: Epoch, seed: Seed, shared: Shared) -> tuple[Mem
     """
     before, params, opt_state = epoch.before, epoch.after.params, epoch.after.opt_state
     train_ll = jnp.mean(epoch.lls)
-    start_ll = jnp.mean(seed.start_lls[seed.order])
+    own = "init_scale" in spec.acting
+    start_ll = jnp.mean((before.start if own else seed.start_lls)[seed.order])
     finite = jnp.isfinite(train_ll) & _all_finite(params)
-    worse = train_ll < start_ll - WORSE_NATS
+    objective = train_ll + _log_prior_per_example(spec, params, before.hparams)
+    worse = objective < start_ll + before.start_log_prior - WORSE_NATS
     running = before.diverged_epoch < 0
     accept = running & finite & ~worse
     stops = running & ~accept
     keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
-    member = Member(
-        lr=before.lr,
+    member = before._replace(
         params=jax.tree.map(keep, params, before.params),
         opt_state=jax.tree.map(keep, opt_state, before.opt_state),
         diverged_epoch=jnp.where(stops, shared.epoch, before.diverged_epoch).astype(jnp.int32),
@@ -259,7 +303,7 @@ class Members(NamedTuple):
     four; ``start_lls`` is per seed: (per seed, shared)."""
 
     start_lls: Callable[[Params, Dataset], Array]
-    init: Callable[[Array, Params, Shared], Member]
+    init: Callable[[HParams, Params, Shared], Member]
     step: Callable[[Member, Seed, Shared], tuple[Member, tuple[Array, Array]]]
     end_epoch: Callable[[Epoch, Seed, Shared], tuple[Member, Metrics]]
     final: Callable[[Ended, Seed, Shared], Metrics]
@@ -288,14 +332,14 @@ def run_epoch(
 
 
 def run(
-    members: Members, params: Params, orders: Array, lr: Array, data: Dataset, key: Array
+    members: Members, params: Params, orders: Array, hparams: HParams, data: Dataset, key: Array
 ) -> tuple[Member, Metrics, Metrics]:
     """Train ``members`` for as many epochs as ``orders`` [epochs, steps, batch] has (every
     epoch's minibatch indices): (final member, curves {name: [epochs]}, final metrics).
     ``key`` (uint32 [2] key data, the seed's) draws the calibration reference's labels in
     ``final``."""
     baseline = members.start_lls(params, data)
-    member = members.init(lr, params, Shared(data, jnp.int32(0)))
+    member = members.init(hparams, params, Shared(data, jnp.int32(0)))
 
     def one_epoch(member: Member, xs: tuple[Array, Array]) -> tuple[Member, Metrics]:
         order, epoch = xs

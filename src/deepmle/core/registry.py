@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.types import Array
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
@@ -36,12 +37,26 @@ class Optimizer(NamedTuple):
     direction: Callable[..., optax.GradientTransformation]
     options: tuple[tuple[str, float], ...] = ()
     zero_gradient_keeps_weight: bool = True
+    traced: tuple[tuple[str, str], ...] = ()
+    """(factory parameter, hyperparameter): options taken from the member's traced
+    hyperparameters (deepmle.core.hyperparams), e.g. momentum's ``decay``."""
 
-    def __call__(self, learning_rate: Array | float) -> optax.GradientTransformation:
+    def __call__(self, hparams: "dict[str, Array] | Array | float") -> optax.GradientTransformation:
+        """The transformation for a member's hyperparameters ``hparams`` (its learning rate
+        and traced options), or for a bare learning rate (traced options then at their
+        defaults)."""
+        if not isinstance(hparams, dict):
+            hparams = {"learning_rate": hparams}
+        traced = {p: hparams.get(k, HYPERPARAMETERS[k].default) for p, k in self.traced}
         return optax.chain(
-            self.direction(**dict(self.options)),
-            optax.scale_by_learning_rate(learning_rate, flip_sign=False),
+            self.direction(**dict(self.options), **traced),
+            optax.scale_by_learning_rate(hparams["learning_rate"], flip_sign=False),
         )
+
+    @property
+    def hyperparameters(self) -> tuple[str, ...]:
+        """The traced hyperparameters this optimizer reads, besides the learning rate."""
+        return tuple(k for _, k in self.traced)
 
 
 class Row(NamedTuple):
@@ -53,6 +68,7 @@ class Row(NamedTuple):
     factory: Callable[..., optax.GradientTransformation]
     zero_gradient_keeps_weight: bool = True
     options: tuple[tuple[str, str], ...] = ()
+    """(factory parameter, traced hyperparameter of deepmle.core.hyperparams) it comes from."""
 
 
 OPTIMIZERS: dict[str, Row] = {
@@ -60,7 +76,7 @@ OPTIMIZERS: dict[str, Row] = {
     "momentum": Row(optax.trace, options=(("decay", "momentum"),)),
     "adam": Row(optax.scale_by_adam),
 }
-"""name -> Row; "momentum" takes its ``decay`` from [train] momentum."""
+"""name -> Row; "momentum" takes its ``decay`` from each member's traced ``momentum``."""
 
 
 def _unknown(kind: str, name: object, table: dict) -> ValueError:
@@ -75,8 +91,9 @@ def activation(name: str) -> Callable[[Array], Array]:
 
 
 def optimizer(name: str, **options: float) -> Optimizer:
-    """The ascent optimizer called ``name`` with ``options`` for its factory; ValueError for an
-    unknown name, TypeError for an option its factory does not take."""
+    """The ascent optimizer called ``name`` with fixed ``options`` for its factory (the rest of
+    its row's options traced, from each member's hyperparameters); ValueError for an unknown
+    name, TypeError for an option its factory does not take."""
     if not isinstance(name, str) or name not in OPTIMIZERS:
         raise _unknown("optimizer", name, OPTIMIZERS)
     row = OPTIMIZERS[name]
@@ -86,9 +103,10 @@ def optimizer(name: str, **options: float) -> Optimizer:
             raise TypeError(f"optimizer {name!r} takes no option {key!r}; its options: "
                             f"{', '.join(takes) or 'none'}")  # fmt: skip
     given = tuple(sorted((k, float(v)) for k, v in options.items()))
-    return Optimizer(row.factory, given, row.zero_gradient_keeps_weight)
+    traced = tuple((p, k) for p, k in row.options if p not in options)
+    return Optimizer(row.factory, given, row.zero_gradient_keeps_weight, traced)
 
 
-def config_options(name: str, section: object) -> dict[str, float]:
-    """The options of optimizer ``name`` that a config's [train] ``section`` sets."""
-    return {param: getattr(section, key) for param, key in OPTIMIZERS[name].options}
+def optimizer_hyperparameters(name: str) -> tuple[str, ...]:
+    """The traced hyperparameters optimizer ``name`` reads besides the learning rate."""
+    return tuple(k for _, k in OPTIMIZERS[name].options)

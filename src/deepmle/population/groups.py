@@ -46,7 +46,7 @@ class ProgramCache:
             mesh.axis_names,
             tuple(d.id for d in mesh.devices.flat),
             mesh.devices.shape,
-            (layout.padded_seeds, layout.padded_lrs, chunk_bytes),
+            (layout.padded_seeds, layout.padded_cells, chunk_bytes),
             tuple((a.shape, str(a.dtype)) for a in jax.tree.leaves(args.data)),
             tuple(sorted(programs.compiler_options(mesh).items())),
         )
@@ -144,9 +144,9 @@ def check_memory(
         if need([spec._replace(epochs=1) for spec in specs]) <= have:
             advice = f"run fewer epochs (the {epochs} epochs' minibatch orders are most of it)"
         else:
-            advice = "run fewer seeds, learning rates or shapes"
+            advice = "run fewer seeds, cells or shapes"
         raise UserError(
-            f"{layout.n_seeds} seeds x {layout.n_lrs} learning rates x {epochs} epochs need "
+            f"{layout.n_seeds} seeds x {layout.n_cells} cells x {epochs} epochs need "
             f"~{total / 1e9:.1f} GB of memory, more than the {have / 1e9:.1f} GB available; "
             + advice
         )
@@ -169,7 +169,7 @@ def _host_draws(spec: Spec, layout: programs.Layout) -> tuple[list, np.ndarray, 
 def prepare(
     spec: Spec,
     layout: programs.Layout,
-    lrs: np.ndarray,
+    hparams: dict[str, np.ndarray],
     data: programs.DeviceData,
     cache: ProgramCache,
     chunk_bytes: int,
@@ -178,7 +178,7 @@ def prepare(
     that took (mostly compiling)."""
     t0 = time.perf_counter()
     params, orders, keys = _host_draws(spec, layout)
-    args = programs.inputs(layout, params, orders, lrs, data, keys)
+    args = programs.inputs(layout, params, orders, hparams, data, keys)
     program = cache.get(spec, layout, args, data.pixels, chunk_bytes)
     return program, args, time.perf_counter() - t0
 
@@ -253,7 +253,7 @@ def _train_group(
             _wait(pending, interrupts)
             host = programs.to_host(pending)
             curves.append(host)
-            real = host["train_ll"][: program.layout.n_seeds, : program.layout.n_lrs]
+            real = host["train_ll"][: program.layout.n_seeds, : program.layout.n_cells]
             on_epoch(e - 1, finite_mean(real))
         pending = metrics if e < epochs else None
     _wait(final, interrupts)

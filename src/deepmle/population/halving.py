@@ -1,6 +1,6 @@
 """Successive halving inside the compiled programs (``[search] method = "halving"``).
 
-A cell is (network shape, learning rate); its seeds are its replicates, kept or stopped
+A cell is (network shape, hyperparameters); its seeds are its replicates, kept or stopped
 together. Rungs sit at epochs ``min_epochs · eta^k`` below ``epochs``, and a last rung at
 ``epochs``. All shapes train to a rung; then every running cell of every shape is ranked by
 its mean validation LL over seeds at that epoch (a diverged member counts as the worst, ties
@@ -8,7 +8,7 @@ go to config order) and the best ``ceil(n / eta)`` continue; a cell with a diver
 never continues, so fewer do where fewer are finite. The test split plays no part.
 
 The saving is real: between rungs each shape's state is brought to the host, sliced along its
-learning-rate axis to the surviving cells (``take_lrs``, which knows where that axis sits in
+cell axis to the surviving cells (``take_cells``, which knows where that axis sits in
 each leaf) and laid out afresh for the survivors (``programs.plan``: one compile per shape
 per rung). A survivor trains exactly as in the grid run: same initial weights, minibatches
 and maths; only the number of its neighbours changes. Each stopped member keeps the final
@@ -32,7 +32,7 @@ from deepmle.population import groups, programs
 from deepmle.progress import Progress
 
 STOP_METRICS = ("stopped_epoch", "stopped_rung")
-"""Final entries of a successive-halving run only ([seeds, lrs] int): the 1-based epoch and
+"""Final entries of a successive-halving run only ([seeds, cells] int): the 1-based epoch and
 0-based rung at which a member's cell stopped, -1 for members trained to the last epoch."""
 
 RUNG_COLUMNS = ("rung", "epoch", "cells_ranked", "cells_kept", "cutoff_val_ll", "member_epochs",
@@ -56,8 +56,8 @@ def keep_count(n: int, eta: int) -> int:
 
 
 def cell_scores(val_ll: np.ndarray, diverged: np.ndarray) -> np.ndarray:
-    """[lrs] mean over seeds of ``val_ll`` [seeds, lrs]; -inf for a cell with a diverged
-    (``diverged`` [seeds, lrs]) or non-finite member: it ranks last."""
+    """[cells] mean over seeds of ``val_ll`` [seeds, cells]; -inf for a cell with a diverged
+    (``diverged`` [seeds, cells]) or non-finite member: it ranks last."""
     v = np.where(diverged | ~np.isfinite(val_ll), -np.inf, val_ll.astype(np.float64))
     return v.mean(axis=0)
 
@@ -67,10 +67,10 @@ def ranking(scores: Sequence[float]) -> np.ndarray:
     return np.argsort(-np.asarray(scores, np.float64), kind="stable")
 
 
-def take_lrs(state: Any, axes: Any, index: np.ndarray) -> Any:
-    """A group state (host arrays, seeds first) with its learning-rate axis taken at
-    ``index``; ``axes`` are the member-level learning-rate axes (``programs._state_axes``),
-    None for leaves a seed's learning rates share."""
+def take_cells(state: Any, axes: Any, index: np.ndarray) -> Any:
+    """A group state (host arrays, seeds first) with its cell axis taken at ``index``;
+    ``axes`` are the member-level cell axes (``programs._state_axes``), None for leaves a
+    seed's cells share."""
     return jax.tree.map(
         lambda ax, a: a if ax is None else np.take(a, index, axis=ax + 1),
         axes, state, is_leaf=lambda a: a is None,
@@ -94,11 +94,11 @@ class Shape(NamedTuple):
 
 
 class Env(NamedTuple):
-    """The orchestration's services: ``prepare(spec, layout, lrs) -> (program, inputs)``,
+    """The orchestration's services: ``prepare(spec, layout, hparams) -> (program, inputs)``,
     ``wait(outputs)`` (hears Ctrl-C), ``on_epoch(epoch, mean_ll, epochs)`` for progress,
     ``checkpoint(arrays, record)`` keeps the run's state after each rung."""
 
-    prepare: Callable[[Spec, programs.Layout, np.ndarray], tuple[Any, Any]]
+    prepare: Callable[[Spec, programs.Layout, dict[str, np.ndarray]], tuple[Any, Any]]
     wait: Callable[[Any], None]
     on_epoch: Callable[[int, float, int], None]
     checkpoint: Callable[[dict[str, np.ndarray], dict[str, Any]], None]
@@ -117,12 +117,14 @@ def make_env(
     on that layout's mesh and their program from ``cache``."""
     on_mesh: dict[Any, programs.DeviceData] = {}
 
-    def prepare(spec: Spec, layout: programs.Layout, lrs: np.ndarray) -> tuple[Any, Any]:
+    def prepare(
+        spec: Spec, layout: programs.Layout, hparams: dict[str, np.ndarray]
+    ) -> tuple[Any, Any]:
         mesh = layout.mesh
         key = (mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
         if key not in on_mesh:
             on_mesh[key] = programs.device_data(dataset, mesh, pixels)
-        program, args, _ = groups.prepare(spec, layout, lrs, on_mesh[key], cache, chunk_bytes)
+        program, args, _ = groups.prepare(spec, layout, hparams, on_mesh[key], cache, chunk_bytes)
         return program, args
 
     def wait(outputs: Any) -> None:
@@ -132,7 +134,7 @@ def make_env(
 
 
 class _Accum(NamedTuple):
-    """A shape's members over the whole run, [seeds, lrs, ...], filled rung by rung; the
+    """A shape's members over the whole run, [seeds, cells, ...], filled rung by rung; the
     arrays take their keys, dtypes and sizes from the first rung's."""
 
     params: list
@@ -140,13 +142,13 @@ class _Accum(NamedTuple):
     curves: dict[str, np.ndarray]
 
 
-def _empty(first: programs.GroupArrays, n_lrs: int, epochs: int) -> _Accum:
+def _empty(first: programs.GroupArrays, n_cells: int, epochs: int) -> _Accum:
     """Room for every cell: zeros for params, NaN (or -1 for integers) for metrics."""
 
     def full(a: np.ndarray, *rest: int) -> np.ndarray:
-        return np.full((a.shape[0], n_lrs, *rest), np.nan if a.dtype.kind == "f" else -1, a.dtype)
+        return np.full((a.shape[0], n_cells, *rest), np.nan if a.dtype.kind == "f" else -1, a.dtype)
 
-    params = [{k: np.zeros((v.shape[0], n_lrs, *v.shape[2:]), v.dtype) for k, v in layer.items()}
+    params = [{k: np.zeros((v.shape[0], n_cells, *v.shape[2:]), v.dtype) for k, v in layer.items()}
               for layer in first.params]  # fmt: skip
     final = {k: full(v) for k, v in first.final.items()}
     final |= {k: full(first.final["diverged_epoch"]) for k in STOP_METRICS}
@@ -158,23 +160,24 @@ def _segment(
     shape: Shape,
     env: Env,
     host_state: Any,
-    lrs: np.ndarray,
+    hparams: dict[str, np.ndarray],
     n_seeds: int,
     start: int,
     end: int,
 ) -> tuple[Any, programs.GroupArrays, dict[str, Any]]:
-    """Epochs [start, end) of one shape's running cells (learning rates ``lrs``), from
+    """Epochs [start, end) of one shape's running cells (``hparams`` {name: [cells]}), from
     ``host_state`` (None at epoch 0; else theirs, seeds first): (its state after, real
     members only; its arrays with ``final`` computed at epoch ``end``; timings)."""
     t0 = time.perf_counter()
-    layout = programs.plan(n_seeds, len(lrs))
-    program, args = env.prepare(shape.spec, layout, lrs)
+    n_cells = len(hparams["learning_rate"])
+    layout = programs.plan(n_seeds, n_cells)
+    program, args = env.prepare(shape.spec, layout, hparams)
     t1 = time.perf_counter()
     if host_state is None:
         state = programs.placeholder_state(program)
     else:
         axes = programs._state_axes(shape.spec, args.data)
-        host = take_lrs(host_state, axes, padded_index(len(lrs), layout.padded_lrs))
+        host = take_cells(host_state, axes, padded_index(n_cells, layout.padded_cells))
         host = take_seeds(host, padded_index(n_seeds, layout.padded_seeds))
         state = jax.tree.map(
             lambda a, s: programs._global(np.asarray(a, s.dtype), s.sharding),
@@ -188,17 +191,17 @@ def _segment(
         env.wait(metrics)
         host_metrics = programs.to_host(metrics)
         curves.append(host_metrics)
-        real = host_metrics["train_ll"][:n_seeds, : len(lrs)]
+        real = host_metrics["train_ll"][:n_seeds, :n_cells]
         finite = real[np.isfinite(real)]
         env.on_epoch(e, float(finite.mean()) if finite.size else float("nan"), shape.spec.epochs)
     env.wait(final)
     params, final, state = programs.to_host((params, final, state))
     axes = programs._state_axes(shape.spec, args.data)
-    state = take_lrs(take_seeds(state, np.arange(n_seeds)), axes, np.arange(len(lrs)))
+    state = take_cells(take_seeds(state, np.arange(n_seeds)), axes, np.arange(n_cells))
     arrays = programs.group_arrays(layout, params, curves, final)
     info = {
         "epochs": [start + 1, end],
-        "cells": len(lrs),
+        "cells": n_cells,
         "layout": layout.describe(),
         "prepare_s": t1 - t0,
         "train_s": time.perf_counter() - t1,
@@ -207,7 +210,8 @@ def _segment(
 
 
 class Decision(NamedTuple):
-    """One cell ranked at one rung: why it continued or stopped."""
+    """One cell ranked at one rung: why it continued or stopped (recorded with a column for
+    each other hyperparameter the run's results depend on after ``learning_rate``)."""
 
     hidden_sizes: str
     learning_rate: float
@@ -220,6 +224,12 @@ class Decision(NamedTuple):
     kept: bool
 
 
+def _with_columns(row: dict[str, Any], others: dict[str, float]) -> dict[str, Any]:
+    """A decision row with the other hyperparameters' columns after its learning rate."""
+    items = list(row.items())
+    return dict(items[:2] + list(others.items()) + items[2:])
+
+
 def _fake_data(spec: Spec) -> Dataset:
     """Shapes only: what the state's structure and axes need (they do not depend on sizes)."""
     split = Split(jax.ShapeDtypeStruct((1, spec.layer_sizes[0]), np.float32),
@@ -228,7 +238,7 @@ def _fake_data(spec: Spec) -> Dataset:
 
 
 def _state_treedef(spec: Spec) -> Any:
-    """The structure of a group state (its lr-axes tree, with a leaf for the shared one)."""
+    """The structure of a group state (its cell-axes tree, with a leaf for the shared one)."""
     axes = programs._state_axes(spec, _fake_data(spec))
     return jax.tree.structure(axes._replace(start_lls=0))
 
@@ -280,9 +290,9 @@ def check_resume(
     """Empty if a saved rung snapshot (what ``env.checkpoint`` received) is one this run could
     have saved after one of its rungs; else what does not fit: a record whose rungs, cells and
     member-epochs disagree with each other or with ``config``, or arrays of other shapes,
-    kinds or cells than the record says ([seeds, lrs(, epochs)], alive lr indices)."""
+    kinds or cells than the record says ([seeds, cells(, epochs)], alive cell indices)."""
     n_seeds, epochs = config.train.seeds, config.train.epochs
-    n_lrs = len(config.train.learning_rate)
+    n_cells = config.n_cells
     rungs = rung_epochs(epochs, config.search.eta, config.search.min_epochs)
     try:
         k, table = record["rung"], record["rungs"]
@@ -290,7 +300,7 @@ def check_resume(
             return f"records rung {k!r} ending at epoch {record['start']!r}, not in {rungs}"
         if [(r["rung"], r["epoch"]) for r in table] != list(enumerate(rungs[: k + 1])):
             return "has a rung table that is not this run's"
-        ranked, done, prev = len(shapes) * n_lrs, 0, 0
+        ranked, done, prev = len(shapes) * n_cells, 0, 0
         for r, end in zip(table, rungs, strict=False):
             done += n_seeds * r["cells_ranked"] * (end - prev)
             if r["cells_ranked"] != ranked or r["member_epochs"] != done:
@@ -306,21 +316,21 @@ def check_resume(
             return "keeps other cells than its record says"
         for i, (shape, a) in enumerate(zip(shapes, alive, strict=True)):
             if a.dtype.kind not in "iu" or a.ndim != 1 or np.any(np.diff(a) <= 0):
-                return f"has alive cells of shape {i} that are not increasing lr indices"
-            if a.size and not 0 <= a[0] <= a[-1] < n_lrs:
-                return f"has alive cells of shape {i} outside its {n_lrs} learning rates"
-            want = {f"{i}/final/{m}": (n_seeds, n_lrs) for m in STOP_METRICS}
+                return f"has alive cells of shape {i} that are not increasing cell indices"
+            if a.size and not 0 <= a[0] <= a[-1] < n_cells:
+                return f"has alive cells of shape {i} outside its {n_cells} cells"
+            want = {f"{i}/final/{m}": (n_seeds, n_cells) for m in STOP_METRICS}
             sizes = shape.spec.layer_sizes
             for n, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-                want[f"{i}/params/{n}/w"] = (n_seeds, n_lrs, n_in, n_out)
-                want[f"{i}/params/{n}/b"] = (n_seeds, n_lrs, n_out)
+                want[f"{i}/params/{n}/w"] = (n_seeds, n_cells, n_in, n_out)
+                want[f"{i}/params/{n}/b"] = (n_seeds, n_cells, n_out)
             for key in arrays:
                 if key.startswith((f"{i}/final/", f"{i}/curves/")):
-                    want.setdefault(key, (n_seeds, n_lrs, *([epochs] if "curves" in key else [])))
+                    want.setdefault(key, (n_seeds, n_cells, *([epochs] if "curves" in key else [])))
             for key, shape_of in want.items():
                 if arrays[key].shape != shape_of or arrays[key].dtype.kind not in "fiub":
                     return f"has {key} of shape {arrays[key].shape}, not {shape_of}"
-            stopped = np.setdiff1d(np.arange(n_lrs), a)
+            stopped = np.setdiff1d(np.arange(n_cells), a)
             rung_of = arrays[f"{i}/final/stopped_rung"]
             if np.any(rung_of[:, a] != -1) or np.any((rung_of[:, stopped] < 0)
                                                      | (rung_of[:, stopped] > k)):  # fmt: skip
@@ -353,14 +363,15 @@ def run(
     (what a checkpoint received) continues from that rung, bitwise as if never stopped."""
     search = config.search
     n_seeds, epochs = config.train.seeds, config.train.epochs
-    lrs = np.asarray(config.train.learning_rate, np.float64)
+    values, keys = config.cells(), config.hyper_keys()
+    n_cells = config.n_cells
     rungs = rung_epochs(epochs, search.eta, search.min_epochs)
     if resume is not None:
         r = _from_arrays(*resume, shapes)
     else:
         record = {"rung": -1, "start": 0, "rungs": [], "decisions": [], "member_epochs": 0,
                   "infos": [[] for _ in shapes]}  # fmt: skip
-        r = _Run([np.arange(len(lrs)) for _ in shapes], [None] * len(shapes),
+        r = _Run([np.arange(n_cells) for _ in shapes], [None] * len(shapes),
                  [None] * len(shapes), record)  # fmt: skip
     alive, states, acc, rec = r
     table, decisions, infos = rec["rungs"], rec["decisions"], rec["infos"]
@@ -373,10 +384,16 @@ def run(
             if alive[i].size == 0:
                 continue
             states[i], arrays, info = _segment(
-                shape, env, states[i], lrs[alive[i]], n_seeds, start, end
+                shape,
+                env,
+                states[i],
+                {k: v[alive[i]] for k, v in values.items()},
+                n_seeds,
+                start,
+                end,
             )
             rec["member_epochs"] += n_seeds * alive[i].size * (end - start)
-            acc[i] = acc[i] or _empty(arrays, len(lrs), epochs)
+            acc[i] = acc[i] or _empty(arrays, n_cells, epochs)
             a, idx = acc[i], alive[i]
             for key, v in arrays.curves.items():
                 a.curves[key][:, idx, start:end] = v
@@ -406,10 +423,12 @@ def run(
         kept = rank <= n_keep
         for j, (i, li) in enumerate(cells):
             if not last:
-                decisions.append(Decision(
-                    shapes[i].label, float(lrs[li]), k, end, int(rank[j]),
+                row = Decision(
+                    shapes[i].label, float(values["learning_rate"][li]), k, end, int(rank[j]),
                     len(cells), float(scores[j]), cutoff, bool(kept[j]),
-                )._asdict())  # fmt: skip
+                )._asdict()  # fmt: skip
+                others = {h: float(values[h][li]) for h in keys if h != "learning_rate"}
+                decisions.append(_with_columns(row, others))
             if not kept[j]:
                 acc[i].final["stopped_epoch"][:, li] = end
                 acc[i].final["stopped_rung"][:, li] = k
@@ -420,7 +439,7 @@ def run(
             "cells_kept": int(kept.sum()),
             "cutoff_val_ll": "" if last else cutoff,
             "member_epochs": rec["member_epochs"],
-            "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * end,
+            "grid_member_epochs": n_seeds * n_cells * len(shapes) * end,
             "wall_s": time.perf_counter() - t0,
         })  # fmt: skip
         for i, shape in enumerate(shapes):
@@ -430,7 +449,7 @@ def run(
                 states[i] = None
             elif not keep_here.all():
                 axes = programs._state_axes(shape.spec, _fake_data(shape.spec))
-                states[i] = take_lrs(states[i], axes, np.flatnonzero(keep_here))
+                states[i] = take_cells(states[i], axes, np.flatnonzero(keep_here))
         rec["rung"], rec["start"] = k, end
         env.checkpoint(_to_arrays(_Run(alive, states, acc, rec)), rec)
     out = [
@@ -446,7 +465,7 @@ def run(
         "rung_epochs": rungs,
         "rungs": [{c: row[c] for c in RUNG_COLUMNS} for row in table],
         "member_epochs": rec["member_epochs"],
-        "grid_member_epochs": n_seeds * len(lrs) * len(shapes) * epochs,
+        "grid_member_epochs": n_seeds * n_cells * len(shapes) * epochs,
         "decisions": decisions,
     }
     return out, record

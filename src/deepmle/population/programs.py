@@ -1,17 +1,18 @@
 """The device layout and the compiled programs: how one network shape's members (seeds ×
-learning rates) are laid out over devices, and the ONE program per shape that trains them.
+cells: sets of hyperparameters) are laid out over devices, and the ONE program per shape that
+trains them.
 
-The program composes the per-member functions of deepmle.core.member: vmapped over learning rates
+The program composes the per-member functions of deepmle.core.member: vmapped over cells
 inside (a seed's members share its minibatch, so the layer-1 GEMM is one
-[batch, 784] x [784, lrs·h] per seed) and over seeds outside, then ``shard_map`` over a
-("seeds", "lrs") mesh of every device of every process. One call runs one epoch
+[batch, 784] x [784, cells·h] per seed) and over seeds outside, then ``shard_map`` over a
+("seeds", "cells") mesh of every device of every process. One call runs one epoch
 (``run_epoch``), with ``init`` inside at epoch 0 and ``final`` when asked (a traced flag:
-the last epoch, or each rung of successive halving). Learning rates, initial weights and
-minibatch orders are array arguments: new values never recompile.
+the last epoch, or each rung of successive halving). Hyperparameters (deepmle.core.hyperparams),
+initial weights and minibatch orders are array arguments: new values never recompile.
 
 Layouts for speed, chosen here and only here (the maths stays in deepmle.core.member):
 
-- a seed's first-layer weights are stored [784, lrs, h], the lrs axis in the middle, so that
+- a seed's first-layer weights are stored [784, cells, h], the cells axis in the middle, so that
   with ``model.training_matmul`` both layer-1 GEMMs read and write them with no transpose;
 - pixels that are 0 in every training and validation image (147 of 784 on the embedded
   data) are left out of training and validation: their weights get an exact zero gradient,
@@ -20,7 +21,7 @@ Layouts for speed, chosen here and only here (the maths stays in deepmle.core.me
   They are put back, at their initial values, for the test split and the saved parameters
   (and as zeros into the validation images, for ``final``'s temperature fit).
 
-Results leave the program member-first ([seeds, lrs, ...]; curves [seeds, lrs, epochs]).
+Results leave the program member-first ([seeds, cells, ...]; curves [seeds, cells, epochs]).
 """
 
 import itertools
@@ -37,6 +38,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from deepmle import runtime
+from deepmle.core.hyperparams import HYPERPARAMETERS, HParams
 from deepmle.core.member import Ended, Member, Members, Seed, Shared, Spec, member, run_epoch
 from deepmle.core.types import Dataset, Metrics, Params, Split
 
@@ -45,15 +47,15 @@ CHUNK_BYTES = 2 * 2**20
 
 
 class Layout(NamedTuple):
-    """Members of one shape on a mesh with axes ("seeds", "lrs"): each device holds
-    [padded_seeds / mesh "seeds", padded_lrs / mesh "lrs"] of them. Padding members are
-    trained (extra seeds, repeats of the last learning rate) and dropped."""
+    """Members of one shape on a mesh with axes ("seeds", "cells"): each device holds
+    [padded_seeds / mesh "seeds", padded_cells / mesh "cells"] of them. Padding members are
+    trained (extra seeds, repeats of the last cell) and dropped."""
 
     mesh: Mesh
     n_seeds: int
-    n_lrs: int
+    n_cells: int
     padded_seeds: int
-    padded_lrs: int
+    padded_cells: int
 
     @property
     def devices(self) -> int:
@@ -61,43 +63,45 @@ class Layout(NamedTuple):
 
     @property
     def members_per_device(self) -> int:
-        return self.padded_seeds * self.padded_lrs // self.devices
+        return self.padded_seeds * self.padded_cells // self.devices
 
     @property
     def padded_members(self) -> int:
-        return self.padded_seeds * self.padded_lrs - self.n_seeds * self.n_lrs
+        return self.padded_seeds * self.padded_cells - self.n_seeds * self.n_cells
 
     def describe(self) -> dict[str, Any]:
         """What meta.json records about the layout."""
         shape = dict(self.mesh.shape)
         return {
             "devices": self.devices,
-            "mesh": {"seeds": shape["seeds"], "lrs": shape["lrs"]},
+            "mesh": {"seeds": shape["seeds"], "cells": shape["cells"]},
             "members_per_device": self.members_per_device,
             "padded_members": self.padded_members,
         }
 
 
-def mesh_shape(n_seeds: int, n_lrs: int, n_devices: int) -> tuple[int, int]:
-    """(devices along seeds, devices along learning rates) with the fewest padding members;
-    among equals, the most devices along seeds, so that more learning rates share a seed's
-    minibatch on one device. 2 seeds x 4 lrs on 4 devices: (2, 2), 2 members each, no padding."""
+def mesh_shape(n_seeds: int, n_cells: int, n_devices: int) -> tuple[int, int]:
+    """(devices along seeds, devices along cells) with the fewest padding members;
+    among equals, the most devices along seeds, so that more cells share a seed's
+    minibatch on one device. 2 seeds x 4 cells on 4 devices: (2, 2), 2 members each, no padding."""
 
     def cost(ds: int) -> tuple[int, int]:
         dl = n_devices // ds
-        return (math.ceil(n_seeds / ds) * ds * math.ceil(n_lrs / dl) * dl, -ds)
+        return (math.ceil(n_seeds / ds) * ds * math.ceil(n_cells / dl) * dl, -ds)
 
     ds = min((d for d in range(1, n_devices + 1) if n_devices % d == 0), key=cost)
     return ds, n_devices // ds
 
 
-def plan(n_seeds: int, n_lrs: int, devices: list | None = None) -> Layout:
-    """The layout of ``n_seeds`` x ``n_lrs`` members over ``devices`` (default: all of every
+def plan(n_seeds: int, n_cells: int, devices: list | None = None) -> Layout:
+    """The layout of ``n_seeds`` x ``n_cells`` members over ``devices`` (default: all of every
     process), shaped by ``mesh_shape``."""
     devices = list(jax.devices() if devices is None else devices)
-    ds, dl = mesh_shape(n_seeds, n_lrs, len(devices))
-    mesh = Mesh(np.array(devices).reshape(ds, dl), ("seeds", "lrs"))
-    return Layout(mesh, n_seeds, n_lrs, math.ceil(n_seeds / ds) * ds, math.ceil(n_lrs / dl) * dl)
+    ds, dl = mesh_shape(n_seeds, n_cells, len(devices))
+    mesh = Mesh(np.array(devices).reshape(ds, dl), ("seeds", "cells"))
+    return Layout(
+        mesh, n_seeds, n_cells, math.ceil(n_seeds / ds) * ds, math.ceil(n_cells / dl) * dl
+    )
 
 
 class Pixels(NamedTuple):
@@ -117,21 +121,21 @@ def split_pixels(dataset: Dataset, compact: bool = True) -> Pixels:
 
 
 class GroupState(NamedTuple):
-    """One shape's members between epochs: ``member`` leaves [seeds, lrs, ...] (the first
-    layer's weights and their optimizer moments [seeds, used, lrs, h]: the layout note above),
-    ``start_lls`` [seeds, n_train], shared by a seed's learning rates. Slicing ``member``
-    along its lr axes (``member_lr_axes``) selects learning rates."""
+    """One shape's members between epochs: ``member`` leaves [seeds, cells, ...] (the first
+    layer's weights and their optimizer moments [seeds, used, cells, h]: the layout note
+    above), ``start_lls`` [seeds, n_train], shared by a seed's cells. Slicing ``member``
+    along its cell axes (``member_cell_axes``) selects cells."""
 
     member: Member
     start_lls: jax.Array
 
 
-def _param_lr_axes(n_layers: int) -> Params:
-    """Where the learning-rate axis sits in each member parameter (the layout note above)."""
+def _param_cell_axes(n_layers: int) -> Params:
+    """Where the cell axis sits in each member parameter (the layout note above)."""
     return [{"w": 1 if i == 0 else 0, "b": 0} for i in range(n_layers)]
 
 
-def _lr_axes(tree: Any, param_axes: Params) -> Any:
+def _cell_axes(tree: Any, param_axes: Params) -> Any:
     """vmap axes for a per-member pytree: subtrees shaped like the params (the params
     themselves, optax's momentum and Adam moments) take ``param_axes``; every other leaf 0."""
     like = jax.tree.structure(param_axes)
@@ -139,36 +143,36 @@ def _lr_axes(tree: Any, param_axes: Params) -> Any:
     return jax.tree.map(lambda t: param_axes if params_like(t) else 0, tree, is_leaf=params_like)
 
 
-def member_lr_axes(spec: Spec, member: Member) -> Member:
-    """The learning-rate axis of every leaf of one seed's ``member`` [lrs, ...] (add 1 for a
-    group's [seeds, lrs, ...])."""
-    return _lr_axes(member, _param_lr_axes(len(spec.layer_sizes) - 1))
+def member_cell_axes(spec: Spec, member: Member) -> Member:
+    """The cell axis of every leaf of one seed's ``member`` [cells, ...] (add 1 for a
+    group's [seeds, cells, ...])."""
+    return _cell_axes(member, _param_cell_axes(len(spec.layer_sizes) - 1))
 
 
 def _by_kind(f: Callable, param_axes: Params) -> Callable:
-    """``f(per_member, per_seed, shared)`` over a group's members [seeds, lrs]: one pair of
-    vmap axes by kind, for every per-member function. Inside, over a seed's learning rates:
+    """``f(per_member, per_seed, shared)`` over a group's members [seeds, cells]: one pair of
+    vmap axes by kind, for every per-member function. Inside, over a seed's cells:
     per-member arguments and results mapped (their weights in the layout above), per-seed
     and shared ones broadcast. Outside, over seeds: per-member and per-seed mapped, shared
     broadcast."""
 
     def over_members(member: Any, seed: Any, shared: Any) -> Any:
-        inner = (_lr_axes(member, param_axes), None, None)
+        inner = (_cell_axes(member, param_axes), None, None)
         outer = (0, 0, None)
         results = jax.eval_shape(jax.vmap(jax.vmap(f, inner), outer), member, seed, shared)
-        vmapped = jax.vmap(f, in_axes=inner, out_axes=_lr_axes(results, param_axes))
+        vmapped = jax.vmap(f, in_axes=inner, out_axes=_cell_axes(results, param_axes))
         return jax.vmap(vmapped, in_axes=outer)(member, seed, shared)
 
     return over_members
 
 
 def group(spec: Spec) -> Members:
-    """The per-member functions vmapped over a group's [seeds, lrs] members, learning rates
+    """The per-member functions vmapped over a group's [seeds, cells] members, cells
     inside. Per-seed values (the minibatch indices, the initial parameters, the divergence
-    baseline) are not mapped over a seed's learning rates, so they are computed once per
+    baseline) are not mapped over a seed's cells, so they are computed once per
     seed and shared: one gather of the minibatch, one ``start_lls``."""
     one = member(spec)
-    by_kind = partial(_by_kind, param_axes=_param_lr_axes(len(spec.layer_sizes) - 1))
+    by_kind = partial(_by_kind, param_axes=_param_cell_axes(len(spec.layer_sizes) - 1))
     return Members(
         start_lls=jax.vmap(one.start_lls, in_axes=(0, None)),
         init=by_kind(one.init),
@@ -184,36 +188,41 @@ compile a conversion on the host the first time a process traces a program)."""
 
 
 def _state_axes(spec: Spec, data: Dataset) -> GroupState:
-    """The learning-rate axes of every leaf of one seed's state, for ``data``'s inputs; None
-    for ``start_lls``, which a seed's learning rates share."""
+    """The cell axes of every leaf of one seed's state, for ``data``'s inputs; None
+    for ``start_lls``, which a seed's cells share."""
     sizes = (data.train.x.shape[1], *spec.layer_sizes[1:])
     f32 = jnp.float32
     params = [
         {"w": jax.ShapeDtypeStruct((a, b), f32), "b": jax.ShapeDtypeStruct((b,), f32)}
         for a, b in itertools.pairwise(sizes)
     ]
-    lr = jax.ShapeDtypeStruct((), f32)
-    shapes = jax.eval_shape(member(spec).init, lr, params, Shared(data, _EPOCH))
-    return GroupState(member_lr_axes(spec, shapes), None)
+    hparams = {k: jax.ShapeDtypeStruct((), f32) for k in HYPERPARAMETERS}
+    shapes = jax.eval_shape(member(spec).init, hparams, params, Shared(data, _EPOCH))
+    return GroupState(member_cell_axes(spec, shapes), None)
 
 
-def _with_all_pixels(params: Params, unused_w: jax.Array, pixels: Pixels) -> Params:
-    """Group params with the first layer's unused-pixel rows put back: w [seeds, used, lrs,
-    h] and unused_w [seeds, unused, h] (initial values) -> [seeds, 784, lrs, h]."""
+def _with_all_pixels(
+    params: Params, unused_w: jax.Array, pixels: Pixels, scale: jax.Array | None = None
+) -> Params:
+    """Group params with the first layer's unused-pixel rows put back: w [seeds, used, cells,
+    h] and unused_w [seeds, unused, h] (initial values) -> [seeds, 784, cells, h]; times each
+    cell's ``init_scale`` [seeds, cells] where it acts (None: not)."""
     w = params[0]["w"]
-    s, _, lrs, h = w.shape
-    full = jnp.zeros((s, len(pixels.used) + len(pixels.unused), lrs, h), w.dtype)
+    s, _, cells, h = w.shape
+    full = jnp.zeros((s, len(pixels.used) + len(pixels.unused), cells, h), w.dtype)
     full = full.at[:, pixels.used].set(w)
-    unused = jnp.broadcast_to(unused_w[:, :, None], (s, len(pixels.unused), lrs, h))
+    unused = jnp.broadcast_to(unused_w[:, :, None], (s, len(pixels.unused), cells, h))
+    if scale is not None:
+        unused = unused * scale[:, None, :, None]
     full = full.at[:, pixels.unused].set(unused)
     return [{**params[0], "w": full}, *params[1:]]
 
 
-def seeds_per_chunk(spec: Spec, n_inputs: int, n_seeds: int, n_lrs: int, chunk_bytes: int) -> int:
-    """The largest divisor of a device's ``n_seeds`` whose weights (all their learning rates)
+def seeds_per_chunk(spec: Spec, n_inputs: int, n_seeds: int, n_cells: int, chunk_bytes: int) -> int:
+    """The largest divisor of a device's ``n_seeds`` whose weights (all their cells)
     fit in ``chunk_bytes``; at least 1. A chunk's steps then work out of one core's cache."""
     sizes = (n_inputs, *spec.layer_sizes[1:])
-    per_seed = 4 * n_lrs * sum(a * b for a, b in itertools.pairwise(sizes))
+    per_seed = 4 * n_cells * sum(a * b for a, b in itertools.pairwise(sizes))
     fits = [c for c in range(1, n_seeds + 1) if n_seeds % c == 0 and c * per_seed <= chunk_bytes]
     return max(fits, default=1)
 
@@ -233,13 +242,14 @@ def _by_chunks(fn: Callable, chunk: int, state: Any, order: jax.Array) -> Any:
 def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
         state: GroupState, params: Params, unused_w: jax.Array, orders: jax.Array,
-        lrs: jax.Array, keys: jax.Array, data: Dataset, epoch: jax.Array, final_now: jax.Array,
+        hparams: HParams, keys: jax.Array, data: Dataset, epoch: jax.Array, final_now: jax.Array,
     ) -> tuple[GroupState, Metrics, Metrics, Params]:  # fmt: skip
         members, shared = group(spec), Shared(data, epoch)
 
         def init() -> GroupState:
-            lr = jnp.broadcast_to(lrs, (params[0]["w"].shape[0], lrs.shape[0]))
-            return GroupState(members.init(lr, params, shared), members.start_lls(params, data))
+            n_seeds = params[0]["w"].shape[0]
+            hp = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_seeds, a.shape[0])), hparams)
+            return GroupState(members.init(hp, params, shared), members.start_lls(params, data))
 
         state = jax.lax.cond(epoch == 0, init, lambda: state)
 
@@ -251,7 +261,8 @@ def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
         state, metrics = _by_chunks(chunk_epoch, chunk, state, orders[epoch])
 
         def last() -> tuple[Metrics, Params]:
-            full = _with_all_pixels(state.member.params, unused_w, pixels)
+            scale = state.member.hparams["init_scale"] if "init_scale" in spec.acting else None
+            full = _with_all_pixels(state.member.params, unused_w, pixels, scale)
             ended = Ended(state.member._replace(params=full), metrics)
             seed = Seed(jnp.moveaxis(orders[epoch], 1, 0), state.start_lls, keys)
             val = data.validation  # its left-out pixels are 0 in every image: put them back
@@ -293,13 +304,13 @@ def device_data(dataset: Dataset, mesh: Mesh, pixels: Pixels) -> DeviceData:
 class Inputs(NamedTuple):
     """A program's arguments as global arrays: initial params per seed ([seeds, ...], the
     first layer's used-pixel rows), the unused rows [seeds, unused, h], orders [epochs,
-    steps, seeds, batch], learning rates [lrs] (padded), calibration key data per seed
-    [seeds, 2] (uint32), data."""
+    steps, seeds, batch], hyperparameters {name: [cells]} (padded), calibration key data
+    per seed [seeds, 2] (uint32), data."""
 
     params: Params
     unused_w: jax.Array
     orders: jax.Array
-    lrs: jax.Array
+    hparams: HParams
     keys: jax.Array
     data: Dataset
 
@@ -308,16 +319,17 @@ def inputs(
     layout: Layout,
     params: Params,
     orders: np.ndarray,
-    lrs: np.ndarray,
+    hparams: dict[str, np.ndarray],
     data: DeviceData,
     keys: np.ndarray,
 ) -> Inputs:
     """Global arrays for a program from host arrays: ``params`` per seed [padded_seeds, ...],
-    ``orders`` [padded_seeds, epochs, steps, batch], ``lrs`` [n_lrs] (padded here), ``keys``
+    ``orders`` [padded_seeds, epochs, steps, batch], ``hparams`` {name: [n_cells]} (padded
+    here), ``keys``
     [padded_seeds, 2] uint32 (each seed's calibration key data)."""
     mesh = layout.mesh
-    lrs = np.asarray(lrs, np.float32)
-    lrs = np.concatenate([lrs, np.repeat(lrs[-1:], layout.padded_lrs - lrs.size)])
+    pad = lambda a: np.concatenate([a, np.repeat(a[-1:], layout.padded_cells - a.size)])  # noqa: E731
+    hparams = {k: pad(np.asarray(v, np.float32)) for k, v in hparams.items()}
     by_seed = NamedSharding(mesh, P("seeds"))
     w = params[0]["w"]
     used = [{**params[0], "w": w[:, data.pixels.used]}, *params[1:]]
@@ -329,18 +341,18 @@ def inputs(
             np.ascontiguousarray(np.moveaxis(orders, 0, 2)),
             NamedSharding(mesh, P(None, None, "seeds")),
         ),
-        lrs=_global(lrs, NamedSharding(mesh, P("lrs"))),
+        hparams={k: _global(v, NamedSharding(mesh, P("cells"))) for k, v in hparams.items()},
         keys=_global(np.asarray(keys, np.uint32), by_seed),
         data=data.data,
     )
 
 
 def _state_specs(axes: Any) -> Any:
-    """shard_map specs of a group state from its learning-rate axes: the seed axis first, the
-    learning-rate axis after ``a`` more axes (none for a leaf shared by a seed's lrs)."""
+    """shard_map specs of a group state from its cell axes: the seed axis first, the
+    cell axis after ``a`` more axes (none for a leaf shared by a seed's cells)."""
 
     def spec(a: int | None) -> P:
-        return P("seeds") if a is None else P("seeds", *[None] * a, "lrs")
+        return P("seeds") if a is None else P("seeds", *[None] * a, "cells")
 
     return jax.tree.map(spec, axes, is_leaf=lambda a: a is None)
 
@@ -376,25 +388,29 @@ def compile_program(
     mesh = layout.mesh
     shape = dict(mesh.shape)
     chunk = seeds_per_chunk(spec, len(pixels.used), layout.padded_seeds // shape["seeds"],
-                            layout.padded_lrs // shape["lrs"], chunk_bytes)  # fmt: skip
+                            layout.padded_cells // shape["cells"], chunk_bytes)  # fmt: skip
     state_specs = _state_specs(_state_axes(spec, args.data))
     params_specs = [
-        {"w": P("seeds", None, "lrs") if i == 0 else P("seeds", "lrs"), "b": P("seeds", "lrs")}
+        {
+            "w": P("seeds", None, "cells") if i == 0 else P("seeds", "cells"),
+            "b": P("seeds", "cells"),
+        }
         for i in range(len(spec.layer_sizes) - 1)
     ]
-    by_seed, seeds_lrs = P("seeds"), P("seeds", "lrs")
-    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), P("lrs"), by_seed, P(),
+    by_seed, seeds_cells = P("seeds"), P("seeds", "cells")
+    by_cell = {k: P("cells") for k in args.hparams}
+    in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), by_cell, by_seed, P(),
                 P(), P())  # fmt: skip
-    out_specs = (state_specs, seeds_lrs, seeds_lrs, params_specs)
-    # check_vma off: at epoch 0 the state comes from init, identical across the "lrs" mesh
+    out_specs = (state_specs, seeds_cells, seeds_cells, params_specs)
+    # check_vma off: at epoch 0 the state comes from init, identical across the "cells" mesh
     # axis, and the cond's two branches then differ in which mesh axes they vary over.
     fn = jax.shard_map(_epoch_program(spec, pixels, chunk), mesh=mesh, in_specs=in_specs,
                        out_specs=out_specs, check_vma=False)  # fmt: skip
     members = group(spec)
     n_seeds = args.params[0]["w"].shape[0]
-    lr = jax.ShapeDtypeStruct((n_seeds, args.lrs.shape[0]), args.lrs.dtype)
+    hp = {k: jax.ShapeDtypeStruct((n_seeds, v.shape[0]), v.dtype) for k, v in args.hparams.items()}
     shapes = GroupState(
-        jax.eval_shape(members.init, lr, args.params, Shared(args.data, _EPOCH)),
+        jax.eval_shape(members.init, hp, args.params, Shared(args.data, _EPOCH)),
         jax.eval_shape(members.start_lls, args.params, args.data),
     )
     state = jax.tree.map(
@@ -421,8 +437,8 @@ def to_host(tree: Any) -> Any:
 
 
 class GroupArrays(NamedTuple):
-    """One shape's members on the host, member axes first: params [seeds, lrs, ...], curves
-    {name: [seeds, lrs, epochs]}, final {name: [seeds, lrs]}."""
+    """One shape's members on the host, member axes first: params [seeds, cells, ...], curves
+    {name: [seeds, cells, epochs]}, final {name: [seeds, cells]}."""
 
     params: Params
     curves: dict[str, np.ndarray]
@@ -433,20 +449,20 @@ def group_arrays(
     layout: Layout, params: Params, curves: list[Metrics], final: Metrics
 ) -> GroupArrays:
     """Host arrays of a finished shape, padding dropped, member axes first: ``params`` as the
-    program returns them (the first layer's w [seeds, 784, lrs, h], the rest [seeds, lrs,
-    ...]), ``curves`` one dict of [seeds, lrs] per epoch."""
-    s, lr = layout.n_seeds, layout.n_lrs
+    program returns them (the first layer's w [seeds, 784, cells, h], the rest [seeds, cells,
+    ...]), ``curves`` one dict of [seeds, cells] per epoch."""
+    s, c = layout.n_seeds, layout.n_cells
     member_params = [
         {
-            "w": np.moveaxis(layer["w"], 2, 1)[:s, :lr] if i == 0 else layer["w"][:s, :lr],
-            "b": layer["b"][:s, :lr],
+            "w": np.moveaxis(layer["w"], 2, 1)[:s, :c] if i == 0 else layer["w"][:s, :c],
+            "b": layer["b"][:s, :c],
         }
         for i, layer in enumerate(params)
     ]
     return GroupArrays(
         params=member_params,
-        curves={k: np.stack([c[k] for c in curves], axis=-1)[:s, :lr] for k in curves[0]},
-        final={k: v[:s, :lr] for k, v in final.items()},
+        curves={k: np.stack([c[k] for c in curves], axis=-1)[:s, :c] for k in curves[0]},
+        final={k: v[:s, :c] for k, v in final.items()},
     )
 
 

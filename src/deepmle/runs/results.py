@@ -1,7 +1,9 @@
 """The results model: what a run produced, as typed arrays with member axes first.
 
-Every array of a group has the axes [seeds, lrs, ...]: params ``w`` [seeds, lrs, n_in,
-n_out], final metrics [seeds, lrs], curves [seeds, lrs, epochs]. Params have one on-disk
+Every array of a group has the axes [seeds, cells, ...]: params ``w`` [seeds, cells, n_in,
+n_out], final metrics [seeds, cells], curves [seeds, cells, epochs]. A cell is one set of
+traced hyperparameters (deepmle.core.hyperparams): its learning rate, and the others a run's
+results depend on (``GroupResult.hyper``). Params have one on-disk
 layout, the keys ``<group>/layer<i>/w`` and ``<group>/layer<i>/b``, in ``params.npz`` and
 in each group file alike.
 
@@ -74,9 +76,11 @@ def hidden_label(hidden: tuple[int, ...]) -> str:
 
 
 class GroupResult(NamedTuple):
-    """One network shape's members. seeds [S] int; learning_rates [L] (as configured);
-    params per layer ``w`` [S, L, n_in, n_out], ``b`` [S, L, n_out]; final {name: [S, L]};
-    curves {name: [S, L, epochs]}; info: timings and identity."""
+    """One network shape's members. seeds [S] int; learning_rates [C], one per cell (as
+    configured); params per layer ``w`` [S, C, n_in, n_out], ``b`` [S, C, n_out]; final
+    {name: [S, C]}; curves {name: [S, C, epochs]}; info: timings and identity; ``hyper``
+    {name: [C]}: the cells' other traced hyperparameters that the results depend on (the
+    config's ``hyper_keys``), none for a run that sweeps only learning rates."""
 
     hidden: tuple[int, ...]
     seeds: np.ndarray
@@ -85,10 +89,28 @@ class GroupResult(NamedTuple):
     final: dict[str, np.ndarray]
     curves: dict[str, np.ndarray]
     info: dict[str, Any]
+    hyper: dict[str, np.ndarray] | None = None
 
     @property
     def name(self) -> str:
         return group_name(self.hidden)
+
+    @property
+    def cells(self) -> dict[str, np.ndarray]:
+        """Each cell's hyperparameters {name: [C]}, the learning rate first."""
+        return {"learning_rate": np.asarray(self.learning_rates), **(self.hyper or {})}
+
+    def cell(self, index: int) -> dict[str, float]:
+        """Cell ``index``'s hyperparameters, {name: value}."""
+        return {k: float(v[index]) for k, v in self.cells.items()}
+
+    def index_of(self, row: dict[str, Any]) -> int:
+        """The index of the cell whose hyperparameters are ``row``'s (a summary or member
+        row, which has a column for each); KeyError if none."""
+        for i in range(len(self.learning_rates)):
+            if all(row.get(k) == v for k, v in self.cell(i).items()):
+                return i
+        raise KeyError(f"{self.name} has no cell { ({k: row.get(k) for k in self.cells}) }")
 
     def member_params(self, seed_index: int, lr_index: int) -> Params:
         """One member's parameters, ready for ``deepmle.core.model.forward``."""
@@ -113,6 +135,7 @@ def group_arrays(g: GroupResult) -> dict[str, np.ndarray]:
     return {
         "seeds": g.seeds,
         "learning_rates": g.learning_rates,
+        **{f"hyper/{k}": v for k, v in (g.hyper or {}).items()},
         **params_arrays(g.name, g.params),
         **{f"final/{k}": v for k, v in g.final.items()},
         **{f"curves/{k}": v for k, v in g.curves.items()},
@@ -140,19 +163,25 @@ def group_from_arrays(
         },
         curves={m.name: arrays[f"curves/{m.name}"] for m in CURVES if f"curves/{m.name}" in arrays},
         info=info,
+        hyper={k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("hyper/")} or None,
     )
 
 
 def check_group(
-    g: GroupResult, sizes: tuple[int, ...], n_seeds: int, learning_rates: np.ndarray, epochs: int
+    g: GroupResult, sizes: tuple[int, ...], n_seeds: int, cells: dict[str, np.ndarray], epochs: int
 ) -> str | None:
     """Why ``g`` does not hold the members a config asks for (layer ``sizes``, seeds,
-    learning rates, epochs), or None when it does."""
-    s, lr = n_seeds, len(learning_rates)
+    ``cells`` {name: [C]} as ``GroupResult.cells`` has them, epochs), or None when it does."""
+    s, lr = n_seeds, len(cells["learning_rate"])
     if not np.array_equal(g.seeds, np.arange(s)):
         return f"holds seeds {g.seeds.tolist()}, not 0..{s - 1}"
-    if g.learning_rates.shape != (lr,) or not np.array_equal(g.learning_rates, learning_rates):
+    if g.learning_rates.shape != (lr,) or not np.array_equal(
+        g.learning_rates, cells["learning_rate"]
+    ):
         return f"holds learning rates {g.learning_rates.tolist()}"
+    have = g.cells
+    if set(have) != set(cells) or any(not np.array_equal(have[k], cells[k]) for k in cells):
+        return f"holds other cells ({', '.join(sorted(have))})"
     for i, (layer, a, b) in enumerate(zip(g.params, sizes[:-1], sizes[1:], strict=True)):
         if layer["w"].shape != (s, lr, a, b) or layer["b"].shape != (s, lr, b):
             return f"layer {i} has shape {layer['w'].shape}, not {(s, lr, a, b)}"

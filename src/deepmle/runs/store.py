@@ -570,9 +570,8 @@ def read_group(
         g = group_from_arrays(hidden, arrays, record.get("info", {}))
     except (ValueError, KeyError, OSError, EOFError) as e:
         return None, f"{npz_path.name} is unreadable ({e})"
-    lrs = np.asarray(config.train.learning_rate, np.float64)
     sizes = (g.params[0]["w"].shape[2], *hidden, 1)  # the input size is the data's (checked above)
-    problem = check_group(g, sizes, config.train.seeds, lrs, config.train.epochs)
+    problem = check_group(g, sizes, config.train.seeds, config.cell_table(), config.train.epochs)
     return (None, f"{npz_path.name} {problem}") if problem else (g, "")
 
 
