@@ -1,8 +1,10 @@
 import math
 import re
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deepmle import config as config_lib
@@ -66,6 +68,24 @@ BAD = {
         "[model] hidden_sizes: hidden sizes must be >= 1",
     ),
     "zero seeds": ("[train]\nseeds = 0", "[train] seeds: must be >= 1"),
+    "distribution on a static key": (
+        "[train]\nbatch_size = { log_uniform = [16, 256], samples = 4 }",
+        "[train] batch_size: cannot be drawn from a distribution: only the traced "
+        "hyperparameters (learning_rate, prior_std, momentum, init_scale) can",
+    ),
+    "zero prior_std": ("[train]\nprior_std = [1.0, 0.0]", "[train] prior_std: must be in (0, inf]"),
+    "negative prior_std": ("[train]\nprior_std = -1.0", "[train] prior_std: must be in (0, inf]"),
+    "momentum of one": ("[train]\nmomentum = [0.5, 1.0]", "[train] momentum: must be in [0, 1)"),
+    "zero init_scale": ("[train]\ninit_scale = 0", "[train] init_scale: must be in (0, inf)"),
+    "draws of unequal samples": (
+        "[train]\nlearning_rate = { log_uniform = [0.1, 1.0], samples = 4 }\n"
+        "prior_std = { log_uniform = [0.1, 1.0], samples = 5 }",
+        "drawn jointly, one value of each per cell, so they need the same samples",
+    ),
+    "log-uniform from zero": (
+        "[train]\nmomentum = { log_uniform = [0.0, 0.9], samples = 4 }",
+        "log_uniform needs low > 0",
+    ),
     "unknown optimizer": ('[train]\noptimizer = "adamw"', "did you mean 'adam'?"),
     "bad fraction": ("[data]\nvalidation_fraction = 1.5", "between 0 and 1"),
     "npz without path": ('[data]\nsource = "npz"', "needs the path"),
@@ -287,3 +307,43 @@ def test_validate_keeps_a_valid_config_and_normalises_plain_values():
     assert config_lib.validate(config).train.learning_rate == (0.25,)
     good = config_lib.load(CONFIGS / "sweep.toml")
     assert config_lib.validate(good) == good
+
+
+def test_cells_are_the_product_of_the_lists_and_joint_draws_go_together():
+    """Two lists give their product; three distributions give one draw of each per cell,
+    the same from the same search_seed, and the resolved config reads back to them."""
+    grid = config_lib.from_dict(
+        {"train": {"learning_rate": [0.3, 1.0], "prior_std": [1.0, 0.1, math.inf]}}
+    )
+    cells = grid.cells()
+    assert len(cells["learning_rate"]) == 6 and grid.swept() == ("learning_rate", "prior_std")
+    pairs = set(zip(cells["learning_rate"].tolist(), cells["prior_std"].tolist(), strict=True))
+    assert pairs == {(lr, s) for lr in (0.3, 1.0) for s in (1.0, 0.1, math.inf)}
+    raw = {"optimizer": "momentum", "search_seed": 3,
+           "learning_rate": {"log_uniform": [0.01, 3.0], "samples": 5},
+           "prior_std": {"log_uniform": [0.1, 10.0], "samples": 5},
+           "momentum": {"uniform": [0.0, 0.9], "samples": 5}}  # fmt: skip
+    drawn = config_lib.from_dict({"train": raw})
+    assert drawn.n_cells == 5 and drawn.train.drawn == ("learning_rate", "prior_std", "momentum")
+    assert drawn == config_lib.from_dict({"train": dict(raw)})
+    assert drawn.train.learning_rate == tuple(sorted(drawn.train.learning_rate))
+    again = config_lib.from_dict(tomllib.loads(config_lib.to_toml(drawn)))
+    assert again.cells().keys() == drawn.cells().keys()
+    for k, v in drawn.cells().items():
+        np.testing.assert_array_equal(again.cells()[k], v)
+    assert config_lib.from_dict({"train": {**raw, "search_seed": 4}}) != drawn
+
+
+def test_a_neutral_hyperparameter_leaves_the_identity_as_it_was():
+    """Writing a key at its neutral value (no prior, scale 1) is the same run as before the
+    key existed; a value away from it is another run."""
+    from deepmle.runs import store
+
+    plain = config_lib.from_dict({"train": {"learning_rate": [0.5]}})
+    spelled = config_lib.from_dict({"train": {"learning_rate": [0.5], "prior_std": math.inf,
+                                              "init_scale": 1.0}})  # fmt: skip
+    assert config_lib.to_dict(plain) == config_lib.to_dict(spelled)
+    assert "prior_std" not in config_lib.to_dict(plain)["train"]
+    assert store.identity(plain) == store.identity(spelled)
+    prior = config_lib.from_dict({"train": {"learning_rate": [0.5], "prior_std": 1.0}})
+    assert store.identity(prior) != store.identity(plain)

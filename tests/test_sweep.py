@@ -111,3 +111,41 @@ def test_run_validates_a_config_changed_in_code_and_writes_nothing(change, small
     with pytest.raises(config_lib.ConfigError, match=f"config 'seed': \\[train\\] {key}"):
         sweep.run(config, small, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_prior_sweep_is_one_program_with_a_column_per_hyperparameter(small, tmp_path, capsys):
+    """prior_std x learning rate: one compiled program for the shape, a prior_std column in
+    summary.csv and members.csv, explain by KEY=VALUE, and the prior shrinks the weights."""
+    import csv
+
+    import numpy as np
+
+    from deepmle import sweep
+    from deepmle.analysis import report
+    from deepmle.population.groups import ProgramCache
+
+    config = config_lib.from_dict(
+        {"model": {"hidden_sizes": [8]},
+         "train": {"learning_rate": [0.5, 1.0], "prior_std": [float("inf"), 0.05],
+                   "epochs": 2, "seeds": 2, "batch_size": 64}},
+        name="map",
+    )  # fmt: skip
+    cache = ProgramCache()
+    out = sweep.run(config, small, tmp_path / "run", cache=cache)
+    assert len(cache._programs) == 1  # four cells, one program
+    rows = out.results.summary
+    assert [(r["learning_rate"], r["prior_std"]) for r in rows] == [
+        (0.5, float("inf")), (0.5, 0.05), (1.0, float("inf")), (1.0, 0.05)
+    ]  # fmt: skip
+    for name in ("summary.csv", "members.csv"):
+        with open(tmp_path / "run" / name) as f:
+            assert {"learning_rate", "prior_std"} <= set(next(csv.reader(f)))
+    g = out.results.groups[0]
+    norm = [float(np.sum(g.params[0]["w"][:, i] ** 2)) for i in range(4)]
+    assert norm[1] < norm[0] and norm[3] < norm[2]  # σ 0.05 pulls the weights towards 0
+    table = report.table(rows)
+    assert "prior_std" in table.splitlines()[0]
+    assert main(["explain", str(tmp_path / "run"), "h8", "lr=1", "prior_std=0.05"]) == 0
+    assert "h8 lr 1 prior_std 0.05: a grid run" in capsys.readouterr().out
+    assert main(["explain", str(tmp_path / "run"), "h8", "lr=1"]) == 2
+    assert "is 2 cells" in capsys.readouterr().err
