@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from deepmle import data, runtime
-from deepmle.analysis import inference, report
+from deepmle.analysis import cells, inference, report
 from deepmle.runs.results import GroupResult, group_name
 
-import cells
+import plumbing
 import reproduce
 
 CALIBRATION = ("test_brier", "test_ece", "test_ece_reference", "temperature", "log_temperature")
@@ -100,10 +100,10 @@ def resampled(g: GroupResult, c: cells.Cell, ds: data.Dataset, activation: str) 
     return out
 
 
-def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -> dict:
+def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: plumbing.Runs) -> dict:
     """Every cell's calibration on one pair, and the two selections compared."""
     a, b = pair
-    cfg = cells.pair_config("calibration", pair, overrides)
+    cfg = cells.pair_config(plumbing.config_file("calibration"), pair, overrides)
     res, ds = runs.train(cfg, f"{a}v{b}")
     grid = []
     for g in res.groups:
@@ -151,7 +151,7 @@ def study(pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs) -
         "same_cell": (acc.hidden, acc.lr) == (ll.hidden, ll.lr),
         "accuracy_minus_ll_selected": {m: cells.paired(acc, ll, m) for m in COMPARED},
         "per_width": per_width,
-        "trained_s": round(cells.trained_s(res), 1),
+        "trained_s": round(plumbing.trained_s(res), 1),
         "reproduce": [
             reproduce.block(
                 f"{a} v {b}, selected {list(c.hidden)}, lr {c.lr:g}", cfg, res, c.hidden, c.lr
@@ -255,15 +255,15 @@ def draw(studies: list[dict], plan: dict, path: Path) -> None:
 
 
 def main() -> None:
-    args = cells.arguments(__doc__, "runs/calibration", cells.pairs_json_argument)
+    args = plumbing.arguments(__doc__, "runs/calibration", plumbing.pairs_json_argument)
     pairs_json = args.pairs_json.resolve()
     runtime.setup()
     overrides = SMOKE_SET if args.smoke else ()
-    pairs = cells.studied_pairs(pairs_json)
-    pairs_list, source = [list(p) for p in pairs], cells.shown(pairs_json)
-    plan = cells.plan("calibration", overrides, pairs=pairs_list, hardest_from=source)
+    pairs = plumbing.studied_pairs(pairs_json)
+    pairs_list, source = [list(p) for p in pairs], plumbing.shown(pairs_json)
+    plan = plumbing.plan("calibration", overrides, pairs=pairs_list, hardest_from=source)
     started = time.perf_counter()
-    studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs))
+    studies = plumbing.each_pair(pairs, lambda pair: study(pair, overrides, args.runs))
     wall = time.perf_counter() - started
     record = {
         "question": "Is ŷ a probability?",
@@ -284,11 +284,11 @@ def main() -> None:
         f"ECE (before, after scaling) against {NULL_DRAWS} draws of its Bernoulli null "
         "y* ~ Bernoulli(ŷ), exceed_q95 = how many seeds exceed their null's 95th percentile "
         "(deepmle.analysis.inference)",
-        **cells.cost(wall, studies),
+        **plumbing.cost(wall, studies),
         "reproduce": [r for s in studies for r in s.pop("reproduce")],
         "studies": studies,
     }
-    cells.save(args.out, "calibration", record, lambda path: draw(studies, plan, path))
+    plumbing.save(args.out, "calibration", record, lambda path: draw(studies, plan, path))
     for s in studies:
         print(f"{s['pair'][0]} v {s['pair'][1]}:")
         for name, c in s["selected"].items():
@@ -329,4 +329,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(cells.entry(main))
+    sys.exit(plumbing.entry(main))

@@ -283,12 +283,14 @@ def draw(res: dict, plan: Plan, path_main: Path, path_layers: Path) -> None:
 def main() -> None:
     from deepmle.errors import UserError
 
-    import cells
+    import plumbing
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny plan, seconds, into a temp dir")
     ap.add_argument(
-        "--out", type=cells._path, help="default: experiments/results (smoke: a temp dir)"
+        "--out",
+        type=plumbing.path_argument,
+        help="default: experiments/results (smoke: a temp dir)",
     )
     args = ap.parse_args()
     runtime.setup()
@@ -348,6 +350,6 @@ def main() -> None:
 if __name__ == "__main__":
     import sys
 
-    import cells
+    import plumbing
 
-    sys.exit(cells.entry(main, interrupted="its runs were temporary: nothing is saved"))
+    sys.exit(plumbing.entry(main, interrupted="its runs were temporary: nothing is saved"))

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from deepmle import runtime
+from deepmle.analysis import cells, inference, stats
 
-import cells
+import plumbing
 import reproduce
 
 METRICS = ("val_error", "test_error", "val_ll", "test_ll")
@@ -36,13 +37,13 @@ SMOKE_SET = (
 
 
 def study(
-    pair: tuple[int, int], overrides: tuple[str, ...], runs: cells.Runs, sklearn: dict
+    pair: tuple[int, int], overrides: tuple[str, ...], runs: plumbing.Runs, sklearn: dict
 ) -> dict:
     """Every shape's selected cell on one pair, and each width minus logistic regression (over
     seeds, and over seeds and test digits); and each shape minus scikit-learn's logistic
-    regression (fitted with ``sklearn``, cells.sklearn_logistic's options)."""
+    regression (fitted with ``sklearn``, plumbing.sklearn_logistic's options)."""
     a, b = pair
-    cfg = cells.pair_config("hidden", pair, overrides)
+    cfg = cells.pair_config(plumbing.config_file("hidden"), pair, overrides)
     res, ds = runs.train(cfg, f"{a}v{b}")
     selected = {h: cells.select(res.group(h)) for h in cfg.model.hidden_sizes}
     logistic = selected[()]
@@ -50,7 +51,7 @@ def study(
         h: cells.correct(res.group(h), c, ds.test, cfg.model.activation)
         for h, c in selected.items()
     }
-    reference, right_sk = cells.sklearn_logistic(ds, **sklearn)
+    reference, right_sk = plumbing.sklearn_logistic(ds, **sklearn)
     shapes = []
     for h, c in selected.items():
         shapes.append(
@@ -61,18 +62,18 @@ def study(
                 "logistic_minus_this": {m: cells.paired(logistic, c, m) for m in METRICS},
             }
         )
-        shapes[-1]["test_error"]["sampling_ci95"] = cells.sampling_ci95(
+        shapes[-1]["test_error"]["sampling_ci95"] = stats.sampling_ci95(
             c.summary("test_error")["mean"], int(ds.test.y.shape[0])
         )
         shapes[-1]["logistic_minus_this"]["test_error"]["bootstrap"] = cells.bootstrap(
             right[()], logistic, right[h], c
         )
         shapes[-1]["this_minus_sklearn"] = {
-            "test_error": cells.minus_sklearn(right[h], c, right_sk)
+            "test_error": cells.minus_reference(right[h], c, right_sk)
         }
     widths = [sh for sh in shapes if sh["width"]]
     p = [sh["logistic_minus_this"]["test_error"]["bootstrap"]["p"] for sh in widths]
-    survivors = cells.multiple(p)  # its rejects as the widths, not their indices
+    survivors = inference.multiple_comparisons(p)  # its rejects as the widths, not their indices
     for rule in ("holm_rejects", "benjamini_hochberg_rejects"):
         survivors[rule] = [widths[i]["width"] for i in survivors[rule]]
     return {
@@ -83,7 +84,7 @@ def study(
         "shapes": shapes,
         "sklearn_logistic": reference,
         "multiple_comparisons": {"logistic_minus_width": survivors},
-        "trained_s": round(cells.trained_s(res), 1),
+        "trained_s": round(plumbing.trained_s(res), 1),
         "reproduce": [
             reproduce.block(f"{a} v {b}, hidden {list(h)}, lr {c.lr:g}", cfg, res, h, c.lr)
             for h, c in selected.items()
@@ -154,16 +155,16 @@ def draw(studies: list[dict], plan: dict, path: Path) -> None:
 
 
 def main() -> None:
-    args = cells.arguments(__doc__, "runs/hidden", cells.pairs_json_argument)
+    args = plumbing.arguments(__doc__, "runs/hidden", plumbing.pairs_json_argument)
     pairs_json = args.pairs_json.resolve()
     runtime.setup()
     overrides = SMOKE_SET if args.smoke else ()
-    pairs = cells.studied_pairs(pairs_json)
-    pairs_list, source = [list(p) for p in pairs], cells.shown(pairs_json)
-    plan = cells.plan("hidden", overrides, pairs=pairs_list, hardest_from=source)
+    pairs = plumbing.studied_pairs(pairs_json)
+    pairs_list, source = [list(p) for p in pairs], plumbing.shown(pairs_json)
+    plan = plumbing.plan("hidden", overrides, pairs=pairs_list, hardest_from=source)
     started = time.perf_counter()
-    sklearn = cells.SKLEARN_SMOKE if args.smoke else {}
-    studies = cells.each_pair(pairs, lambda pair: study(pair, overrides, args.runs, sklearn))
+    sklearn = plumbing.SKLEARN_SMOKE if args.smoke else {}
+    studies = plumbing.each_pair(pairs, lambda pair: study(pair, overrides, args.runs, sklearn))
     wall = time.perf_counter() - started
     record = {
         "question": "What does the hidden layer buy?",
@@ -177,11 +178,11 @@ def main() -> None:
         + cells.BOOTSTRAP
         + "; this_minus_sklearn: the same bootstrap against scikit-learn's one fit; "
         "multiple_comparisons: the widths' bootstrap p under Holm and Benjamini-Hochberg",
-        **cells.cost(wall, studies),
+        **plumbing.cost(wall, studies),
         "reproduce": [r for s in studies for r in s.pop("reproduce")],
         "studies": studies,
     }
-    cells.save(args.out, "hidden", record, lambda path: draw(studies, plan, path))
+    plumbing.save(args.out, "hidden", record, lambda path: draw(studies, plan, path))
     for s in studies:
         print(f"{s['pair'][0]} v {s['pair'][1]}: test error %, and logistic − it (points):")
         for sh in s["shapes"]:
@@ -204,4 +205,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(cells.entry(main))
+    sys.exit(plumbing.entry(main))

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from deepmle import runtime
+from deepmle.analysis import cells, inference, stats
 
-import cells
+import plumbing
 import reproduce
 
 METRICS = ("val_error", "test_error", "val_ll", "test_ll")
@@ -43,15 +44,15 @@ TOP = 5
 
 
 def study(
-    digits: tuple[int, ...], overrides: tuple[str, ...], runs: cells.Runs, sklearn: dict
+    digits: tuple[int, ...], overrides: tuple[str, ...], runs: plumbing.Runs, sklearn: dict
 ) -> list[dict]:
     """One record per pair: both shapes' selected cells and their paired difference (over
     seeds, and over seeds and test digits), and scikit-learn's logistic regression (fitted
-    with ``sklearn``, cells.sklearn_logistic's options) against both."""
+    with ``sklearn``, plumbing.sklearn_logistic's options) against both."""
     out = []
     for a, b in combinations(digits, 2):
         t = time.perf_counter()
-        cfg = cells.pair_config("pairs", (a, b), overrides)
+        cfg = cells.pair_config(plumbing.config_file("pairs"), (a, b), overrides)
         res, ds = runs.train(cfg, f"{a}v{b}")
         network = next(h for h in cfg.model.hidden_sizes if h)  # beside logistic regression ()
         net, lin = cells.select(res.group(network)), cells.select(res.group(()))
@@ -59,7 +60,7 @@ def study(
         act = cfg.model.activation
         ok_net = cells.correct(res.group(network), net, ds.test, act)
         ok_lin = cells.correct(res.group(()), lin, ds.test, act)
-        reference, ok_sk = cells.sklearn_logistic(ds, **sklearn)
+        reference, ok_sk = plumbing.sklearn_logistic(ds, **sklearn)
         record = {
             "pair": [a, b],
             "n_train": int(ds.train.y.shape[0]),
@@ -69,17 +70,17 @@ def study(
             "logistic": lin.record(METRICS),
             "logistic_minus_network": {m: cells.paired(lin, net, m) for m in METRICS},
             "sklearn_logistic": reference,
-            "network_minus_sklearn": {"test_error": cells.minus_sklearn(ok_net, net, ok_sk)},
-            "logistic_minus_sklearn": {"test_error": cells.minus_sklearn(ok_lin, lin, ok_sk)},
+            "network_minus_sklearn": {"test_error": cells.minus_reference(ok_net, net, ok_sk)},
+            "logistic_minus_sklearn": {"test_error": cells.minus_reference(ok_lin, lin, ok_sk)},
             "by_lr": {
                 "network": cells.lr_table(res.group(network)),
                 "logistic": cells.lr_table(res.group(())),
             },
-            "trained_s": round(cells.trained_s(res), 1),
+            "trained_s": round(plumbing.trained_s(res), 1),
         }
         for shape in ("network", "logistic"):
             err = record[shape]["test_error"]["mean"]
-            record[shape]["test_error"]["sampling_ci95"] = cells.sampling_ci95(err, n_test)
+            record[shape]["test_error"]["sampling_ci95"] = stats.sampling_ci95(err, n_test)
         boot = cells.bootstrap(ok_lin, lin, ok_net, net)
         record["logistic_minus_network"]["test_error"]["bootstrap"] = boot
         if (a, b) in REPRODUCED:
@@ -98,9 +99,10 @@ def study(
 
 
 def multiple(records: list[dict]) -> dict:
-    """How many pairs' differences survive Holm and Benjamini-Hochberg (cells.multiple) on
-    the bootstrap p of logistic − network and of network − scikit-learn test error; and how
-    many over-seeds t-intervals of logistic − network exclude 0 (no correction)."""
+    """How many pairs' differences survive Holm and Benjamini-Hochberg
+    (inference.multiple_comparisons) on the bootstrap p of logistic − network and of
+    network − scikit-learn test error; and how many over-seeds t-intervals of logistic −
+    network exclude 0 (no correction)."""
     out = {}
     for name, p in (
         (
@@ -109,7 +111,7 @@ def multiple(records: list[dict]) -> dict:
         ),
         ("network_minus_sklearn", lambda r: r["network_minus_sklearn"]["test_error"]),
     ):
-        m = cells.multiple([p(r)["p"] for r in records])
+        m = inference.multiple_comparisons([p(r)["p"] for r in records])
         for rule in ("holm", "benjamini_hochberg"):
             m[f"{rule}_rejects"] = [records[i]["pair"] for i in m[f"{rule}_rejects"]]
         out[name] = m
@@ -222,14 +224,14 @@ def draw(records: list[dict], plan: dict, path: Path) -> None:
 
 
 def main() -> None:
-    args = cells.arguments(__doc__, "runs/pairs")
+    args = plumbing.arguments(__doc__, "runs/pairs")
     runtime.setup()
     digits = SMOKE_DIGITS if args.smoke else tuple(range(10))
     overrides = SMOKE_SET if args.smoke else ()
-    plan = cells.plan("pairs", overrides, digits=list(digits))
+    plan = plumbing.plan("pairs", overrides, digits=list(digits))
     plan["network"] = next(h for h in plan["hidden_sizes"] if h)
     started = time.perf_counter()
-    sklearn = cells.SKLEARN_SMOKE if args.smoke else {}
+    sklearn = plumbing.SKLEARN_SMOKE if args.smoke else {}
     records = study(digits, overrides, args.runs, sklearn)
     wall = time.perf_counter() - started
     record = {
@@ -246,11 +248,11 @@ def main() -> None:
         "multiple_comparisons": multiple(records),
         "hardest": [r["pair"] for r in hardest(records)[:TOP]],
         "hidden_matters_most": [r["pair"] for r in hidden_matters(records)[:TOP]],
-        **cells.cost(wall, records),
+        **plumbing.cost(wall, records),
         "reproduce": [r for rec in records for r in rec.pop("reproduce", [])],
         "pairs": records,
     }
-    cells.save(args.out, "pairs", record, lambda path: draw(records, plan, path))
+    plumbing.save(args.out, "pairs", record, lambda path: draw(records, plan, path))
     print("hardest pairs (network validation error), test error % over seeds:")
     for r in hardest(records)[:TOP]:
         net, lin = r["network"]["test_error"], r["logistic"]["test_error"]
@@ -276,4 +278,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(cells.entry(main))
+    sys.exit(plumbing.entry(main))

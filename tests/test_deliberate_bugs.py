@@ -1,4 +1,4 @@
-"""experiments/deliberate_bugs.py cannot rot: every bug's edit site is found, once, and the
+"""tests/tools/deliberate_bugs.py cannot rot: every bug's edit site is found, once, and the
 edit really changes the source (running each bug's tests is the script's own, slower job)."""
 
 import importlib.util
@@ -11,7 +11,7 @@ from .helpers import ROOT
 
 def _script():
     spec = importlib.util.spec_from_file_location(
-        "deliberate_bugs", ROOT / "experiments" / "deliberate_bugs.py"
+        "deliberate_bugs", ROOT / "tests" / "tools" / "deliberate_bugs.py"
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules["deliberate_bugs"] = module

@@ -1,5 +1,5 @@
 """The research answers (experiments/pairs.py, hidden.py, calibration.py) end to end in their
-smoke form, in real subprocesses, so that they cannot rot; and what they share (cells.py)."""
+smoke form, in real subprocesses, so that they cannot rot; and their plumbing (plumbing.py)."""
 
 import json
 import math
@@ -18,7 +18,7 @@ import pairs  # noqa: E402
 
 from deepmle.errors import UserError  # noqa: E402
 
-import cells  # noqa: E402
+import plumbing  # noqa: E402
 from .helpers import interruptible, wait_for  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -121,27 +121,27 @@ def test_the_three_answers_run_and_write_what_they_claim(tmp_path):
 
 def test_a_missing_pairs_json_is_one_clear_line(tmp_path):
     with pytest.raises(UserError, match=r"run python experiments/pairs\.py"):
-        cells.studied_pairs(tmp_path / "nowhere.json")
+        plumbing.studied_pairs(tmp_path / "nowhere.json")
     (tmp_path / "p.json").write_text(json.dumps({"hardest": [[4, 9]]}))
-    assert cells.studied_pairs(tmp_path / "p.json") == [(1, 2), (4, 9)]
+    assert plumbing.studied_pairs(tmp_path / "p.json") == [(1, 2), (4, 9)]
 
 
 def test_outputs_have_no_nan_and_a_figure_that_fails_leaves_the_old_pair(tmp_path):
     record = {"ci95": math.nan, "values": [1.0, np.inf]}
-    cells.save(tmp_path, "r", record, lambda p: p.write_bytes(PNG))
+    plumbing.save(tmp_path, "r", record, lambda p: p.write_bytes(PNG))
     assert json.loads((tmp_path / "r.json").read_text()) == {"ci95": None, "values": [1.0, None]}
 
     def broken(path):
         raise RuntimeError("the figure failed")
 
     with pytest.raises(RuntimeError):
-        cells.save(tmp_path, "r", {"new": 1}, broken)
+        plumbing.save(tmp_path, "r", {"new": 1}, broken)
     assert json.loads((tmp_path / "r.json").read_text())["ci95"] is None  # the old pair, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.png"]
     (tmp_path / "r.json").unlink()
     (tmp_path / "r.json").mkdir()  # cannot be replaced: one line, nothing left behind
     with pytest.raises(UserError, match="cannot write"):
-        cells.save(tmp_path, "r", {"x": 1}, lambda p: p.write_bytes(PNG))
+        plumbing.save(tmp_path, "r", {"x": 1}, lambda p: p.write_bytes(PNG))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.png"]
 
 
@@ -185,7 +185,7 @@ def test_pairs_are_ranked_on_validation_never_on_test():
 def test_a_pairs_json_without_two_digits_is_one_clear_line(tmp_path, content):
     (tmp_path / "p.json").write_text(json.dumps(content))
     with pytest.raises(UserError, match=r"p\.json"):
-        cells.studied_pairs(tmp_path / "p.json")
+        plumbing.studied_pairs(tmp_path / "p.json")
 
 
 @pytest.mark.slow

@@ -179,6 +179,15 @@ def test_benjamini_hochberg_equals_scipy(rng):
     np.testing.assert_array_equal(inference.benjamini_hochberg(np.array([0.03, 0.04])), [1, 1])
 
 
+def test_multiple_comparisons_counts_what_survives_each_correction():
+    # sorted 0.005, 0.01, 0.03, 0.04: Holm stops at 0.03 > 0.05/2; BH keeps all (0.04 ≤ 0.05)
+    m = inference.multiple_comparisons([0.01, 0.04, 0.03, 0.005, 0.2])
+    assert (m["tests"], m["unadjusted"], m["holm"], m["benjamini_hochberg"]) == (5, 4, 2, 4)
+    assert m["holm_rejects"] == [0, 3] and m["benjamini_hochberg_rejects"] == [0, 1, 2, 3]
+    assert m["alpha"] == 0.05
+    assert inference.multiple_comparisons([0.01, 0.04], alpha=0.01)["unadjusted"] == 0
+
+
 def test_a_bimodal_outcome_is_counts_not_a_t_interval():
     v = np.array([0.994] * 4 + [0.524] * 4)
     o = inference.seed_outcome(v, inference.trained(v))

@@ -36,6 +36,12 @@ def test_paired_difference_removes_the_shared_seed_noise():
     assert mean == pytest.approx(1.5)  # pairs with a diverged member are left out
 
 
+def test_sampling_interval_is_the_binomial_half_width_of_a_rate_on_n_digits():
+    assert stats.sampling_ci95(0.1, 100) == pytest.approx(1.96 * 0.03)
+    assert stats.sampling_ci95(0.1, 400) == pytest.approx(stats.sampling_ci95(0.1, 100) / 2)
+    assert stats.sampling_ci95(0.0, 2167) == 0.0
+
+
 def _group(hidden, lrs, val_acc, val_ll=None, diverged=None, test_acc=None):
     s, lr = val_acc.shape
     final = {

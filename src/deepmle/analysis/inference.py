@@ -6,7 +6,7 @@ fresh test set would. These say both, and say what many comparisons or a bimodal
 - ``paired_bootstrap``: a − b of two cells' test error, resampling seeds and test digits jointly
   (the same seeds and digits for both cells: members of a seed share init and minibatches).
 - ``holm`` and ``benjamini_hochberg``: which of many p-values survive (family-wise error rate,
-  false discovery rate).
+  false discovery rate); ``multiple_comparisons``: both, with the unadjusted count, for a JSON.
 - ``seed_outcome``: a bimodal outcome as counts ("4 of 8 seeds trained"), a t-interval only
   when every seed (or none) trained.
 - ``temperature_interval``: T of temperature scaling with an interval from resampling the
@@ -17,9 +17,9 @@ Resampling is numpy's ``default_rng(seed)``, so every interval is reproducible f
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -162,6 +162,26 @@ def benjamini_hochberg(p: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     if below.size:
         reject[order[: below[-1] + 1]] = True
     return reject
+
+
+ALPHA = 0.05
+
+
+def multiple_comparisons(p: Sequence[float], alpha: float = ALPHA) -> dict[str, Any]:
+    """How many of the p-values ``p`` [m] are below ``alpha`` unadjusted, and how many
+    survive Holm (family-wise error) and Benjamini-Hochberg (false discovery rate); with the
+    indices that survive each. JSON-ready."""
+    p = np.asarray(p, np.float64)
+    holm_, bh = holm(p, alpha), benjamini_hochberg(p, alpha)
+    return {
+        "alpha": alpha,
+        "tests": int(p.size),
+        "unadjusted": int(np.sum(p < alpha)),
+        "holm": int(holm_.sum()),
+        "benjamini_hochberg": int(bh.sum()),
+        "holm_rejects": [int(i) for i in np.flatnonzero(holm_)],
+        "benjamini_hochberg_rejects": [int(i) for i in np.flatnonzero(bh)],
+    }
 
 
 TRAINED_ACCURACY = 0.9

@@ -101,8 +101,9 @@ def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def _valid(g: GroupResult, li: int, metric: str) -> np.ndarray:
-    """[seeds] values of ``metric`` at learning-rate index ``li``, NaN where diverged."""
+def cell_values(g: GroupResult, li: int, metric: str) -> np.ndarray:
+    """float64 [seeds]: ``metric`` of the members at learning-rate index ``li``, NaN where a
+    member diverged (so pairing two cells by seed leaves it out)."""
     return np.where(_diverged(g)[:, li], np.nan, g.final[metric][:, li].astype(np.float64))
 
 
@@ -129,7 +130,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
             for k in summary:
                 row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci95(g.final[k][ok, li])
             rows.append(row)
-            cells.append(_valid(g, li, "val_accuracy"))
+            cells.append(cell_values(g, li, "val_accuracy"))
     best = select_best(rows)
     for i, row in enumerate(rows):
         row["selected"] = i == best

@@ -1,4 +1,5 @@
-"""Honest summaries over seeds: the mean and the half-width of a 95% Student-t interval."""
+"""Honest summaries: over seeds, the mean and the half-width of a 95% Student-t interval; over
+the digits a rate is measured on, its binomial sampling half-width."""
 
 import math
 
@@ -33,3 +34,10 @@ def paired_diff_ci95(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     both = np.isfinite(a) & np.isfinite(b)
     return mean_ci95(a[both] - b[both])
+
+
+def sampling_ci95(error: float, n: int) -> float:
+    """Half-width of the normal-approximation 95% interval of an error rate measured on n
+    digits, 1.96·sqrt(e(1−e)/n): how far a fresh test set of the same size could move it,
+    which the interval over seeds (training randomness on one test set) does not include."""
+    return float(1.96 * np.sqrt(error * (1.0 - error) / n))

@@ -1,16 +1,11 @@
-"""What the research answers share: a config trained through ``deepmle.sweep`` into a run
-directory a rerun resumes, each shape's learning rate selected on validation, and a cell's
-numbers over its seeds with 95% Student-t intervals.
+"""What the research scripts share that is not analysis: their command line (--smoke, --out,
+--runs, --overwrite), the run directories a rerun resumes, the hardest pair read from research
+answer 2's JSON, scikit-learn's reference fit, what a study cost, its JSON and PNG written
+atomically, and the exit codes of ``deepmle``'s own command.
 
-A *cell* is one (hidden sizes, learning rate) of a run; its *members* are one per seed. The
-selection is the library's (``deepmle.analysis.report.select_best``): among a shape's learning
-rates that lost the fewest seeds to divergence, the highest mean validation accuracy (or
-another validation metric); test metrics are reported for the selected cell only. A diverged
-member is left out of its cell's means (the cell's ``diverged`` count says how many) and out of
-the paired differences.
-
-Imported by the scripts beside it (``python experiments/<name>.py`` puts this folder first on
-``sys.path``).
+The analysis itself (cells, selection, paired differences and intervals) is the library's:
+``deepmle.analysis.cells``. Imported by the scripts beside it (``python experiments/<name>.py``
+puts this folder first on ``sys.path``).
 """
 
 import argparse
@@ -28,11 +23,11 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle import data, sweep
-from deepmle.analysis import inference, report, stats
-from deepmle.core.metrics import DIVERGENCE
+from deepmle.analysis import cells
+from deepmle.analysis.cells import AllDiverged
 from deepmle.errors import UserError
 from deepmle.runs import store
-from deepmle.runs.results import GroupResult, RunResults
+from deepmle.runs.results import RunResults
 from deepmle.runs.store import RunDirError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,97 +63,6 @@ def pairs_json_argument(ap: argparse.ArgumentParser) -> None:
         default=RESULTS / "pairs.json",
         help="research answer 2's results, whose hardest pair is studied beside 1 v 2",
     )
-
-
-class Cell(NamedTuple):
-    """One shape's selected learning rate and its members' final metrics.
-
-    ``values[metric]`` is float64 [seeds], NaN for a member that diverged, so two cells of one
-    run are paired by seed index: members that share a seed share its minibatch order."""
-
-    hidden: tuple[int, ...]
-    lr: float
-    lr_at_edge: bool
-    seeds: int
-    diverged: int
-    values: dict[str, np.ndarray]
-
-    def summary(self, metric: str) -> dict[str, float]:
-        """Mean and 95% half-width over the members that did not diverge, and their n."""
-        v = self.values[metric]
-        mean, ci = stats.mean_ci95(v[np.isfinite(v)])
-        return {"mean": mean, "ci95": ci, "n": int(np.isfinite(v).sum())}
-
-    def record(self, metrics: Sequence[str]) -> dict[str, Any]:
-        """JSON-ready: the selection and each metric's summary."""
-        return {
-            "hidden_sizes": list(self.hidden),
-            "selected_lr": self.lr,
-            "selected_lr_at_edge": self.lr_at_edge,
-            "seeds": self.seeds,
-            "diverged_seeds": self.diverged,
-            **{m: self.summary(m) for m in metrics},
-        }
-
-
-def paired(a: Cell, b: Cell, metric: str) -> dict[str, float]:
-    """a − b of ``metric`` paired by seed, over the seeds where neither diverged: mean, 95%
-    half-width and n."""
-    mean, ci = stats.paired_diff_ci95(a.values[metric], b.values[metric])
-    n = int((np.isfinite(a.values[metric]) & np.isfinite(b.values[metric])).sum())
-    return {"mean": mean, "ci95": ci, "n": n}
-
-
-BOOTSTRAP_DRAWS = 10_000
-ALPHA = 0.05
-BOOTSTRAP = (
-    "bootstrap: a − b of test error with a percentile 95% interval (lo, hi) and two-sided p, "
-    f"from {BOOTSTRAP_DRAWS} joint resamples of the seeds and the test digits, the same for "
-    "both cells (deepmle.analysis.inference.paired_bootstrap); seeds where either diverged "
-    "are left out"
-)
-
-
-def logits(group: GroupResult, c: Cell, x: np.ndarray, activation: str) -> np.ndarray:
-    """z [S, n] of the members of cell ``c`` of ``group`` (one per seed, diverged ones
-    included) on x [n, n_inputs], from their saved params."""
-    li = int(np.flatnonzero(np.asarray(group.learning_rates, np.float64) == c.lr)[0])
-    one = group._replace(
-        learning_rates=group.learning_rates[li : li + 1],
-        params=[{k: v[:, li : li + 1] for k, v in layer.items()} for layer in group.params],
-    )
-    return inference.predictions(one, x, activation)[:, 0]
-
-
-def correct(group: GroupResult, c: Cell, split: data.Split, activation: str) -> np.ndarray:
-    """bool [S, n]: which digits of ``split`` each member of cell ``c`` classifies right
-    (ŷ > 1/2 against y, as the library's accuracy)."""
-    return (logits(group, c, split.x, activation) > 0) == (np.asarray(split.y) > 0.5)
-
-
-def bootstrap(correct_a: np.ndarray, a: Cell, correct_b: np.ndarray, b: Cell) -> dict[str, Any]:
-    """a − b of test error (correct_a, correct_b bool [S, n] on the test digits) paired over
-    seeds and digits (BOOTSTRAP), over the seeds where neither diverged; JSON-ready."""
-    valid = np.isfinite(a.values["test_error"]) & np.isfinite(b.values["test_error"])
-    r = inference.paired_bootstrap(correct_a, correct_b, valid=valid, draws=BOOTSTRAP_DRAWS)
-    return r._asdict()
-
-
-def multiple(p: Sequence[float], alpha: float = ALPHA) -> dict[str, Any]:
-    """How many of the p-values ``p`` [m] are below ``alpha`` unadjusted, and how many
-    survive Holm (family-wise error) and Benjamini-Hochberg (false discovery rate); with the
-    indices that survive each."""
-    p = np.asarray(p, np.float64)
-    holm, bh = inference.holm(p, alpha), inference.benjamini_hochberg(p, alpha)
-    return {
-        "alpha": alpha,
-        "tests": int(p.size),
-        "unadjusted": int(np.sum(p < alpha)),
-        "holm": int(holm.sum()),
-        "benjamini_hochberg": int(bh.sum()),
-        "holm_rejects": [int(i) for i in np.flatnonzero(holm)],
-        "benjamini_hochberg_rejects": [int(i) for i in np.flatnonzero(bh)],
-    }
 
 
 SKLEARN_C = (1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
@@ -209,61 +113,20 @@ def sklearn_logistic(
     return record, right
 
 
-def minus_sklearn(correct_net: np.ndarray, net: Cell, sklearn_right: np.ndarray) -> dict:
-    """Network − scikit-learn test error (bool [S, n] and [n]), paired by digit: the
-    BOOTSTRAP with scikit-learn's one deterministic fit standing for every seed."""
-    same = np.broadcast_to(sklearn_right, correct_net.shape)
-    valid = np.isfinite(net.values["test_error"])
-    r = inference.paired_bootstrap(correct_net, same, valid=valid, draws=BOOTSTRAP_DRAWS)
-    return r._asdict()
-
-
-def cell(group: GroupResult, li: int) -> Cell:
-    """The cell of ``group`` at learning-rate index ``li``."""
-    diverged = group.final["diverged_epoch"][:, li] >= 0
-    values = {
-        k: np.where(diverged, np.nan, np.asarray(v[:, li], np.float64))
-        for k, v in group.final.items()
-        if k not in DIVERGENCE
-    }
-    for split in ("val", "test"):  # error rates read more easily than accuracies near 100%
-        values[f"{split}_error"] = 1.0 - values[f"{split}_accuracy"]
-    lrs = [float(x) for x in group.learning_rates]
-    lr = lrs[li]
-    edge = len(lrs) > 1 and lr in (min(lrs), max(lrs))
-    return Cell(tuple(group.hidden), lr, edge, len(group.seeds), int(diverged.sum()), values)
-
-
-def select(group: GroupResult, by: Sequence[str] = report.SELECT_BY) -> Cell:
-    """The cell of ``group`` (one shape) whose learning rate the library selects on ``by``."""
-    rows = report.summary_rows([group])
-    best = report.select_best(rows, by)
-    if best is None:
-        raise AllDiverged(
-            f"every seed of hidden sizes {list(group.hidden)} diverged at every learning rate "
-            f"{[float(x) for x in group.learning_rates]}: no cell to select; try smaller ones"
-        )
-    return cell(group, best)
-
-
-def pair_config(name: str, pair: Sequence[int], overrides: Sequence[str]) -> config_lib.Config:
-    """configs/<name>.toml with its digits replaced by ``pair`` and ``overrides`` applied."""
-    a, b = pair
-    return config_lib.load(CONFIGS / f"{name}.toml", [f"data.digits=[{a}, {b}]", *overrides])
+def config_file(name: str) -> Path:
+    """configs/<name>.toml: the config a study trains."""
+    return CONFIGS / f"{name}.toml"
 
 
 def plan(name: str, overrides: Sequence[str], **more: Any) -> dict[str, Any]:
     """What a study trains, for its JSON: the config, the overrides (the smoke form's), what
-    ``more`` adds, and the grid the config resolves to."""
-    base = config_lib.load(CONFIGS / f"{name}.toml", list(overrides))
+    ``more`` adds, and the grid the config resolves to (``cells.grid``)."""
+    base = config_lib.load(config_file(name), list(overrides))
     return {
         "config": f"configs/{name}.toml",
         "overrides": list(overrides),
         **more,
-        "hidden_sizes": [list(h) for h in base.model.hidden_sizes],
-        "learning_rates": list(base.train.learning_rate),
-        "seeds": base.train.seeds,
-        "epochs": base.train.epochs,
+        **cells.grid(base),
     }
 
 
@@ -275,10 +138,6 @@ def each_pair(pairs: Sequence[tuple[int, int]], study: Callable[[tuple[int, int]
         out.append(study(pair))
         print(f"{pair[0]} v {pair[1]}: {time.perf_counter() - t:.0f} s", flush=True)
     return out
-
-
-class AllDiverged(Exception):
-    """Every learning rate of a shape lost every seed: the study has no cell to report."""
 
 
 class Runs(NamedTuple):
@@ -312,31 +171,6 @@ def trained_s(results: RunResults) -> float:
     return float(sum(g.info.get("wall_s", 0.0) for g in results.groups))
 
 
-def lr_table(group: GroupResult) -> list[dict[str, Any]]:
-    """Every learning rate of one shape: its diverged seeds and mean validation accuracy and
-    LL (what the selection saw), with the selected one marked."""
-    return [
-        {
-            "lr": r["learning_rate"],
-            "diverged_seeds": r["diverged"],
-            "seeds_used": r["seeds_used"],
-            "val_accuracy_mean": r["val_accuracy_mean"],
-            "val_accuracy_ci95": r["val_accuracy_ci95"],
-            "val_ll_mean": r["val_ll_mean"],
-            "val_ll_ci95": r["val_ll_ci95"],
-            "selected": r["selected"],
-        }
-        for r in report.summary_rows([group])
-    ]
-
-
-def sampling_ci95(error: float, n: int) -> float:
-    """Half-width of the normal-approximation 95% interval of an error rate measured on n
-    test digits: what a fresh test set of the same size could move it, which the interval
-    over seeds (training randomness on one test set) does not include."""
-    return float(1.96 * np.sqrt(error * (1.0 - error) / n))
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line and exit 2, as deepmle's own command
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -351,10 +185,10 @@ def arguments(
     if more is not None:
         more(ap)
     ap.add_argument("--smoke", action="store_true", help="a tiny plan in seconds, into a temp dir")
-    ap.add_argument("--out", type=_path, help="JSON and PNG (default experiments/results)")
+    ap.add_argument("--out", type=path_argument, help="JSON and PNG (default experiments/results)")
     ap.add_argument(
         "--runs",
-        type=_path,
+        type=path_argument,
         help=f"its run directories, resumed by a rerun (default {default_runs}; smoke: temp)",
     )
     ap.add_argument(
@@ -376,7 +210,7 @@ def arguments(
     return args
 
 
-def _path(text: str) -> Path:
+def path_argument(text: str) -> Path:
     """A path argument; an empty one (which would mean the current folder) is refused."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path")
@@ -443,9 +277,3 @@ def save(out: Path, name: str, record: dict[str, Any], draw: Callable[[Path], No
         draw(png)
         store.atomic_write_bytes(out / png.name, png.read_bytes(), out)
     store.atomic_write_bytes(out / f"{name}.json", text, out)
-
-
-def fmt(s: dict[str, float], scale: float = 100.0, digits: int = 2) -> str:
-    """'m ± h' of a summary, ×``scale`` (percent points by default)."""
-    mean = round(scale * s["mean"], digits) + 0.0  # never "-0.00"
-    return f"{mean:.{digits}f} ± {scale * s['ci95']:.{digits}f}"

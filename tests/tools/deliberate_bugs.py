@@ -1,6 +1,6 @@
 """Apply deliberate one-line bugs to the source, one at a time, and show that a test fails.
 
-    python experiments/deliberate_bugs.py [--only WORD]
+    python tests/tools/deliberate_bugs.py [--only WORD]
 
 Each bug is found by meaning, not by line: a module, a function in it (found with ``ast``),
 and a pattern that must occur exactly once inside that function. The file is restored
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Bug(NamedTuple):
