@@ -171,8 +171,9 @@ def _log_prior_per_example(spec: Spec, params: Params, hparams: HParams) -> Arra
 
 def init(spec: Spec, hparams: HParams | Array, params: Params, shared: Shared) -> Member:
     """A member before its first step: hyperparameters ``hparams`` (per member: a dict of
-    float32 scalars, deepmle.core.hyperparams, or a bare learning rate), starting from its seed's initial ``params``
-    (per seed: a seed's cells start from the same draw; times ``init_scale`` if acting)."""
+    float32 scalars, deepmle.core.hyperparams, or a bare learning rate), starting from its
+    seed's initial ``params`` (per seed: a seed's cells start from the same draw; times
+    ``init_scale`` if acting)."""
     if not isinstance(hparams, dict):  # a bare learning rate
         hparams = {"learning_rate": hparams}
     hparams = {k: jnp.asarray(v, jnp.result_type(float)) for k, v in hparams.items()}
