@@ -7,11 +7,14 @@ its mean validation LL over seeds at that epoch (a diverged member counts as the
 go to config order) and the best ``ceil(n / eta)`` continue; a cell with a diverged member
 never continues, so fewer do where fewer are finite. The test split plays no part.
 
-The saving is real: between rungs each shape's state is brought to the host, sliced along its
-cell axis to the surviving cells (``take_cells``, which knows where that axis sits in
-each leaf) and laid out afresh for the survivors (``programs.plan``: one compile per shape
-per rung). A survivor trains exactly as in the grid run: same initial weights, minibatches
-and maths; only the number of its neighbours changes. Each stopped member keeps the final
+The saving is real: between rungs each shape's state is brought to the host and sliced along
+its cell axis to the surviving cells (``take_cells``, which knows where that axis sits in each
+leaf). Every rung runs its survivors through the ONE program compiled per shape for a fixed
+number of cells per call (``capacity``), as many calls per epoch as they need, the last
+padded: one compile per shape for the whole search. A survivor trains as in the grid run:
+same initial weights, minibatches and maths; only the number of its neighbours in a call
+changes, which on XLA:CPU moves results in the last bits (a 784-16-1 member's weights after 3
+epochs beside 1 or 15 others: 1.2e-7 apart at most). Each stopped member keeps the final
 metrics (test included) and parameters computed at its rung.
 """
 
@@ -156,6 +159,29 @@ def _empty(first: programs.GroupArrays, n_cells: int, epochs: int) -> _Accum:
     return _Accum(params, final, curves)
 
 
+def capacity(n_cells: int, n_rungs: int, eta: int) -> int:
+    """Cells per program call of a shape with ``n_cells``: about what reaches the last rung
+    (n_cells / eta^(rungs - 1)), at least MIN_CAPACITY and at most n_cells. Every rung's
+    survivors run through the one program compiled for it, as many calls per epoch as they
+    need, the last padded: one compile per shape for the whole search, and at most
+    capacity - 1 padding members per shape and rung."""
+    return min(n_cells, max(MIN_CAPACITY, math.ceil(n_cells / eta ** (n_rungs - 1))))
+
+
+MIN_CAPACITY = 4
+"""Below about 4 cells a call, per-call costs (validation, the host's dispatch) outweigh the
+padding they save (measured on the bar's search: docs/speed.md)."""
+
+
+def _concat(trees: list[Any], axes: Any) -> Any:
+    """Host group states or arrays of consecutive chunks joined along their cell axes
+    (``axes``: the member-level cell axes, None for leaves a seed's cells share)."""
+    return jax.tree.map(
+        lambda ax, *a: a[0] if ax is None else np.concatenate(a, axis=ax + 1),
+        axes, *trees, is_leaf=lambda a: a is None,
+    )  # fmt: skip
+
+
 def _segment(
     shape: Shape,
     env: Env,
@@ -164,49 +190,71 @@ def _segment(
     n_seeds: int,
     start: int,
     end: int,
+    cap: int,
 ) -> tuple[Any, programs.GroupArrays, dict[str, Any]]:
     """Epochs [start, end) of one shape's running cells (``hparams`` {name: [cells]}), from
-    ``host_state`` (None at epoch 0; else theirs, seeds first): (its state after, real
-    members only; its arrays with ``final`` computed at epoch ``end``; timings)."""
+    ``host_state`` (None at epoch 0; else theirs, seeds first), ``cap`` cells per program
+    call (``capacity``): (its state after, real members only; its arrays with ``final``
+    computed at epoch ``end``; timings)."""
     t0 = time.perf_counter()
     n_cells = len(hparams["learning_rate"])
-    layout = programs.plan(n_seeds, n_cells)
-    program, args = env.prepare(shape.spec, layout, hparams)
+    full = programs.plan(n_seeds, cap)
+    chunks = [np.arange(c, min(c + cap, n_cells)) for c in range(0, n_cells, cap)]
+    runs = []
+    for idx in chunks:
+        layout = full._replace(n_cells=len(idx))  # padded to the one program's capacity
+        program, args = env.prepare(shape.spec, layout, {k: v[idx] for k, v in hparams.items()})
+        if host_state is None:
+            state = programs.placeholder_state(program)
+        else:
+            axes = programs._state_axes(shape.spec, args.data)
+            host = take_cells(host_state, axes, idx[padded_index(len(idx), layout.padded_cells)])
+            host = take_seeds(host, padded_index(n_seeds, layout.padded_seeds))
+            state = jax.tree.map(
+                lambda a, s: programs._global(np.asarray(a, s.dtype), s.sharding),
+                host, program.state_shapes,
+            )  # fmt: skip
+        runs.append([program, args, layout, state, [], None, None])
     t1 = time.perf_counter()
-    if host_state is None:
-        state = programs.placeholder_state(program)
-    else:
-        axes = programs._state_axes(shape.spec, args.data)
-        host = take_cells(host_state, axes, padded_index(n_cells, layout.padded_cells))
-        host = take_seeds(host, padded_index(n_seeds, layout.padded_seeds))
-        state = jax.tree.map(
-            lambda a, s: programs._global(np.asarray(a, s.dtype), s.sharding),
-            host, program.state_shapes,
-        )  # fmt: skip
-    curves = []
     for e in range(start, end):
-        state, metrics, final, params = program.compiled(
-            state, *args, np.int32(e), np.bool_(e == end - 1)
-        )
-        env.wait(metrics)
-        host_metrics = programs.to_host(metrics)
-        curves.append(host_metrics)
-        real = host_metrics["train_ll"][:n_seeds, :n_cells]
+        for r in runs:  # every chunk's epoch dispatched before any is read back
+            program, args, _, state = r[:4]
+            r[3], metrics, r[5], r[6] = program.compiled(
+                state, *args, np.int32(e), np.bool_(e == end - 1)
+            )
+            r[4].append(metrics)
+        train_ll = []
+        for r in runs:
+            env.wait(r[4][-1])
+            r[4][-1] = programs.to_host(r[4][-1])
+            train_ll.append(r[4][-1]["train_ll"][:n_seeds, : r[2].n_cells])
+        real = np.concatenate(train_ll, axis=1)
         finite = real[np.isfinite(real)]
         env.on_epoch(e, float(finite.mean()) if finite.size else float("nan"), shape.spec.epochs)
-    env.wait(final)
-    params, final, state = programs.to_host((params, final, state))
-    axes = programs._state_axes(shape.spec, args.data)
-    state = take_cells(take_seeds(state, np.arange(n_seeds)), axes, np.arange(n_cells))
-    arrays = programs.group_arrays(layout, params, curves, final)
+    states, parts = [], []
+    for _, args, layout, state, curves, final, params in runs:
+        env.wait(final)
+        params, final, state = programs.to_host((params, final, state))
+        axes = programs._state_axes(shape.spec, args.data)
+        states.append(take_cells(take_seeds(state, np.arange(n_seeds)), axes,
+                                 np.arange(layout.n_cells)))  # fmt: skip
+        parts.append(programs.group_arrays(layout, params, curves, final))
+    axes = programs._state_axes(shape.spec, runs[0][1].data)
+    arrays = programs.GroupArrays(
+        params=[{k: np.concatenate([p.params[i][k] for p in parts], axis=1) for k in layer}
+                for i, layer in enumerate(parts[0].params)],
+        curves={k: np.concatenate([p.curves[k] for p in parts], axis=1) for k in parts[0].curves},
+        final={k: np.concatenate([p.final[k] for p in parts], axis=1) for k in parts[0].final},
+    )  # fmt: skip
     info = {
         "epochs": [start + 1, end],
         "cells": n_cells,
-        "layout": layout.describe(),
+        "calls_per_epoch": len(chunks),
+        "layout": full.describe(),
         "prepare_s": t1 - t0,
         "train_s": time.perf_counter() - t1,
     }
-    return state, arrays, info
+    return _concat(states, axes), arrays, info
 
 
 class Decision(NamedTuple):
@@ -365,6 +413,7 @@ def run(
     n_seeds, epochs = config.train.seeds, config.train.epochs
     values, keys = config.cells(), config.hyper_keys()
     n_cells = config.n_cells
+    cap = capacity(n_cells, len(rung_epochs(epochs, search.eta, search.min_epochs)), search.eta)
     rungs = rung_epochs(epochs, search.eta, search.min_epochs)
     if resume is not None:
         r = _from_arrays(*resume, shapes)
@@ -391,6 +440,7 @@ def run(
                 n_seeds,
                 start,
                 end,
+                cap,
             )
             rec["member_epochs"] += n_seeds * alive[i].size * (end - start)
             acc[i] = acc[i] or _empty(arrays, n_cells, epochs)
