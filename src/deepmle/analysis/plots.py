@@ -18,6 +18,7 @@ numbers a test compares with the run's summary table), and the drawing only lays
 Layout is fixed or constrained, never a tight-bbox redraw; many small images are one mosaic.
 """
 
+import functools
 import io
 import math
 from collections.abc import Callable
@@ -508,11 +509,17 @@ def _logistic_weights(theta: np.ndarray, label: str, digits: tuple[int, int]) ->
 
 
 def _test_split(res: RunResults) -> Any:
+    where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
+    return _load_test(replace(res.config.data, path=where) if where else res.config.data)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_test(data_config: Any) -> Any:
+    """The test split of a (frozen, hashable) DataConfig, read once for the figures that
+    need it (misclassified and calibration)."""
     from deepmle import data
 
-    config = res.config
-    where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
-    return data.load(replace(config.data, path=where) if where else config.data).test
+    return data.load(data_config).test
 
 
 def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndarray, int]:
