@@ -232,10 +232,13 @@ def heatmap(res: RunResults, plt: Any = None) -> Any:
         if d["stopped"].any()
         else ""
     )
+    widest = d["ci"][d["coloured"]]
+    widest = 2 * float(np.nanmax(widest)) if np.isfinite(widest).any() else math.nan
     fig.suptitle("mean validation accuracy (%) ± 95% t-interval over the seeds that did not "
                  "diverge\nhatched //: a cell that lost seeds (only cells that lost the fewest "
                  f"are selected){stops}", fontsize=9)  # fmt: skip
-    fig.colorbar(im, ax=ax, label=f"val accuracy % (scale ≥ widest 95% interval, {hi - lo:.2f})")
+    fig.colorbar(im, ax=ax, label=f"val accuracy %: scale {hi - lo:.2f} points,\n"
+                                  f"≥ the widest 95% interval ({widest:.2f})")  # fmt: skip
     return fig
 
 
