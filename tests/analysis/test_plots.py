@@ -81,6 +81,10 @@ def test_every_figure_shows_what_the_summary_table_shows(tmp_path):
         if c["kept"]:  # a grid run's last epoch is its final value
             np.testing.assert_allclose(c["val_accuracy"][-1, 0], 100 * r["val_accuracy_mean"])
 
+    cal = plots.calibration_data(res)  # the selected cell's seeds that did not diverge, pooled
+    assert cal["best"] == res.selected and cal["n_seeds"] == res.selected["seeds_used"]
+    assert cal["bins"]["count"].sum() == cal["hist"].sum() == cal["n_seeds"] * cal["n_digits"]
+
 
 def _group(val_acc, lrs, stopped=None, diverged=None, epochs=3, hidden=(8,), seed=0):
     """A GroupResult with made-up metrics: ``val_acc`` [seeds, lrs]; ``stopped`` [seeds, lrs]
@@ -138,6 +142,12 @@ def test_cells_stopped_early_are_marked_and_kept_out_of_the_heatmap_colours(tmp_
     hollow = [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [0.01]]
     assert hollow and hollow[0].get_markerfacecolor() == "none"
     assert "stopped at epoch 1 (value then)" in [t.get_text() for t in ax.get_legend().texts]
+
+    (curves,) = plots.halving_data(res)  # halving.png: −(mean val LL), ending at each stop
+    g = res.groups[0]
+    np.testing.assert_allclose(curves["loss"][1:], -g.curves["val_ll"].mean(axis=0)[1:])
+    assert np.isfinite(curves["loss"][0]).tolist() == [True, False, False]
+    assert curves["selected"] == 2
 
 
 def test_the_heatmap_scale_is_never_narrower_than_the_widest_interval():
