@@ -311,11 +311,11 @@ def lr_curve(res: RunResults, plt: Any = None) -> Any:
         ax.fill_between(x, d["low"][done], d["high"][done], alpha=0.2, color=line.get_color())
         for xi, yi, e in zip(d["x"], d["mean"], d["stopped"], strict=True):
             if e:
-                ax.plot(xi, yi, stop_marker[int(e)], ms=5, mfc="none", mec=line.get_color())
+                ax.plot(xi, yi, stop_marker[int(e)], ms=5, mfc="none", color=line.get_color())
         for xi, yi, mark in zip(d["x"], d["mean"], d["mark"], strict=True):
             if mark:
                 ax.plot(xi, yi, marker="*" if mark == "selected" else "o", ms=12 if mark ==
-                        "selected" else 8, mfc="none", mec="black")  # fmt: skip
+                        "selected" else 8, mfc="none", color="black")  # fmt: skip
     ax.plot([], [], "*", ms=12, mfc="none", mec="black", label="selected on validation")
     if any(m == "≈" for d in data for m in d["mark"]):
         ax.plot([], [], "o", ms=8, mfc="none", mec="black", label="≈ selected (paired 95%)")
@@ -324,6 +324,11 @@ def lr_curve(res: RunResults, plt: Any = None) -> Any:
     lrs = [float(lr) for d in data for lr in d["x"]]
     ax.set_xlim(min(lrs) / 1.5, max(lrs) * 1.5)  # set, not from the data: all NaN if all diverged
     ax.set_xscale("log")
+    swept = sorted(set(lrs))
+    if len(swept) <= 12:  # a grid: its learning rates as the ticks, as the table prints them
+        names = lr_labels(swept)
+        ax.set_xticks(swept, [names[v] for v in swept])
+        ax.minorticks_off()
     if not any(np.isfinite(line.get_ydata()).any() for line in ax.get_lines()):
         _nothing_drawn(ax)
     ax.set_xlabel("learning rate (log scale)")
