@@ -230,3 +230,14 @@ def test_weights_and_misclassified_show_the_seed_best_on_validation_never_on_tes
     assert title.startswith(f"{shown} of {wrong} errors shown (the first by test index): "
                             f"{wrong} of {test.y.size} test digits misclassified")  # fmt: skip
     assert "seed 1" in title and plots.SEED_RULE in title
+
+
+def test_each_shape_keeps_its_colour_in_lr_png_whatever_is_marked_on_it(tmp_path):
+    acc = np.array([[0.97, 0.98, 0.99], [0.975, 0.985, 0.991], [0.972, 0.983, 0.99]])
+    from matplotlib.colors import to_hex
+
+    lrs = [0.1, 0.3, 1.0]
+    res = _results(tmp_path, _group(acc, lrs), _group(acc - 0.01, lrs, hidden=(16,), seed=1))
+    fig = plots.lr_curve(res)
+    lines = {ln.get_label(): to_hex(ln.get_color()) for ln in fig.axes[0].get_lines()}
+    assert (lines["hidden 8"], lines["hidden 16"]) == ("#1f77b4", "#ff7f0e")  # C0, C1
