@@ -183,7 +183,10 @@ def heatmap(res: RunResults, plt: Any = None) -> Any:
     shapes, lrs, acc, lo, hi = d["shapes"], d["lrs"], d["mean"], d["lo"], d["hi"]
     grid = d["grid"]
     width = 1.6 * len(lrs) + 2.5 if grid else 9
-    fig = _figure(width, 0.8 * len(shapes) + 2.4, (1.0, 0.9, 1.0 if grid else 1.2, 0.6))
+    left = 0.55 + 0.075 * max(len(s) for s in shapes)  # room for the longest shape label
+    fig = _figure(
+        width + left - 1.0, 0.8 * len(shapes) + 2.4, (left, 0.9, 1.0 if grid else 1.2, 0.6)
+    )
     ax = fig.subplots()
     cmap = colormaps["viridis"].with_extremes(bad="lightgray")
     masked = np.ma.masked_invalid(np.where(d["coloured"], acc, np.nan))
@@ -714,7 +717,7 @@ def halving(res: RunResults, plt: Any = None) -> Any:
     highlighted."""
     from matplotlib import rcParams
 
-    fig = _figure(7.5, 4.6, (0.8, 0.2, 0.4, 0.55))
+    fig = _figure(7.5, 4.6, (1.15, 0.2, 0.4, 0.55))
     ax = fig.subplots()
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
     for gi, d in enumerate(halving_data(res)):
