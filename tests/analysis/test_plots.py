@@ -4,6 +4,7 @@ learning rates at their values, the selected and ≈ cells marked, cells stopped
 successive halving marked and kept out of the heatmap's colours."""
 
 import numpy as np
+import pytest
 
 from deepmle import config as config_lib
 from deepmle import results
@@ -241,3 +242,20 @@ def test_each_shape_keeps_its_colour_in_lr_png_whatever_is_marked_on_it(tmp_path
     fig = plots.lr_curve(res)
     lines = {ln.get_label(): to_hex(ln.get_color()) for ln in fig.axes[0].get_lines()}
     assert (lines["hidden 8"], lines["hidden 16"]) == ("#1f77b4", "#ff7f0e")  # C0, C1
+
+
+def test_every_member_diverged_the_lr_axis_still_spans_the_swept_rates(tmp_path):
+    lrs = [0.1, 0.3, 1.0]
+    res = _results(tmp_path, _group(np.full((3, 3), 0.5), lrs, diverged=np.zeros((3, 3), int)))
+    assert res.selected is None
+    fig = plots.lr_curve(res)
+    low, high = fig.axes[0].get_xlim()
+    assert 0 < low < 0.1 and high > 1.0
+    assert plots.png(fig)[:4] == b"\x89PNG"
+    empty = plots._figure(3, 3, (0.5, 0.5, 0.5, 0.5))
+    ax = empty.subplots()
+    ax.plot(np.array([]), np.array([]), marker=".")  # a line and a band of no cell, as
+    ax.fill_between(np.array([]), np.array([]), np.array([]))  # lr_curve draws them
+    ax.set_xscale("log")  # limits from no point: not positive, refused, not drawn empty
+    with pytest.raises(ValueError, match="log axis"):
+        plots.png(empty)

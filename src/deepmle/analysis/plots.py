@@ -329,8 +329,11 @@ def lr_curve(res: RunResults, plt: Any = None) -> Any:
     ax.set_xscale("log")
     swept = sorted(set(lrs))
     if len(swept) <= 12:  # a grid: its learning rates as the ticks, as the table prints them
-        names = lr_labels(swept)
-        ax.set_xticks(swept, [names[v] for v in swept])
+        from matplotlib.ticker import FixedFormatter, FixedLocator
+
+        names = lr_labels(swept)  # a locator, not set_xticks: the limits stay the ones set above
+        ax.xaxis.set_major_locator(FixedLocator(swept))
+        ax.xaxis.set_major_formatter(FixedFormatter([names[v] for v in swept]))
         ax.minorticks_off()
     if not any(np.isfinite(line.get_ydata()).any() for line in ax.get_lines()):
         _nothing_drawn(ax)
@@ -765,7 +768,13 @@ def figures(res: RunResults) -> list[tuple[str, Callable[..., Any]]]:
 
 
 def png(fig: Any) -> bytes:
-    """A figure as PNG bytes, at the size it was laid out (no tight-bbox second pass)."""
+    """A figure as PNG bytes, at the size it was laid out (no tight-bbox second pass).
+    ValueError for a log axis whose limits are not positive (set from no data, it would draw
+    an empty frame without a word; tight-bbox layout used to fail on it loudly)."""
+    for ax in fig.axes:
+        for scale, limits in ((ax.get_xscale(), ax.get_xlim()), (ax.get_yscale(), ax.get_ylim())):
+            if scale == "log" and not min(limits) > 0:
+                raise ValueError(f"a log axis of limits {limits}: set them from the data drawn")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
