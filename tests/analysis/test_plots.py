@@ -259,3 +259,23 @@ def test_every_member_diverged_the_lr_axis_still_spans_the_swept_rates(tmp_path)
     ax.set_xscale("log")  # limits from no point: not positive, refused, not drawn empty
     with pytest.raises(ValueError, match="log axis"):
         plots.png(empty)
+
+
+def test_a_prior_sweep_draws_a_row_and_a_line_per_prior_with_the_tables_numbers(tmp_path):
+    """Cells of lr x prior_std: the heatmap has a row per (shape, prior_std) and lr.png a
+    line per (shape, prior_std), each cell where the summary row of its two keys puts it."""
+    lrs = np.array([0.3, 1.0, 0.3, 1.0])
+    prior = np.array([np.inf, np.inf, 0.5, 0.5])
+    acc = np.array([[0.97, 0.99, 0.96, 0.95], [0.975, 0.991, 0.962, 0.951]])
+    g = _group(acc, lrs)._replace(hyper={"prior_std": prior})
+    res = _results(tmp_path, g)
+    hm = plots.heatmap_data(res)
+    assert hm["shapes"] == ["8, prior_std inf", "8, prior_std 0.5"] and hm["lrs"] == [0.3, 1.0]
+    for r in res.summary:
+        i = hm["shapes"].index(f"8, prior_std {r['prior_std']:.3g}")
+        j = hm["lrs"].index(r["learning_rate"])
+        np.testing.assert_allclose(hm["mean"][i, j], 100 * r["val_accuracy_mean"])
+    lines = plots.lr_data(res)
+    assert [d["label"] for d in lines] == ["hidden 8, prior_std inf", "hidden 8, prior_std 0.5"]
+    np.testing.assert_allclose(lines[1]["mean"], 100 * acc[:, 2:].mean(axis=0))
+    assert lines[0]["mark"][1] == "selected" and "selected" not in lines[1]["mark"]

@@ -30,6 +30,8 @@ import numpy as np
 
 from deepmle.analysis.load import load_run
 from deepmle.analysis.stats import mean_ci95
+from deepmle.core import hyperparams
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.metrics import BY_NAME
 from deepmle.runs import store
 from deepmle.runs.results import RunResults, hidden_label, lr_labels
@@ -130,13 +132,28 @@ def colour_limits(means: np.ndarray, halfwidths: np.ndarray) -> tuple[float, flo
     return max(lo, 0.0) if SHOWN.percent else lo, hi
 
 
+def _others(cell: dict[str, Any]) -> str:
+    """A cell's hyperparameters other than the learning rate, as a label ("prior_std 0.3"):
+    a run that sweeps more than the learning rate draws a row (a line) per shape and value
+    of the others, the learning rate along x."""
+    keys = [k for k in HYPERPARAMETERS if k != "learning_rate" and k in cell]
+    return ", ".join(f"{hyperparams.label(k)} {float(cell[k]):.3g}" for k in keys)
+
+
+def series(row: dict[str, Any]) -> str:
+    """A summary row's series: its hidden sizes, and its other hyperparameters if any."""
+    others = _others(row)
+    return row["hidden_sizes"] + (f", {others}" if others else "")
+
+
 def heatmap_data(res: RunResults) -> dict[str, Any]:
-    """What heatmap.png shows, cell by cell from the summary table: ``shapes`` [S] and ``lrs``
+    """What heatmap.png shows, cell by cell from the summary table: ``shapes`` [S] (a row per
+    ``series``: shape, and the other hyperparameters of a run that sweeps them) and ``lrs``
     [L], and [S, L] arrays: ``mean`` and ``ci`` (%), ``stopped`` epoch (0: trained to the
     end), ``diverged`` and ``seeds``, ``selected`` and ``similar`` (≈ selected), ``coloured``
     (what the colour scale shows: finished cells with a mean); ``lo``/``hi`` the scale."""
     rows = res.summary
-    shapes = list(dict.fromkeys(r["hidden_sizes"] for r in rows))
+    shapes = list(dict.fromkeys(series(r) for r in rows))
     lrs = sorted({r["learning_rate"] for r in rows})
     size = (len(shapes), len(lrs))
     d: dict[str, Any] = {"shapes": shapes, "lrs": lrs, "grid": _even_in_log(lrs)}
@@ -144,7 +161,7 @@ def heatmap_data(res: RunResults) -> dict[str, Any]:
     d |= {k: np.zeros(size, int) for k in ("stopped", "diverged", "seeds")}
     d |= {k: np.zeros(size, bool) for k in ("selected", "similar")}
     for r in rows:
-        at = shapes.index(r["hidden_sizes"]), lrs.index(r["learning_rate"])
+        at = shapes.index(series(r)), lrs.index(r["learning_rate"])
         d["mean"][at] = r[f"{SHOWN.name}_mean"] * SCALE
         d["ci"][at] = r[f"{SHOWN.name}_ci95"] * SCALE
         d["stopped"][at], d["diverged"][at], d["seeds"][at] = _stopped(r), r["diverged"], r["seeds"]
@@ -262,9 +279,9 @@ def _healthy(g: Any) -> np.ndarray:
 
 
 def _marks(res: RunResults) -> dict[tuple[str, float], str]:
-    """(hidden label, lr) -> "selected" or "≈" (the summary's paired comparison)."""
+    """(series, lr) -> "selected" or "≈" (the summary's paired comparison)."""
     return {
-        (r["hidden_sizes"], r["learning_rate"]): "selected" if r["selected"] else "≈"
+        (series(r), r["learning_rate"]): "selected" if r["selected"] else "≈"
         for r in res.summary
         if r["selected"] or r["indistinguishable"]
     }
@@ -277,25 +294,29 @@ def _nothing_drawn(ax: Any) -> None:
 
 
 def lr_data(res: RunResults) -> list[dict[str, Any]]:
-    """What lr.png shows, one dict per shape: ``label``, and per learning rate (sorted) ``x``
+    """What lr.png shows, one dict per ``series`` (shape, and the other hyperparameters of a
+    run that sweeps them): ``label``, and per learning rate (sorted) ``x``
     [L], ``mean``/``low``/``high`` [L] (%, the 95% band clipped to [0, 100]), ``stopped`` [L]
     (the epoch halving stopped the cell at, 0: trained to the end) and ``mark`` [L]
     ("selected", "≈" or "")."""
     marks = _marks(res)
-    stops = {(r["hidden_sizes"], r["learning_rate"]): _stopped(r) for r in res.summary}
+    stops = {(series(r), r["learning_rate"]): _stopped(r) for r in res.summary}
     out = []
     for g in res.groups:
-        name = hidden_label(g.hidden)
-        order = np.argsort(g.learning_rates)
-        acc = np.where(_healthy(g), g.final["val_accuracy"] * 100, np.nan)  # [seeds, lrs]
-        stats = np.array([_band(acc[:, j], percent=True) for j in order]).reshape(-1, 3)
-        x = g.learning_rates[order].astype(np.float64)
-        out.append({
-            "label": f"hidden {name}", "x": x,
-            "mean": stats[:, 0], "low": stats[:, 1], "high": stats[:, 2],
-            "stopped": np.array([stops[(name, float(v))] for v in x], int),
-            "mark": [marks.get((name, float(v)), "") for v in x],
-        })  # fmt: skip
+        acc = np.where(_healthy(g), g.final["val_accuracy"] * 100, np.nan)  # [seeds, cells]
+        cells = [g.cell(i) for i in range(len(g.learning_rates))]
+        for others in dict.fromkeys(_others(c) for c in cells):
+            name = hidden_label(g.hidden) + (f", {others}" if others else "")
+            idx = [i for i, c in enumerate(cells) if _others(c) == others]
+            order = [idx[j] for j in np.argsort(g.learning_rates[idx])]
+            stats = np.array([_band(acc[:, j], percent=True) for j in order]).reshape(-1, 3)
+            x = g.learning_rates[order].astype(np.float64)
+            out.append({
+                "label": f"hidden {name}", "x": x,
+                "mean": stats[:, 0], "low": stats[:, 1], "high": stats[:, 2],
+                "stopped": np.array([stops[(name, float(v))] for v in x], int),
+                "mark": [marks.get((name, float(v)), "") for v in x],
+            })  # fmt: skip
     return out
 
 
@@ -362,7 +383,9 @@ def curves_data(res: RunResults) -> list[dict[str, Any]]:
         cells = []
         for li, lr in enumerate(g.learning_rates):
             keep = ok[:, li]
-            cell: dict[str, Any] = {"lr": float(lr), "name": f"lr {names[float(lr)]}",
+            others = _others(g.cell(li))
+            name = f"lr {names[float(lr)]}" + (f", {others}" if others else "")
+            cell: dict[str, Any] = {"lr": float(lr), "name": name,
                                     "kept": int(keep.sum()), "seeds": len(keep)}  # fmt: skip
             if keep.any():
                 for key, scale in (("val_accuracy", 100.0), ("train_ll", 1.0), ("val_ll", 1.0)):
@@ -441,12 +464,10 @@ def selected_member(res: RunResults) -> tuple[list[dict[str, np.ndarray]], str]:
     if best is None:
         raise ValueError("no selected cell: every member diverged")
     g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
-    li = int(np.flatnonzero(g.learning_rates == best["learning_rate"])[0])
+    li = g.index_of(best)
     acc = np.where(g.final["diverged_epoch"][:, li] >= 0, -np.inf, g.final["val_accuracy"][:, li])
     si = int(np.argmax(acc))
-    label = (
-        f"hidden {best['hidden_sizes']}, lr {best['learning_rate']:.3g}, seed {int(g.seeds[si])}"
-    )
+    label = f"hidden {series(best)}, lr {best['learning_rate']:.3g}, seed {int(g.seeds[si])}"
     return g.member_params(si, li), label
 
 
@@ -546,7 +567,7 @@ def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndar
     if best is None:
         raise ValueError("no selected cell: every member diverged")
     g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
-    li = int(np.flatnonzero(g.learning_rates == best["learning_rate"])[0])
+    li = g.index_of(best)
     ok = np.flatnonzero(g.final["diverged_epoch"][:, li] < 0)
     act = registry.activation(res.config.model.activation)
     p = np.stack([np.asarray(predict_proba(g.member_params(si, li), x, act)) for si in ok])
@@ -634,7 +655,7 @@ def calibration(res: RunResults, plt: Any = None) -> Any:
     hx.set_title(f"histogram of ŷ ({n_seeds * d['n_digits']} = {n_seeds} seeds × "
                  f"{d['n_digits']} digits)", fontsize=8)  # fmt: skip
     fig.suptitle(
-        f"is ŷ a probability? {d1} vs {d2}, hidden {best['hidden_sizes']}, "
+        f"is ŷ a probability? {d1} vs {d2}, hidden {series(best)}, "
         f"lr {best['learning_rate']:.3g} (the cell selected on validation)",
         fontsize=9,
     )
@@ -705,9 +726,7 @@ def halving_data(res: RunResults) -> list[dict[str, Any]]:
         n = np.isfinite(values).sum(axis=0)  # NaN past a cell's stop, and where all diverged
         mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
         name = hidden_label(g.hidden)
-        chosen = [li for li, lr in enumerate(g.learning_rates)
-                  if best and best["hidden_sizes"] == name
-                  and best["learning_rate"] == float(lr)]  # fmt: skip
+        chosen = [g.index_of(best)] if best and best["hidden_sizes"] == name else []
         out.append({"label": f"hidden {name}", "lrs": np.asarray(g.learning_rates, float),
                     "epochs": np.arange(1, mean.shape[1] + 1), "loss": -mean,
                     "selected": chosen[0] if chosen else None})  # fmt: skip
