@@ -22,7 +22,7 @@ from deepmle import runtime, train
 from deepmle.analysis import outputs, report
 from deepmle.core.types import Dataset
 from deepmle.population import groups as population
-from deepmle.population import halving, programs
+from deepmle.population import halving, loop, programs
 from deepmle.population.groups import ProgramCache
 from deepmle.progress import Progress
 from deepmle.runs import store
@@ -189,7 +189,9 @@ def run(
                             groups.append(finished[i])
                         continue
                     progress.group_start(i, len(hiddens), group_name(hidden))
-                    arrays, info = population.train_shape(spec, ahead, progress, interrupts)
+                    arrays, info = population.train_shape(
+                        spec, ahead, progress, interrupts, config.cells(), config.train.seeds
+                    )
                     seeds = np.arange(config.train.seeds)
                     g = GroupResult(
                         hidden, seeds, lrs, arrays.params, arrays.final, arrays.curves, info, hyper
@@ -198,7 +200,7 @@ def run(
                         store.save_group(run, config, g, data_sha256)
                     healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
                     progress.group_done(
-                        population.finite_mean(healthy), g.info["compile_wait_s"], g.info["train_s"]
+                        loop.finite_mean(healthy), g.info["compile_wait_s"], g.info["train_s"]
                     )
                     groups.append(g)
                     trained.append(g.info)

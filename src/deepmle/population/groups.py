@@ -18,7 +18,7 @@ from deepmle.core.member import Spec
 from deepmle.core.model import from_normals
 from deepmle.core.types import Dataset
 from deepmle.errors import UserError
-from deepmle.population import programs, randomness
+from deepmle.population import loop, programs, randomness
 from deepmle.progress import Progress
 
 
@@ -215,62 +215,30 @@ def train_shape(
     ahead: Ahead,
     progress: Progress,
     interrupts: runtime.Interrupts,
+    hparams: dict[str, np.ndarray],
+    n_seeds: int,
 ) -> tuple[programs.GroupArrays, dict[str, Any]]:
-    """Every member of one shape, trained: its host arrays, and timings for ``info``."""
+    """Every member of one shape (its cells ``hparams`` {name: [cells]} x ``n_seeds``),
+    trained to the last epoch by the one epoch loop (deepmle.population.loop) in one call per
+    epoch, through the program ``ahead`` prepared: its host arrays, and timings for ``info``."""
     t0 = time.perf_counter()
-    program, args, prepare_s = ahead.get(spec)
-    t1 = time.perf_counter()
-    arrays = _train_group(program, args, partial(progress.epoch, epochs=spec.epochs), interrupts)
-    t2 = time.perf_counter()
+    prepared: dict[str, float] = {}
+
+    def prepare(_: Spec, layout: programs.Layout, hp: dict[str, np.ndarray]) -> tuple[Any, Any]:
+        program, args, prepared["s"] = ahead.get(spec)
+        return program, args
+
+    env = loop.Env(prepare, partial(loop.wait, interrupts=interrupts), progress.epoch)
+    n_cells = len(hparams["learning_rate"])
+    _, arrays, seg = loop.train_cells(
+        spec, env, None, hparams, n_seeds, 0, spec.epochs, capacity=n_cells, keep_state=False
+    )
     info = {
-        "wall_s": t2 - t0,
-        "prepare_s": prepare_s,
-        "compile_wait_s": t1 - t0,
-        "train_s": t2 - t1,
-        "layout": program.layout.describe(),
+        "wall_s": time.perf_counter() - t0,
+        "prepare_s": prepared["s"],
+        "compile_wait_s": seg["prepare_s"],
+        "train_s": seg["train_s"],
+        "layout": seg["layout"],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return arrays, info
-
-
-def _train_group(
-    program: programs.Program,
-    args: programs.Inputs,
-    on_epoch: Callable[[int, float], None],
-    interrupts: runtime.Interrupts,
-) -> programs.GroupArrays:
-    """Run a shape's program epoch by epoch. Epoch e+1 is dispatched before epoch e's metrics
-    are read back for progress, so the device never waits for the host."""
-    epochs = program.spec.epochs
-    state, curves, final = programs.placeholder_state(program), [], None
-    pending = None
-    for e in range(epochs + 1):
-        if e < epochs:
-            state, metrics, final, params = program.compiled(
-                state, *args, np.int32(e), np.bool_(e == epochs - 1)
-            )
-        if pending is not None:
-            _wait(pending, interrupts)
-            host = programs.to_host(pending)
-            curves.append(host)
-            real = host["train_ll"][: program.layout.n_seeds, : program.layout.n_cells]
-            on_epoch(e - 1, finite_mean(real))
-        pending = metrics if e < epochs else None
-    _wait(final, interrupts)
-    params, final = programs.to_host((params, final))
-    return programs.group_arrays(program.layout, params, curves, final)
-
-
-def finite_mean(values: np.ndarray) -> float:
-    """Mean of the finite entries (frozen members report NaN); NaN if there are none."""
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else float("nan")
-
-
-def _wait(outputs: Any, interrupts: runtime.Interrupts) -> None:
-    """Wait for a running program in small sleeps, so that Ctrl-C is heard at once."""
-    leaves = jax.tree.leaves(outputs)
-    while not all(a.is_ready() for a in leaves):
-        interrupts.check()
-        time.sleep(0.02)
-    interrupts.check()

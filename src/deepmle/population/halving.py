@@ -31,7 +31,8 @@ from deepmle import config as config_lib
 from deepmle import runtime
 from deepmle.core.member import Spec
 from deepmle.core.types import Dataset, Split
-from deepmle.population import groups, programs
+from deepmle.population import groups, loop, programs
+from deepmle.population.loop import take_cells
 from deepmle.progress import Progress
 
 STOP_METRICS = ("stopped_epoch", "stopped_rung")
@@ -68,25 +69,6 @@ def cell_scores(val_ll: np.ndarray, diverged: np.ndarray) -> np.ndarray:
 def ranking(scores: Sequence[float]) -> np.ndarray:
     """Cell indices best first: highest score, ties to the earlier cell (config order)."""
     return np.argsort(-np.asarray(scores, np.float64), kind="stable")
-
-
-def take_cells(state: Any, axes: Any, index: np.ndarray) -> Any:
-    """A group state (host arrays, seeds first) with its cell axis taken at ``index``;
-    ``axes`` are the member-level cell axes (``programs._state_axes``), None for leaves a
-    seed's cells share."""
-    return jax.tree.map(
-        lambda ax, a: a if ax is None else np.take(a, index, axis=ax + 1),
-        axes, state, is_leaf=lambda a: a is None,
-    )  # fmt: skip
-
-
-def take_seeds(state: Any, index: np.ndarray) -> Any:
-    return jax.tree.map(lambda a: np.take(a, index, axis=0), state)
-
-
-def padded_index(n: int, size: int) -> np.ndarray:
-    """0..n-1 then repeats of n-1 up to ``size``: padding members copy the last real one."""
-    return np.minimum(np.arange(size), n - 1)
 
 
 class Shape(NamedTuple):
@@ -131,7 +113,7 @@ def make_env(
         return program, args
 
     def wait(outputs: Any) -> None:
-        groups._wait(outputs, interrupts)
+        loop.wait(outputs, interrupts)
 
     return Env(prepare, wait, progress.epoch, checkpoint)
 
@@ -171,90 +153,6 @@ def capacity(n_cells: int, n_rungs: int, eta: int) -> int:
 MIN_CAPACITY = 4
 """Below about 4 cells a call, per-call costs (validation, the host's dispatch) outweigh the
 padding they save (measured on the bar's search: docs/speed.md)."""
-
-
-def _concat(trees: list[Any], axes: Any) -> Any:
-    """Host group states or arrays of consecutive chunks joined along their cell axes
-    (``axes``: the member-level cell axes, None for leaves a seed's cells share)."""
-    return jax.tree.map(
-        lambda ax, *a: a[0] if ax is None else np.concatenate(a, axis=ax + 1),
-        axes, *trees, is_leaf=lambda a: a is None,
-    )  # fmt: skip
-
-
-def _segment(
-    shape: Shape,
-    env: Env,
-    host_state: Any,
-    hparams: dict[str, np.ndarray],
-    n_seeds: int,
-    start: int,
-    end: int,
-    cap: int,
-) -> tuple[Any, programs.GroupArrays, dict[str, Any]]:
-    """Epochs [start, end) of one shape's running cells (``hparams`` {name: [cells]}), from
-    ``host_state`` (None at epoch 0; else theirs, seeds first), ``cap`` cells per program
-    call (``capacity``): (its state after, real members only; its arrays with ``final``
-    computed at epoch ``end``; timings)."""
-    t0 = time.perf_counter()
-    n_cells = len(hparams["learning_rate"])
-    full = programs.plan(n_seeds, cap)
-    chunks = [np.arange(c, min(c + cap, n_cells)) for c in range(0, n_cells, cap)]
-    runs = []
-    for idx in chunks:
-        layout = full._replace(n_cells=len(idx))  # padded to the one program's capacity
-        program, args = env.prepare(shape.spec, layout, {k: v[idx] for k, v in hparams.items()})
-        if host_state is None:
-            state = programs.placeholder_state(program)
-        else:
-            axes = programs._state_axes(shape.spec, args.data)
-            host = take_cells(host_state, axes, idx[padded_index(len(idx), layout.padded_cells)])
-            host = take_seeds(host, padded_index(n_seeds, layout.padded_seeds))
-            state = jax.tree.map(
-                lambda a, s: programs._global(np.asarray(a, s.dtype), s.sharding),
-                host, program.state_shapes,
-            )  # fmt: skip
-        runs.append([program, args, layout, state, [], None, None])
-    t1 = time.perf_counter()
-    for e in range(start, end):
-        for r in runs:  # every chunk's epoch dispatched before any is read back
-            program, args, _, state = r[:4]
-            r[3], metrics, r[5], r[6] = program.compiled(
-                state, *args, np.int32(e), np.bool_(e == end - 1)
-            )
-            r[4].append(metrics)
-        train_ll = []
-        for r in runs:
-            env.wait(r[4][-1])
-            r[4][-1] = programs.to_host(r[4][-1])
-            train_ll.append(r[4][-1]["train_ll"][:n_seeds, : r[2].n_cells])
-        real = np.concatenate(train_ll, axis=1)
-        finite = real[np.isfinite(real)]
-        env.on_epoch(e, float(finite.mean()) if finite.size else float("nan"), shape.spec.epochs)
-    states, parts = [], []
-    for _, args, layout, state, curves, final, params in runs:
-        env.wait(final)
-        params, final, state = programs.to_host((params, final, state))
-        axes = programs._state_axes(shape.spec, args.data)
-        states.append(take_cells(take_seeds(state, np.arange(n_seeds)), axes,
-                                 np.arange(layout.n_cells)))  # fmt: skip
-        parts.append(programs.group_arrays(layout, params, curves, final))
-    axes = programs._state_axes(shape.spec, runs[0][1].data)
-    arrays = programs.GroupArrays(
-        params=[{k: np.concatenate([p.params[i][k] for p in parts], axis=1) for k in layer}
-                for i, layer in enumerate(parts[0].params)],
-        curves={k: np.concatenate([p.curves[k] for p in parts], axis=1) for k in parts[0].curves},
-        final={k: np.concatenate([p.final[k] for p in parts], axis=1) for k in parts[0].final},
-    )  # fmt: skip
-    info = {
-        "epochs": [start + 1, end],
-        "cells": n_cells,
-        "calls_per_epoch": len(chunks),
-        "layout": full.describe(),
-        "prepare_s": t1 - t0,
-        "train_s": time.perf_counter() - t1,
-    }
-    return _concat(states, axes), arrays, info
 
 
 class Decision(NamedTuple):
@@ -432,9 +330,9 @@ def run(
         for i, shape in enumerate(shapes):
             if alive[i].size == 0:
                 continue
-            states[i], arrays, info = _segment(
-                shape,
-                env,
+            states[i], arrays, info = loop.train_cells(
+                shape.spec,
+                loop.Env(env.prepare, env.wait, env.on_epoch),
                 states[i],
                 {k: v[alive[i]] for k, v in values.items()},
                 n_seeds,
