@@ -22,8 +22,9 @@ from deepmle import runtime, train
 from deepmle.analysis import outputs, report
 from deepmle.core.types import Dataset
 from deepmle.population import groups as population
-from deepmle.population import halving, loop, programs
+from deepmle.population import loop, programs, search
 from deepmle.population.groups import ProgramCache
+from deepmle.population.searches import SEARCHES
 from deepmle.progress import Progress
 from deepmle.runs import store
 from deepmle.runs.results import GroupResult, RunResults, group_name, hidden_label
@@ -55,7 +56,7 @@ def _finished(
     return found, [bool(d) for d in done]
 
 
-def _halve(
+def _search(
     config: config_lib.Config,
     specs: list,
     dataset: Dataset,
@@ -67,29 +68,31 @@ def _halve(
     run: store.RunDir | None,
     data_sha256: str,
 ) -> tuple[list, dict[str, Any]]:
-    """Successive halving (deepmle.population.halving), its state saved after each rung and
-    a verified saved state resumed from (one process; other runs start over)."""
-    shapes = [halving.Shape(hidden_label(h), s)
+    """A search that ranks cells across shapes (deepmle.population.search, the method's row of
+    SEARCHES), its state saved after each rung and a verified saved state resumed from (one
+    process; other runs start over)."""
+    method = SEARCHES[config.search.method]
+    shapes = [search.Shape(hidden_label(h), s)
               for h, s in zip(config.model.hidden_sizes, specs, strict=True)]  # fmt: skip
     resume = None
     if run is not None and run.resumed and jax.process_count() == 1:
         resume, problem = store.read_rungs(run.work, config, data_sha256)
         if resume is not None:
-            problem = halving.check_resume(config, shapes, *resume)
+            problem = search.check_resume(config, method, shapes, *resume)
             resume = None if problem else resume
         if resume is None and problem != "is not saved":
             moved = store.reject_group(run, store.RUNGS)
             progress.warn(f"saved rungs {problem}: not used, trained again"
                           + (f" (kept as {', '.join(moved)})" if moved else ""))  # fmt: skip
         elif resume is not None:
-            progress.warn(f"resuming successive halving after rung {resume[1]['rung']}")
+            progress.warn(f"resuming {config.search.method} after rung {resume[1]['rung']}")
 
     def checkpoint(arrays: dict, record: dict) -> None:
         if run is not None:
             store.save_rungs(run, config, arrays, record, data_sha256)
 
-    env = halving.make_env(dataset, pixels, cache, chunk_bytes, progress, interrupts, checkpoint)
-    return halving.run(config, shapes, env, resume)
+    env = search.make_env(dataset, pixels, cache, chunk_bytes, progress, interrupts, checkpoint)
+    return search.run(config, method, shapes, env, resume)
 
 
 class Outcome(NamedTuple):
@@ -162,9 +165,10 @@ def run(
             hiddens = config.model.hidden_sizes
             progress.begin(len(hiddens), config.train.epochs)
             groups, trained = [], []
-            if config.search.method == "halving":  # every shape together, rung by rung
+            per_shape = SEARCHES[config.search.method].per_shape
+            if not per_shape:  # every shape together, rung by rung
                 done = [True] * len(done)
-                arrays, record = _halve(config, specs, dataset, data.pixels, cache, chunk_bytes,
+                arrays, record = _search(config, specs, dataset, data.pixels, cache, chunk_bytes,
                                         progress, interrupts, run, data_sha256)  # fmt: skip
                 for hidden, (a, info) in zip(hiddens, arrays, strict=True):
                     seeds = np.arange(config.train.seeds)
@@ -181,7 +185,7 @@ def run(
             background = layout.mesh.devices.flat[0].platform != "cpu"
             with population.Ahead(todo, prepare, background) as ahead:
                 for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
-                    if done[i] and config.search.method == "halving":
+                    if done[i] and not per_shape:
                         continue
                     if done[i]:
                         progress.skip(i, len(hiddens), group_name(hidden), config.train.epochs)

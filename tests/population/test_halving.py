@@ -15,7 +15,8 @@ from deepmle import runtime, sweep, train
 from deepmle.core import registry
 from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.member import Shared
-from deepmle.population import halving, programs
+from deepmle.population import halving, loop, programs, search
+from deepmle.population.searches import SEARCHES
 from deepmle.progress import Progress
 
 from ..helpers import built
@@ -45,10 +46,10 @@ def test_rungs_follow_min_epochs_times_powers_of_eta():
 def test_ranking_puts_diverged_last_and_breaks_ties_by_config_order():
     val = np.array([[-0.1, -0.05, -0.2, -0.05], [-0.1, -0.05, -0.2, -0.01]])
     diverged = np.array([[False, False, False, False], [False, False, False, True]])
-    scores = halving.cell_scores(val, diverged)
+    scores = search.cell_scores(val, diverged)
     assert scores[3] == -math.inf  # the best value, but one seed diverged
-    assert halving.ranking(scores).tolist() == [1, 0, 2, 3]
-    assert halving.ranking([-1.0, -0.5, -0.5]).tolist() == [1, 2, 0]
+    assert search.ranking(scores).tolist() == [1, 0, 2, 3]
+    assert search.ranking([-1.0, -0.5, -0.5]).tolist() == [1, 2, 0]
 
 
 def test_take_cells_slices_each_leaf_where_its_cell_axis_sits(small):
@@ -80,7 +81,7 @@ def test_take_cells_slices_each_leaf_where_its_cell_axis_sits(small):
         lambda ax, a: a if ax is None else tag(np.asarray(a, np.float64), ax),
         axes, state, is_leaf=lambda a: a is None,
     )  # fmt: skip
-    cut = halving.take_cells(tagged, axes, np.array([2, 0]))
+    cut = loop.take_cells(tagged, axes, np.array([2, 0]))
     m, t = cut.member, tagged.member
     assert m.params[0]["w"].shape == (2, 784, 2, 4)
     assert cut.start_lls.shape == state.start_lls.shape
@@ -91,7 +92,7 @@ def test_take_cells_slices_each_leaf_where_its_cell_axis_sits(small):
     np.testing.assert_array_equal(m.params[1]["w"], np.take(t.params[1]["w"], [2, 0], 1))
     mu = m.opt_state[0].mu
     np.testing.assert_array_equal(mu[0]["w"], np.take(t.opt_state[0].mu[0]["w"], [2, 0], 2))
-    tree = halving._state_treedef(spec)  # what a resume rebuilds the state with
+    tree = search._state_treedef(spec)  # what a resume rebuilds the state with
     assert tree == jax.tree.structure(state)
 
 
@@ -147,9 +148,9 @@ def test_kept_cells_are_the_top_ones_of_the_grid_curves(grid_and_halving):
             diverged = (g.final["diverged_epoch"][:, li] >= 0) & (
                 g.final["diverged_epoch"][:, li] < e
             )
-            scores.append(halving.cell_scores(g.curves["val_ll"][:, li : li + 1, e - 1],
+            scores.append(search.cell_scores(g.curves["val_ll"][:, li : li + 1, e - 1],
                                               diverged[:, None])[0])  # fmt: skip
-        order = halving.ranking(scores)[: halving.keep_count(len(running), 2)]
+        order = search.ranking(scores)[: halving.keep_count(len(running), 2)]
         expect = sorted(running[j] for j in order)
         assert row["cells_ranked"] == len(running) and row["cells_kept"] == len(expect)
         running = expect
@@ -261,7 +262,7 @@ def test_explain_says_why_a_cell_stopped(grid_and_halving, capsys):
     assert main(["explain", str(halved.run_dir), "h8", "lr=30000"]) == 0
     out = capsys.readouterr().out
     assert "rung 0 at epoch 1: rank 11 of 12" in out and "-inf < cutoff" in out  # h16 is 12th
-    assert "(the best ceil(12/2) = 6 continue): stopped here" in out
+    assert "(the best 6 of 12 continue): stopped here" in out
     best = halved.selected
     assert main(["explain", str(halved.run_dir), f"h{best['hidden_sizes']}",
                  f"lr={best['learning_rate']}"]) == 0  # fmt: skip
@@ -304,7 +305,7 @@ def test_kill_9_mid_rung_then_resume_is_bitwise_the_uninterrupted_run(tmp_path):
 
     code, _, err = finish(deepmle_process(killed, *grid, config="halving.toml", extra_env=cache))
     assert code == 0, err
-    assert f"resuming successive halving after rung {saved[1]['rung']}" in err
+    assert f"resuming halving after rung {saved[1]['rung']}" in err
     code, _, err = finish(deepmle_process(whole, *grid, config="halving.toml", extra_env=cache))
     assert code == 0, err
     for name in ("params.npz", "members.csv", "curves.csv", "summary.csv"):
@@ -448,7 +449,7 @@ def test_a_resumed_run_writes_rungs_csv_as_an_uninterrupted_one(
     out = tmp_path / "run"
     shutil.copytree(interrupted, out)
     assert (
-        _resume(out, small).strip() == "deepmle: warning: resuming successive halving after rung 0"
+        _resume(out, small).strip() == "deepmle: warning: resuming halving after rung 0"
     )
     whole = grid_and_halving["halving"][0].run_dir
 
@@ -511,12 +512,12 @@ def test_a_resealed_snapshot_that_does_not_fit_the_run_is_not_resumed(
     saved, why = store.read_rungs(interrupted, config, meta["data_sha256"])
     assert saved is not None, why
     n = small.train.y.shape[0]
-    shapes = [halving.Shape(str(h[0]), train.spec_from_config(config, (784, *h, 1), n))
+    shapes = [search.Shape(str(h[0]), train.spec_from_config(config, (784, *h, 1), n))
               for h in config.model.hidden_sizes]  # fmt: skip
-    assert halving.check_resume(config, shapes, *saved) == ""
+    assert search.check_resume(config, SEARCHES["halving"], shapes, *saved) == ""
     arrays, record = dict(saved[0]), json.loads(json.dumps(saved[1]))
     edit(arrays, record)
-    assert needle in halving.check_resume(config, shapes, arrays, record)
+    assert needle in search.check_resume(config, SEARCHES["halving"], shapes, arrays, record)
 
 
 def test_a_resealed_rung_record_is_rejected_on_resume(interrupted, small, tmp_path):

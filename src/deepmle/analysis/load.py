@@ -48,7 +48,7 @@ _DECISION = {"hidden_sizes": _STR, "learning_rate": _NUM, "rung": _INT, "epoch":
              "rank": _INT, "of": _INT, "val_ll": _NUM, "cutoff_val_ll": _NUM,
              "kept": _BOOL}  # fmt: skip
 """The keys of meta.json's "search" rows the report reads, and their JSON types (as
-deepmle.population.halving writes them)."""
+deepmle.population.search writes them)."""
 
 
 def _typed(v: Any, types: tuple[type, ...]) -> bool:

@@ -435,7 +435,7 @@ def explain(results: Any, hidden: str, cell: dict[str, float] | float) -> list[s
     ]
     if not results.rungs:
         return [f"{label}: a grid run; every cell trained to the last epoch"]
-    lines, eta = [], results.meta["search"]["eta"]
+    lines, rungs = [], results.rungs
     for d in decisions:
         val, cutoff = d["val_ll"], d["cutoff_val_ll"]
         if math.isfinite(val) or math.isfinite(cutoff):
@@ -447,8 +447,8 @@ def explain(results: Any, hidden: str, cell: dict[str, float] | float) -> list[s
         verdict = "kept" if d["kept"] else "stopped here"
         lines.append(
             f"{label}: rung {d['rung']} at epoch {d['epoch']}: rank {d['rank']} of {d['of']} "
-            f"by mean validation LL over seeds, {compared} (the best ceil({d['of']}/{eta}) = "
-            f"{math.ceil(d['of'] / eta)} continue): {verdict}{never}"
+            f"by mean validation LL over seeds, {compared} (the best "
+            f"{rungs[d['rung']]['cells_kept']} of {d['of']} continue): {verdict}{never}"
         )
     if row["stopped_epoch"] == "":
         last = results.rungs[-1]["epoch"]

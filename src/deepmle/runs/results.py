@@ -22,7 +22,7 @@ import numpy as np
 from deepmle import config as config_lib
 from deepmle.core.metrics import CURVES, DIVERGENCE, METRICS
 from deepmle.core.types import Params
-from deepmle.population.halving import STOP_METRICS
+from deepmle.population.search import STOP_METRICS
 
 FORMAT_VERSION = 3
 """Of a group file (its record's ``format``; none recorded: 1). 2: metrics read through
@@ -218,7 +218,7 @@ class RunResults:
 
     @property
     def decisions(self) -> list[dict[str, Any]]:
-        """Every cell ranked at a rung: its rank, value and the cutoff (population.halving)."""
+        """Every cell ranked at a rung: its rank, value and the cutoff (population.search)."""
         return list(self.meta.get("search", {}).get("decisions", []))
 
     @property

@@ -41,6 +41,7 @@ import numpy as np
 
 from deepmle import config as config_lib
 from deepmle.errors import UserError
+from deepmle.population.searches import SEARCHES
 from deepmle.runs.results import (
     FORMAT_VERSION,
     GroupResult,
@@ -159,9 +160,10 @@ def identity(
     """A hash of the config's content (its keys and values: not its name, not comments),
     restricted to one shape if given, and of the data's content (``data.sha256``). The same
     content on the same data resumes, whatever the file is called or the directory it runs in.
-    A successive-halving shape is never restricted: its stops depend on every cell of the
-    search, so its identity is the whole config's and the shape's name."""
-    whole = config.search.method == "halving"
+    A shape of a search that ranks across shapes (successive halving) is never restricted:
+    its stops depend on every cell of the search, so its identity is the whole config's and
+    the shape's name."""
+    whole = not SEARCHES[config.search.method].per_shape
     if hidden is not None and not whole:
         config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
     content = json.dumps(_content(config), sort_keys=True) + data_sha256
@@ -586,7 +588,7 @@ def save_rungs(
     record: dict[str, Any],
     data_sha256: str,
 ) -> None:
-    """A halving run's state at a rung boundary (deepmle.population.halving), saved
+    """A halving run's state at a rung boundary (deepmle.population.search), saved
     like a group: the npz, then a json with its sha256, the run's identity and its own
     record_sha256."""
     data = npz_bytes(arrays)
