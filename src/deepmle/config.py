@@ -453,9 +453,10 @@ def _draw_searches(
 
 
 def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str]) -> None:
-    """Halving needs a rung before the last epoch and more than one cell to choose among."""
+    """A search that stops cells (any method but the grid) needs a rung before the last epoch
+    and more than one cell to choose among."""
     search = config.search
-    if search.method != "halving":
+    if search.method == "grid":
         return
     at = lambda key: f"{origins.get(('search', key), where)}: [search] {key}"  # noqa: E731
     epochs = config.train.epochs
@@ -463,7 +464,8 @@ def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str
            f"({epochs}) for a first rung, got {search.min_epochs}")  # fmt: skip
     cells = len(config.model.hidden_sizes) * config.n_cells
     _check(at("method"), cells > 1,
-           "'halving' needs more than one cell (shape x hyperparameters) to choose among; "
+           f"{search.method!r} needs more than one cell (shape x hyperparameters) to choose "
+           "among; "
            "this config has 1 (use method = \"grid\")")  # fmt: skip
 
 

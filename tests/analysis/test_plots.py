@@ -132,7 +132,7 @@ def test_cells_stopped_early_are_marked_and_kept_out_of_the_heatmap_colours(tmp_
     fig = plots.heatmap(res)
     assert any(t.startswith("stopped e1\n60.00") for t in _texts(fig))
     assert np.ma.getmaskarray(fig.axes[0].images[0].get_array())[0].tolist() == [1, 0, 0]
-    assert "stopped early by successive halving" in fig.get_suptitle()
+    assert "stopped early by the search" in fig.get_suptitle()
 
     (line,) = plots.lr_data(res)
     np.testing.assert_array_equal(line["stopped"], [1, 0, 0])

@@ -448,9 +448,7 @@ def test_a_resumed_run_writes_rungs_csv_as_an_uninterrupted_one(
 ):
     out = tmp_path / "run"
     shutil.copytree(interrupted, out)
-    assert (
-        _resume(out, small).strip() == "deepmle: warning: resuming halving after rung 0"
-    )
+    assert _resume(out, small).strip() == "deepmle: warning: resuming halving after rung 0"
     whole = grid_and_halving["halving"][0].run_dir
 
     def rows(run):

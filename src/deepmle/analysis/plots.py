@@ -247,7 +247,7 @@ def heatmap(res: RunResults, plt: Any = None) -> Any:
                      fontsize=8, loc="left")  # fmt: skip
     ax.set_ylabel("hidden sizes")
     stops = (
-        "\ncross-hatched: stopped early by successive halving at epoch k (its value then, "
+        "\ncross-hatched: stopped early by the search at epoch k (its value then, "
         "not coloured: not comparable)"
         if d["stopped"].any()
         else ""
@@ -361,7 +361,7 @@ def lr_curve(res: RunResults, plt: Any = None) -> Any:
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("val accuracy %")
     stops = (
-        "\nhollow: stopped early by successive halving, at its stop epoch (not comparable)"
+        "\nhollow: stopped early by the search, at its stop epoch (not comparable)"
         if stop_epochs
         else ""
     )

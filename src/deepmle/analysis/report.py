@@ -303,7 +303,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             "selected: best mean validation accuracy among the cells that lost the fewest seeds"
         )
     if stopped:
-        text.append(f"{stopped} more cells stopped early by successive halving (rungs below)")
+        text.append(f"{stopped} more cells stopped early by the search (rungs below)")
     if sweep and any(r["indistinguishable"] for r in rows):
         text.append(
             "≈: validation accuracy within the 95% interval of the selected, paired by seed"
@@ -385,7 +385,7 @@ def rung_lines(rungs: Sequence[dict[str, Any]]) -> list[str]:
     if rungs:
         done, grid = rungs[-1]["member_epochs"], rungs[-1]["grid_member_epochs"]
         lines.append(
-            f"successive halving trained {done} member-epochs, {100 * done / grid:.1f}% of the "
+            f"the search trained {done} member-epochs, {100 * done / grid:.1f}% of the "
             f"full grid's {grid}; {rungs[-1]['cells_kept']} cells to the last epoch"
         )
     return lines
