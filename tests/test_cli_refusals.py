@@ -135,7 +135,7 @@ def test_the_memory_check_counts_the_address_space_limit(tmp_path):
     compiled or written, not left to fail inside XLA."""
     code, err = _limited(_run_code(tmp_path / "run"), tmp_path)
     line = one_line(err)
-    assert code == 2 and "8 seeds x 1000 learning rates x 1 epochs need ~" in line, line
+    assert code == 2 and "8 seeds x 1000 cells x 1 epochs need ~" in line, line
     assert "GB available" in line and not (tmp_path / "run").exists()
 
 

@@ -31,7 +31,7 @@ from deepmle.runs.results import GroupResult, RunResults, group_name, hidden_lab
 
 
 def _finished(
-    config: config_lib.Config, run: store.RunDir | None, data_sha256: str, progress: Progress
+    config: config_lib.Config, run: store.RunDir | None, progress: Progress
 ) -> tuple[list[GroupResult | None], list[bool]]:
     """Each group's verified saved result (on process 0; None elsewhere) and whether it is
     done. Process 0 decides for all, so every process of a multi-process run trains the same
@@ -40,9 +40,7 @@ def _finished(
     for hidden in config.model.hidden_sizes:
         g = None
         if run is not None and run.resumed:
-            g, problem = store.read_group(
-                run.work, config, hidden, data_sha256, store.code_digest()
-            )
+            g, problem = run.read_group(hidden)
             if g is None and problem != "is not saved":
                 moved = store.reject_group(run, group_name(hidden))
                 progress.warn(
@@ -66,7 +64,6 @@ def _search(
     progress: Progress,
     interrupts: runtime.Interrupts,
     run: store.RunDir | None,
-    data_sha256: str,
 ) -> tuple[list, dict[str, Any]]:
     """A search that ranks cells across shapes (deepmle.population.search, the method's row of
     SEARCHES), its state saved after each rung and a verified saved state resumed from (one
@@ -76,7 +73,7 @@ def _search(
               for h, s in zip(config.model.hidden_sizes, specs, strict=True)]  # fmt: skip
     resume = None
     if run is not None and run.resumed and jax.process_count() == 1:
-        resume, problem = store.read_rungs(run.work, config, data_sha256)
+        resume, problem = run.read_rungs()
         if resume is not None:
             problem = search.check_resume(config, method, shapes, *resume)
             resume = None if problem else resume
@@ -89,7 +86,7 @@ def _search(
 
     def checkpoint(arrays: dict, record: dict) -> None:
         if run is not None:
-            store.save_rungs(run, config, arrays, record, data_sha256)
+            run.save_rungs(arrays, record)
 
     env = search.make_env(dataset, pixels, cache, chunk_bytes, progress, interrupts, checkpoint)
     return search.run(config, method, shapes, env, resume)
@@ -155,7 +152,9 @@ def run(
             if run is not None:
                 store.write_config(run, config)
             data_sha256 = data_lib.sha256(dataset)
-            finished, done = _finished(config, run, data_sha256, progress)
+            if run is not None:
+                run.bind_data(data_sha256)
+            finished, done = _finished(config, run, progress)
             compact = all(spec.optimizer.zero_gradient_keeps_weight for spec in specs)
             data = programs.device_data(
                 dataset, layout.mesh, programs.split_pixels(dataset, compact=compact)
@@ -169,12 +168,12 @@ def run(
             if not per_shape:  # every shape together, rung by rung
                 done = [True] * len(done)
                 arrays, record = _search(config, specs, dataset, data.pixels, cache, chunk_bytes,
-                                        progress, interrupts, run, data_sha256)  # fmt: skip
+                                        progress, interrupts, run)  # fmt: skip
                 for hidden, (a, info) in zip(hiddens, arrays, strict=True):
                     seeds = np.arange(config.train.seeds)
                     g = GroupResult(hidden, seeds, lrs, a.params, a.final, a.curves, info, hyper)
                     if run is not None:
-                        store.save_group(run, config, g, data_sha256)
+                        run.save_group(g)
                     groups.append(g)
                     trained.append(info)
                 extra_meta = {**(extra_meta or {}), "search": record}
@@ -201,7 +200,7 @@ def run(
                         hidden, seeds, lrs, arrays.params, arrays.final, arrays.curves, info, hyper
                     )
                     if run is not None:
-                        store.save_group(run, config, g, data_sha256)
+                        run.save_group(g)
                     healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)
                     progress.group_done(
                         loop.finite_mean(healthy), g.info["compile_wait_s"], g.info["train_s"]

@@ -289,14 +289,43 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 class RunDir:
-    """An open run directory. Writes go to ``work``: the run directory itself, or for a
-    replacement a sibling that ``finish`` swaps in."""
+    """An open run directory, bound to its config and (once ``bind_data`` is called) its data's
+    identity: what every saved group and rung is checked against, so that callers save and
+    read by name alone. Writes go to ``work``: the run directory itself, or for a replacement a
+    sibling that ``finish`` swaps in."""
 
-    def __init__(self, path: Path, work: Path, locks: list[_Lock], resumed: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        work: Path,
+        locks: list[_Lock],
+        resumed: bool,
+        config: config_lib.Config | None = None,
+    ) -> None:
         self.path = path
         self.work = work
         self.resumed = resumed
         self._locks = locks
+        self.config = config
+        self.data_sha256 = ""
+
+    def bind_data(self, data_sha256: str) -> None:
+        """The data's content hash (deepmle.data.sha256), part of every record's identity."""
+        self.data_sha256 = data_sha256
+
+    def save_group(self, g: GroupResult) -> None:
+        save_group(self, self.config, g, self.data_sha256)
+
+    def read_group(self, hidden: tuple[int, ...]) -> tuple[GroupResult | None, str]:
+        """This run's saved group of shape ``hidden``, verified against the bound config, data
+        and this code (``read_group``), or (None, why not)."""
+        return read_group(self.work, self.config, hidden, self.data_sha256, code_digest())
+
+    def save_rungs(self, arrays: dict[str, np.ndarray], record: dict[str, Any]) -> None:
+        save_rungs(self, self.config, arrays, record, self.data_sha256)
+
+    def read_rungs(self) -> tuple[Any, str]:
+        return read_rungs(self.work, self.config, self.data_sha256)
 
     @property
     def replacing(self) -> bool:
@@ -380,7 +409,7 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
         raise RunDirError(f"--out {path} exists and is not a directory")
     if not path.exists() or (not any(path.iterdir())):
         _make_run_dir(path)
-        return RunDir(path, path, [_Lock(path)], resumed=False)
+        return RunDir(path, path, [_Lock(path)], resumed=False, config=config)
     if not (path / MARKER).is_file():
         found = sorted(p.name for p in path.iterdir())[:3]
         raise RunDirError(
@@ -407,7 +436,7 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
             ]
             if links:
                 no_link(path, path / links[0])
-            return RunDir(path, path, locks, resumed=True)
+            return RunDir(path, path, locks, resumed=True, config=config)
         if not overwrite:
             raise RunDirError(
                 f"{path} holds a run of a different config; --overwrite replaces it (deepmle's "
@@ -422,12 +451,12 @@ def open_run(path: Path, config: config_lib.Config, overwrite: bool) -> RunDir:
         for stale in _stale_staging(path):  # an interrupted replacement: resume it if it fits
             if _config_content(stale / "config.toml") == _content(config) and len(locks) == 1:
                 locks.append(_Lock(stale))
-                return RunDir(path, stale, locks, resumed=True)
+                return RunDir(path, stale, locks, resumed=True, config=config)
             shutil.rmtree(stale, ignore_errors=True)
         work = path.with_name(f".{path.name}.deepmle-new-{os.getpid()}")
         _make_run_dir(work)
         locks.append(_Lock(work))
-        return RunDir(path, work, locks, resumed=False)
+        return RunDir(path, work, locks, resumed=False, config=config)
     except BaseException:
         for lock in locks:
             lock.release()
