@@ -372,7 +372,7 @@ def test_two_processes_halve_as_one_device_does(tmp_path):
     layouts = [r["layout"] for g in meta["groups"].values() for r in g["rungs"]]
     assert [lay["devices"] for lay in layouts] == [4] * len(layouts)
     # 3 seeds x 4 lrs on 4 devices: 1 x 4, no padding
-    assert layouts[0]["mesh"] == {"seeds": 1, "lrs": 4} and layouts[0]["padded_members"] == 0
+    assert layouts[0]["mesh"] == {"seeds": 1, "cells": 4} and layouts[0]["padded_members"] == 0
     same_members(one, out)
 
     def kept(run):

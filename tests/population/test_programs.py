@@ -173,7 +173,7 @@ def test_four_devices_give_the_same_results(one_device_run, tmp_path):
     assert code == 0, err
     meta = json.loads((out / "meta.json").read_text())
     assert len(meta["devices"]) == 4
-    assert meta["layout"] == {"devices": 4, "mesh": {"seeds": 4, "lrs": 1},
+    assert meta["layout"] == {"devices": 4, "mesh": {"seeds": 4, "cells": 1},
                               "members_per_device": 2, "padded_members": 2}  # fmt: skip
     same_members(one_device_run, out)
 
@@ -189,7 +189,7 @@ def test_two_seeds_by_four_learning_rates_fill_four_devices_without_padding(tmp_
         code, _, err = finish(deepmle_process(runs[devices], *grid, devices=devices))
         assert code == 0, err
     meta = json.loads((runs[4] / "meta.json").read_text())
-    assert meta["layout"] == {"devices": 4, "mesh": {"seeds": 2, "lrs": 2},
+    assert meta["layout"] == {"devices": 4, "mesh": {"seeds": 2, "cells": 2},
                               "members_per_device": 2, "padded_members": 0}  # fmt: skip
     same_members(runs[1], runs[4])
 
