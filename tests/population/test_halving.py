@@ -6,16 +6,12 @@ import json
 import math
 import shutil
 
-import jax
 import numpy as np
 import pytest
 
 from deepmle import config as config_lib
 from deepmle import runtime, sweep, train
-from deepmle.core import registry
-from deepmle.core.hyperparams import HYPERPARAMETERS
-from deepmle.core.member import Shared
-from deepmle.population import halving, loop, programs, search
+from deepmle.population import halving, search
 from deepmle.population.searches import SEARCHES
 from deepmle.progress import Progress
 
@@ -50,50 +46,6 @@ def test_ranking_puts_diverged_last_and_breaks_ties_by_config_order():
     assert scores[3] == -math.inf  # the best value, but one seed diverged
     assert search.ranking(scores).tolist() == [1, 0, 2, 3]
     assert search.ranking([-1.0, -0.5, -0.5]).tolist() == [1, 2, 0]
-
-
-def test_take_cells_slices_each_leaf_where_its_cell_axis_sits(small):
-    """The first layer's weights are [seeds, pixels, cells, h], the rest [seeds, cells, ...];
-    start_lls [seeds, n] has no cells axis. Slicing must pick the same member in every leaf."""
-    config = config_lib.Config()
-    spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
-    spec = spec._replace(optimizer=registry.optimizer("adam"))
-    members = programs.group(spec)
-    rng = np.random.default_rng(0)
-    params = [
-        {"w": rng.normal(size=(2, 784, 4)), "b": np.zeros((2, 4))},
-        {"w": rng.normal(size=(2, 4, 1)), "b": np.zeros((2, 1))},
-    ]
-    params = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
-    cells = {k: np.float32([v.default] * 3) for k, v in HYPERPARAMETERS.items()}
-    cells["learning_rate"] = np.float32([0.1, 0.2, 0.3])
-    hparams = {k: np.broadcast_to(v, (2, 3)) for k, v in cells.items()}
-    member = members.init(hparams, params, Shared(small, np.int32(0)))
-    state = jax.device_get(programs.GroupState(member, members.start_lls(params, small)))
-
-    def tag(a, ax):  # each member's entries offset by its lr index, to see which one is taken
-        return a + np.arange(a.shape[ax + 1]).reshape(
-            [-1 if i == ax + 1 else 1 for i in range(a.ndim)]
-        )
-
-    axes = programs._state_axes(spec, small)
-    tagged = jax.tree.map(
-        lambda ax, a: a if ax is None else tag(np.asarray(a, np.float64), ax),
-        axes, state, is_leaf=lambda a: a is None,
-    )  # fmt: skip
-    cut = loop.take_cells(tagged, axes, np.array([2, 0]))
-    m, t = cut.member, tagged.member
-    assert m.params[0]["w"].shape == (2, 784, 2, 4)
-    assert cut.start_lls.shape == state.start_lls.shape
-    assert m.diverged_epoch.shape == (2, 2)
-    for k in HYPERPARAMETERS:
-        np.testing.assert_array_equal(m.hparams[k], np.take(t.hparams[k], [2, 0], 1))
-    np.testing.assert_array_equal(m.params[0]["w"], np.take(t.params[0]["w"], [2, 0], 2))
-    np.testing.assert_array_equal(m.params[1]["w"], np.take(t.params[1]["w"], [2, 0], 1))
-    mu = m.opt_state[0].mu
-    np.testing.assert_array_equal(mu[0]["w"], np.take(t.opt_state[0].mu[0]["w"], [2, 0], 2))
-    tree = search._state_treedef(spec)  # what a resume rebuilds the state with
-    assert tree == jax.tree.structure(state)
 
 
 @pytest.fixture(scope="module")
