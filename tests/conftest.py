@@ -6,8 +6,9 @@ persistent compilation cache for the whole test run, through XDG_CACHE_HOME, as 
 researcher's machine: the suite's subprocesses compile the same few programs. It is the run's
 own, empty at its start, so that no test reads what an earlier run or the user's ~/.cache
 left, and nothing is written there; a test about the cache itself gives its own directory.
-The test process itself keeps JAX's in-memory cache only: writing each of its many small
-programs to disk costs more than it saves."""
+The test processes (each pytest-xdist worker) use the same cache: a program one worker or
+subprocess compiled, another reads. The same directory holds what tests share once per run
+(helpers.once)."""
 
 import os
 import shutil
@@ -21,18 +22,19 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 from deepmle import config as config_lib  # noqa: E402
-from deepmle import data  # noqa: E402
+from deepmle import data, runtime  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist's workers inherit their controller's environment: one cache for the run
-    if os.environ.get("PYTEST_XDIST_WORKER") and "deepmle-tests-" in os.environ.get(
-        "XDG_CACHE_HOME", ""
+    if not (
+        os.environ.get("PYTEST_XDIST_WORKER")
+        and "deepmle-tests-" in os.environ.get("XDG_CACHE_HOME", "")
     ):
-        return
-    home = Path(tempfile.mkdtemp(prefix="deepmle-tests-"))
-    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
-    os.environ["XDG_CACHE_HOME"] = str(home)
+        home = Path(tempfile.mkdtemp(prefix="deepmle-tests-"))
+        config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+        os.environ["XDG_CACHE_HOME"] = str(home)
+    runtime.enable_compilation_cache(runtime.default_cache_dir())
 
 
 @pytest.fixture(scope="session")

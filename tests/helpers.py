@@ -1,7 +1,15 @@
-"""Shared by the test files: the real `deepmle` command in a subprocess, and result comparison."""
+"""Shared by the test files: the one tiny config and the one interruptible config, the real
+`deepmle` command in a subprocess, directories built once per test run, one member trained
+alone, and result comparison."""
 
+import contextlib
+import fcntl
+import functools
+import io
+import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -9,13 +17,66 @@ import sys
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from deepmle import results
+from deepmle.core import member, model
+from deepmle.population import randomness
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"
+
+TINY = ["--set", "model.hidden_sizes=[[8]]", "--set", "train.seeds=2", "--set", "train.epochs=1",
+        "--set", "train.batch_size=64"]  # fmt: skip
+"""The one tiny config of the CLI and subprocess tests (on configs/seed.toml): every test that
+does not care what it trains trains this, so the suite compiles its programs once."""
+
+INTERRUPTIBLE = ["--set", "model.hidden_sizes=[[16], [256]]", "--set", "train.seeds=8",
+                 "--set", "train.epochs=3", "--set", "train.batch_size=64"]  # fmt: skip
+"""The one config of the kill, lock and overwrite tests: h16 is done in seconds, h256 then
+trains long enough to be killed or found running by a second process."""
+
+
+def once(name: str, build) -> Path:
+    """The directory ``build(path)`` makes, built once per test run however many pytest-xdist
+    workers ask for it: the first takes a file lock and builds it beside, then renames it into
+    place; the others wait on the lock and find it there. It lives in the run's own cache home
+    (conftest), removed with it. Read it only: a test that writes copies it (``copy``)."""
+    root = Path(os.environ["XDG_CACHE_HOME"]) / "shared"
+    root.mkdir(exist_ok=True)
+    done = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_dir():
+            building = root / f"{name}.building"
+            shutil.rmtree(building, ignore_errors=True)
+            building.mkdir()
+            build(building)
+            building.rename(done)
+    return done
+
+
+def copy(run: Path, to: Path) -> Path:
+    """A writable copy of a shared run directory at ``to``."""
+    shutil.copytree(run, to)
+    return to
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _alone(spec: member.Spec, params, orders, lr, data, key):
+    return member.run(member.member(spec), params, orders, lr, data, key)
+
+
+def member_alone(spec: member.Spec, dataset, seed: int, lr: float):
+    """One member trained alone by the one definition (member.run), from seed's host draws as
+    `deepmle run` draws them: (state, curves, final)."""
+    params = model.from_normals(randomness.init_normals(seed, spec.layer_sizes))
+    orders = randomness.epoch_orders(seed, spec.n_train, spec.batch_size, spec.epochs)
+    data = jax.tree.map(jnp.asarray, dataset)
+    return _alone(spec, params, orders, jnp.float32(lr), data, randomness.calibration_key(seed))
 
 
 def built(counts: dict[str, float]) -> float:
@@ -110,3 +171,54 @@ def free_port(low: int = 20000, high: int = 30000) -> int:
     starting a cluster at once do not both take the first free one."""
     start = random.randrange(low, high)
     return next(p for p in (*range(start, high), *range(low, start)) if _free(p))
+
+
+ALL_DIVERGE = ["--set", "train.learning_rate=[1e30, 2e30, 3e30]", "--set", "train.epochs=2",
+               "--set", "train.seeds=1", "--set", "model.hidden_sizes=[4]",
+               "--set", "search.method=halving", "--set", "search.eta=2"]  # fmt: skip
+
+
+def _all_diverge(directory: Path) -> None:
+    from deepmle.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(directory / "run"),
+                     "--quiet", *ALL_DIVERGE])  # fmt: skip
+    lines = stderr.getvalue().strip().splitlines()
+    assert (code, lines) == (1, ["deepmle: every member diverged"]), stderr.getvalue()
+    assert "selected" not in stdout.getvalue()
+
+
+def all_diverged() -> Path:
+    """A successive-halving run of 3 learning rates where every member diverges (exit 1, one
+    line), built once per test run: copy it to write."""
+    return once("all-diverged", _all_diverge) / "run"
+
+
+DAMAGED_SEARCH = {
+    "eta text": lambda s: s.update(eta="3"),
+    "eta 1": lambda s: s.update(eta=1),
+    "rungs object": lambda s: s.update(rungs={"a": 1}),
+    "decisions missing": lambda s: s.pop("decisions"),
+    "decision a number": lambda s: s["decisions"].__setitem__(0, 7),
+    "rank text": lambda s: s["decisions"][0].update(rank="1"),
+    "kept number": lambda s: s["decisions"][0].update(kept=1),
+    "val_ll null": lambda s: s["decisions"][0].update(val_ll=None),
+    "cutoff word": lambda s: s["rungs"][0].update(cutoff_val_ll="low"),
+    "epoch float": lambda s: s["rungs"][-1].update(epoch=2.5),
+    "grid 0": lambda s: s["rungs"][-1].update(grid_member_epochs=0),
+    "search list": None,
+}
+
+
+def damage_search(run: Path, tmp_path: Path, case: str) -> Path:
+    """A copy of ``run`` whose meta.json search section is damaged as DAMAGED_SEARCH[case] says."""
+    out = shutil.copytree(run, tmp_path / "run")
+    meta = json.loads((out / "meta.json").read_text())
+    if DAMAGED_SEARCH[case] is None:
+        meta["search"] = [1, 2]
+    else:
+        DAMAGED_SEARCH[case](meta["search"])
+    (out / "meta.json").write_text(json.dumps(meta))
+    return out

@@ -1,4 +1,5 @@
-"""The command line end to end, on the real seed config shrunk to one short epoch."""
+"""The command line end to end, on the real seed config shrunk to the tests' tiny config
+(helpers.TINY); the commands run as a subprocess are marked slow."""
 
 import csv
 import json
@@ -14,8 +15,7 @@ from deepmle import config as config_lib
 from deepmle import results
 from deepmle.cli import main
 
-CONFIGS = Path(__file__).parent.parent / "configs"
-SHRINK = ["--set", "train.epochs=1", "--set", "train.seeds=2", "--set", "train.batch_size=32"]
+from .helpers import CONFIGS, TINY, copy, once
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -24,14 +24,17 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 
 def _run(out: Path, *extra: str, config: str = "seed.toml") -> int:
-    return main(["run", str(CONFIGS / config), "--out", str(out), "--no-cache", *SHRINK, *extra])
+    return main(["run", str(CONFIGS / config), "--out", str(out), *TINY, *extra])
 
 
 @pytest.fixture(scope="module")
-def seed_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cli") / "seed"
-    assert _run(out, "--quiet") == 0
-    return out
+def seed_run() -> Path:
+    """The tiny run with its figures, built once per test run: read it, or copy it to write."""
+    return once("cli-tiny", lambda d: _check(_run(d / "run", "--quiet"))) / "run"
+
+
+def _check(code: int) -> None:
+    assert code == 0
 
 
 def test_run_writes_every_output_file(seed_run):
@@ -42,8 +45,8 @@ def test_run_writes_every_output_file(seed_run):
         "curves.csv",
         "params.npz",
         "meta.json",
-        "groups/h32.npz",
-        "groups/h32.json",
+        "groups/h8.npz",
+        "groups/h8.json",
     ):
         assert (seed_run / name).is_file(), name
     for name in ("curves", "weights", "misclassified"):
@@ -68,7 +71,7 @@ def test_outputs_hold_the_run(seed_run):
         "test_accuracy_ci95",
     ):
         assert col in summary
-    assert summary["hidden_sizes"] == "32" and summary["seeds"] == "2"
+    assert summary["hidden_sizes"] == "8" and summary["seeds"] == "2"
     assert 0.9 < float(summary["test_accuracy_mean"]) <= 1.0  # a fraction, not a percentage
     members = _csv(seed_run / "members.csv")
     assert [m["seed"] for m in members] == ["0", "1"]
@@ -77,28 +80,31 @@ def test_outputs_hold_the_run(seed_run):
     )
     assert len(_csv(seed_run / "curves.csv")) == 2  # 1 epoch x 2 seeds
     params = np.load(seed_run / "params.npz")
-    assert params["h32/layer0/w"].shape == (2, 1, 784, 32)
-    assert params["h32/layer1/w"].shape == (2, 1, 32, 1)
+    assert params["h8/layer0/w"].shape == (2, 1, 784, 8)
+    assert params["h8/layer1/w"].shape == (2, 1, 8, 1)
     meta = json.loads((seed_run / "meta.json").read_text())
     for key in ("versions", "git_commit", "devices", "wall_s", "compile_s", "train_s"):
         assert key in meta
-    assert meta["versions"]["jax"] and meta["compile_s"] > 0
+    # compile_s may be 0 here: the tiny config's programs may already be in this process
+    assert meta["versions"]["jax"] and meta["compile_s"] >= 0
 
 
-def test_same_config_again_resumes_and_skips(seed_run, capsys):
-    before = (seed_run / "groups" / "h32.npz").read_bytes()
-    assert _run(seed_run) == 0
+def test_same_config_again_resumes_and_skips(seed_run, tmp_path, capsys):
+    run = copy(seed_run, tmp_path / "run")
+    before = (run / "groups" / "h8.npz").read_bytes()
+    assert _run(run) == 0
     err = capsys.readouterr().err
-    assert "h32: already done, skipped" in err
-    assert (seed_run / "groups" / "h32.npz").read_bytes() == before
+    assert "h8: already done, skipped" in err
+    assert (run / "groups" / "h8.npz").read_bytes() == before
 
 
-def test_different_config_is_refused_and_nothing_is_lost(seed_run, capsys):
-    before = {p: p.read_bytes() for p in seed_run.rglob("*") if p.is_file()}
-    assert _run(seed_run, "--set", "train.learning_rate=0.1") == 2
+def test_different_config_is_refused_and_nothing_is_lost(seed_run, tmp_path, capsys):
+    run = copy(seed_run, tmp_path / "run")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert _run(run, "--set", "train.learning_rate=0.1") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--overwrite" in err
-    assert before == {p: p.read_bytes() for p in seed_run.rglob("*") if p.is_file()}
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
 def test_overwrite_replaces(tmp_path):
@@ -110,12 +116,14 @@ def test_overwrite_replaces(tmp_path):
     assert results.load_run(out).summary[0]["learning_rate"] == 0.1
 
 
-def test_plot_redraws_from_the_run_directory(seed_run, capsys):
-    (seed_run / "plots" / "curves.png").unlink()
-    assert main(["plot", str(seed_run)]) == 0
-    assert (seed_run / "plots" / "curves.png").is_file()
+def test_plot_redraws_from_the_run_directory(seed_run, tmp_path, capsys):
+    run = copy(seed_run, tmp_path / "run")
+    (run / "plots" / "curves.png").unlink()
+    assert main(["plot", str(run)]) == 0
+    assert (run / "plots" / "curves.png").is_file()
 
 
+@pytest.mark.slow
 def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nhidden_sizes = [32, 0]\n")
@@ -134,17 +142,17 @@ def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):
 def test_plot_needs_no_params_npz_and_says_what_is_missing(seed_run, tmp_path, capsys):
     import shutil
 
-    run = tmp_path / "run"
-    shutil.copytree(seed_run, run)
+    run = copy(seed_run, tmp_path / "run")
     (run / "params.npz").unlink()
     assert main(["plot", str(run)]) == 0  # the figures read the verified group files
     capsys.readouterr()
     shutil.rmtree(run / "groups")
     assert main(["plot", str(run)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "group h32 is not saved" in err
+    assert err.count("\n") == 1 and "group h8 is not saved" in err
 
 
+@pytest.mark.slow
 def test_an_internal_error_has_its_own_exit_code_and_a_traceback(tmp_path):
     """A bug (here: an exception injected into the sweep) exits 3, not 1 or 2."""
     code = (
@@ -152,7 +160,7 @@ def test_an_internal_error_has_its_own_exit_code_and_a_traceback(tmp_path):
         "def broken(*a, **k): raise RuntimeError('injected')\n"
         "sweep.run = broken\n"
         f"sys.exit(cli.main(['run', {str(CONFIGS / 'seed.toml')!r}, '--out', "
-        f"{str(tmp_path / 'run')!r}, '--no-cache']))"
+        f"{str(tmp_path / 'run')!r}]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3
@@ -164,6 +172,7 @@ def test_a_sweep_of_three_learning_rates_gets_the_learning_rate_plot(tmp_path, s
     out = tmp_path / "run"
     assert _run(out, "--quiet", "--set", "train.learning_rate=[0.1, 0.3, 1.0]") == 0
     assert (out / "plots" / "lr.png").stat().st_size > 1000
+    assert json.loads((out / "meta.json").read_text())["compile_s"] > 0  # a config new here
     assert not (seed_run / "plots" / "lr.png").exists()  # one learning rate: no lr plot
 
 
@@ -172,11 +181,12 @@ def _python(code: str, tmp_path) -> subprocess.CompletedProcess:
                           timeout=300, cwd=tmp_path)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_main_job_imports_neither_tfds_nor_tensorboard(tmp_path):
     code = (
         "import sys; from deepmle import cli\n"
-        f"code = cli.main(['run', {str(CONFIGS / 'seed.toml')!r}, '--out', 'run', '--no-cache',"
-        " '--quiet', '--set', 'train.epochs=1', '--set', 'train.seeds=2'])\n"
+        f"code = cli.main(['run', {str(CONFIGS / 'seed.toml')!r}, '--out', 'run', '--quiet',"
+        f" *{TINY!r}])\n"
         "heavy = [m for m in ('tensorflow_datasets', 'pyarrow', 'tensorboard', 'tensorflow')"
         " if m in sys.modules]\n"
         "print(code, heavy)"
@@ -185,6 +195,7 @@ def test_the_main_job_imports_neither_tfds_nor_tensorboard(tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("missing", "args", "message"),
     [("tensorflow_datasets", ["--set", "data.source=tfds"], "pip install 'deepmle[tfds]'"),
@@ -196,7 +207,7 @@ def test_an_extra_asked_for_but_not_installed_is_one_line(tmp_path, missing, arg
         f"import sys; sys.modules[{missing!r}] = None\n"
         "from deepmle import cli\n"
         f"sys.exit(cli.main(['run', {str(CONFIGS / 'seed.toml')!r}, '--out', 'run', "
-        f"'--no-cache', *{args!r}]))"
+        f"*{args!r}]))"
     )
     proc = _python(code, tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
@@ -204,6 +215,7 @@ def test_an_extra_asked_for_but_not_installed_is_one_line(tmp_path, missing, arg
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_distributed_without_a_cluster_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_"))}
     proc = subprocess.run(
@@ -235,12 +247,12 @@ def test_a_bad_multi_process_setup_is_one_line(tmp_path, capsys, args, message):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_closed_output_pipe_is_not_a_bug(tmp_path):
     """`deepmle run ... | true`: the reader has gone before the table is printed; the run is
     complete all the same, and the exit code says so."""
     cmd = (f"{sys.executable} -m deepmle run {CONFIGS / 'seed.toml'} --out {tmp_path / 'run'}"
-           " --no-cache --no-plots --quiet --set train.epochs=1 --set train.seeds=2"
-           " | true")  # fmt: skip
+           f" --no-plots --quiet {' '.join(map(repr, TINY))} | true")  # fmt: skip
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -273,7 +285,7 @@ def test_plot_works_from_another_directory_with_a_relative_data_path(tmp_path, m
 def test_a_path_component_over_255_bytes_is_one_line(where, tmp_path, capsys):
     long = tmp_path / ("x" * 300)
     argv = {
-        "--out": ["run", str(CONFIGS / "seed.toml"), "--out", str(long / "run"), "--no-cache"],
+        "--out": ["run", str(CONFIGS / "seed.toml"), "--out", str(long / "run")],
         "plot": ["plot", str(long)],
         "config": ["run", str(long / "seed.toml")],
     }[where]
@@ -284,10 +296,7 @@ def test_a_path_component_over_255_bytes_is_one_line(where, tmp_path, capsys):
 
 @pytest.mark.parametrize("meta", ["[]", '{"data": null}', '{"data": []}'])
 def test_a_meta_json_of_the_wrong_shape_is_one_line(meta, seed_run, tmp_path, capsys):
-    import shutil
-
-    run = tmp_path / "run"
-    shutil.copytree(seed_run, run)
+    run = copy(seed_run, tmp_path / "run")
     (run / "meta.json").write_text(meta)
     for command in ("plot", "tensorboard"):
         assert main([command, str(run)]) == 2
@@ -295,6 +304,7 @@ def test_a_meta_json_of_the_wrong_shape_is_one_line(meta, seed_run, tmp_path, ca
         assert err.count("\n") == 1 and "meta.json: damaged" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["..toml", "...toml", "....toml"])
 def test_a_config_name_that_is_no_folder_name_is_refused(tmp_path, name):
     """The default run directory is runs/<config file stem>: a stem of dots would make it
@@ -305,7 +315,7 @@ def test_a_config_name_that_is_no_folder_name_is_refused(tmp_path, name):
     (tmp_path / "runs").mkdir()
     before = sorted(p.name for p in tmp_path.rglob("*"))
     proc = subprocess.run(
-        [sys.executable, "-m", "deepmle", "run", name, "--no-cache", *SHRINK],
+        [sys.executable, "-m", "deepmle", "run", name, *TINY],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
@@ -318,6 +328,6 @@ def test_a_config_name_that_is_no_folder_name_is_refused(tmp_path, name):
 def test_an_empty_out_is_refused(tmp_path, monkeypatch, capsys):
     """--out '' would be the current folder, which the user did not name."""
     monkeypatch.chdir(tmp_path)
-    assert main(["run", str(CONFIGS / "seed.toml"), "--out", "", *SHRINK]) == 2
+    assert main(["run", str(CONFIGS / "seed.toml"), "--out", "", *TINY]) == 2
     assert "--out: an empty path" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

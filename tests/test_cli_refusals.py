@@ -1,8 +1,7 @@
 """The `deepmle` command refusing what it cannot do in one line, for real: a subprocess of
-``python -m deepmle`` each time, its exit code and its whole stderr checked."""
+``python -m deepmle`` each time (marked slow), its exit code and its whole stderr checked."""
 
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -13,14 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepmle import results
-from deepmle.errors import UserError
-
-from .helpers import CONFIGS, env
-
-ALL_DIVERGE = ["--set", "train.learning_rate=[1e30, 2e30, 3e30]", "--set", "train.epochs=2",
-               "--set", "train.seeds=1", "--set", "model.hidden_sizes=[4]",
-               "--set", "search.method=halving", "--set", "search.eta=2"]  # fmt: skip
+from .helpers import CONFIGS, all_diverged, damage_search, env
 
 
 def deepmle(*args: str | Path) -> tuple[int, str, str]:
@@ -36,74 +28,40 @@ def one_line(err: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def diverged(tmp_path_factory) -> Path:
-    """A successive-halving run of 3 learning rates where every member diverges."""
-    out = tmp_path_factory.mktemp("refusals") / "run"
-    code, stdout, err = deepmle("run", CONFIGS / "seed.toml", "--out", out, "--quiet",
-                                *ALL_DIVERGE)  # fmt: skip
-    assert (code, one_line(err)) == (1, "deepmle: every member diverged")
-    assert "selected" not in stdout
-    return out
+def diverged() -> Path:
+    return all_diverged()
 
 
-def test_every_member_diverged_draws_the_log_scaled_figures_and_exits_1(diverged):
+@pytest.mark.slow
+def test_every_member_diverged_draws_the_log_scaled_figures_and_exits_1(diverged, tmp_path):
     for name in ("lr", "halving", "curves", "heatmap"):
         assert (diverged / "plots" / f"{name}.png").stat().st_size > 1000, name
     assert not (diverged / "plots" / "weights.png").exists()  # no selected model to show
-    (diverged / "plots" / "lr.png").unlink()
-    code, _, err = deepmle("plot", diverged)
-    assert code == 0 and (diverged / "plots" / "lr.png").is_file(), err
+    run = tmp_path / "run"
+    shutil.copytree(diverged, run)
+    (run / "plots" / "lr.png").unlink()
+    code, _, err = deepmle("plot", run)
+    assert code == 0 and (run / "plots" / "lr.png").is_file(), err
 
 
 @pytest.mark.parametrize("lr", ["0", "-1", "inf", "1e400", "nan"])
+@pytest.mark.slow
 def test_explain_refuses_a_learning_rate_that_is_no_cell(diverged, lr):
     code, out, err = deepmle("explain", diverged, "h4", f"lr={lr}")
     assert code == 2 and out == ""
     assert one_line(err).startswith("deepmle: error: deepmle explain: lr must be a positive")
 
 
+@pytest.mark.slow
 def test_explain_finds_a_real_cell(diverged):
     code, out, err = deepmle("explain", diverged, "h4", "lr=1e30")
     assert code == 0 and "h4 lr 1e+30: rung 0 at epoch 1" in out, err
 
 
-DAMAGE = {
-    "eta text": lambda s: s.update(eta="3"),
-    "eta 1": lambda s: s.update(eta=1),
-    "rungs object": lambda s: s.update(rungs={"a": 1}),
-    "decisions missing": lambda s: s.pop("decisions"),
-    "decision a number": lambda s: s["decisions"].__setitem__(0, 7),
-    "rank text": lambda s: s["decisions"][0].update(rank="1"),
-    "kept number": lambda s: s["decisions"][0].update(kept=1),
-    "val_ll null": lambda s: s["decisions"][0].update(val_ll=None),
-    "cutoff word": lambda s: s["rungs"][0].update(cutoff_val_ll="low"),
-    "epoch float": lambda s: s["rungs"][-1].update(epoch=2.5),
-    "grid 0": lambda s: s["rungs"][-1].update(grid_member_epochs=0),
-    "search list": None,
-}
-
-
-def _damaged(run: Path, tmp_path: Path, case: str) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    meta = json.loads((copy / "meta.json").read_text())
-    if DAMAGE[case] is None:
-        meta["search"] = [1, 2]
-    else:
-        DAMAGE[case](meta["search"])
-    (copy / "meta.json").write_text(json.dumps(meta))
-    return copy
-
-
-@pytest.mark.parametrize("case", DAMAGE)
-def test_a_damaged_search_section_is_refused_by_load_run(diverged, tmp_path, case):
-    with pytest.raises(UserError, match=r"meta.json: damaged search section \(.*\); re-run"):
-        results.load_run(_damaged(diverged, tmp_path, case))
-
-
 @pytest.mark.parametrize(("command", "case"), [("explain", "eta text"), ("plot", "rank text")])
+@pytest.mark.slow
 def test_a_damaged_search_section_is_one_line_for_the_commands(diverged, tmp_path, command, case):
-    run = _damaged(diverged, tmp_path, case)
+    run = damage_search(diverged, tmp_path, case)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     code, _, err = deepmle(command, run, *(["h4", "lr=1e30"] if command == "explain" else []))
     assert code == 2 and "damaged search section" in one_line(err)
@@ -113,7 +71,7 @@ def test_a_damaged_search_section_is_one_line_for_the_commands(diverged, tmp_pat
 LIMIT_KIB = 5_000_000
 """ulimit -v for the memory tests: room for Python, JAX and the data, not for 8,000 members."""
 BIG_GRID = ["--set", "train.learning_rate={ log_uniform = [1e-3, 1.0], samples = 1000 }",
-            "--set", "train.epochs=1", "--no-cache", "--quiet"]  # fmt: skip
+            "--set", "train.epochs=1", "--quiet"]  # fmt: skip
 
 
 def _limited(code: str, tmp_path: Path) -> tuple[int, str]:
@@ -130,6 +88,7 @@ def _run_code(out: Path, before: str = "") -> str:
     return f"{before}\nimport sys\nfrom deepmle.cli import main\nsys.exit(main({argv!r}))"
 
 
+@pytest.mark.slow
 def test_the_memory_check_counts_the_address_space_limit(tmp_path):
     """Under ulimit -v the grid is refused up front with the estimate, before anything is
     compiled or written, not left to fail inside XLA."""
@@ -149,11 +108,12 @@ def test_a_real_out_of_memory_inside_xla_is_one_line(tmp_path):
 
 
 def _run_npz(path: Path, out: Path) -> tuple[int, str]:
-    code, _, err = deepmle("run", CONFIGS / "seed.toml", "--out", out, "--no-cache", "--quiet",
+    code, _, err = deepmle("run", CONFIGS / "seed.toml", "--out", out, "--quiet",
                            "--set", "data.source=npz", "--set", f"data.path={path}")  # fmt: skip
     return code, err
 
 
+@pytest.mark.slow
 def test_an_npz_without_ink_is_one_line(tmp_path):
     y = np.tile(np.array([1, 2, 3]), 100)
     x = np.zeros((300, 28, 28), np.uint8)
@@ -164,6 +124,7 @@ def test_an_npz_without_ink_is_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_npz_declaring_two_million_images_is_refused_from_its_header(tmp_path):
     """The header alone is read: 2,000,000 x 784 bytes are neither allocated nor read."""
     buf = io.BytesIO()
@@ -179,6 +140,7 @@ def test_an_npz_declaring_two_million_images_is_refused_from_its_header(tmp_path
 
 
 @pytest.mark.parametrize("kind", ["fifo", "directory"])
+@pytest.mark.slow
 def test_a_fifo_or_directory_is_named_for_what_it_is(tmp_path, kind):
     special = tmp_path / "special"
     os.mkfifo(special) if kind == "fifo" else special.mkdir()
@@ -189,6 +151,7 @@ def test_a_fifo_or_directory_is_named_for_what_it_is(tmp_path, kind):
     assert code == 2 and one_line(err) == f"deepmle: error: {special}: is {what}, not a config file"
 
 
+@pytest.mark.slow
 def test_a_huge_value_is_not_echoed_whole(tmp_path):
     path = tmp_path / "big.toml"
     path.write_text(f'[train]\noptimizer = "{"x" * 20_000_000}"\n')

@@ -148,7 +148,7 @@ def test_bad_config_is_one_line_and_exit_2(name, tmp_path, capsys):
     text, message = BAD[name]
     path = tmp_path / "bad.toml"
     path.write_text(text)
-    code = main(["run", str(path), "--out", str(tmp_path / "run"), "--quiet", "--no-cache"])
+    code = main(["run", str(path), "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("deepmle: error: ")

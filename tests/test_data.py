@@ -254,7 +254,7 @@ def test_data_faults_are_one_line_naming_file_and_array(tmp_path, rng, capsys, f
     base = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
     path = _faulty(tmp_path, rng, **make(base))
     out = tmp_path / "run"
-    code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache",
+    code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(out),
                  "--set", "data.source=npz", "--set", f"data.path={path}"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
@@ -276,7 +276,7 @@ def test_an_npz_header_that_declares_a_huge_array_is_one_line(tmp_path, capsys):
     with zipfile.ZipFile(path, "w") as z:
         for name in ("x_train", "y_train", "x_test", "y_test"):
             z.writestr(f"{name}.npy", buf.getvalue())
-    code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(tmp_path / "run"), "--no-cache",
+    code = main(["run", str(CONFIGS / "seed.toml"), "--out", str(tmp_path / "run"),
                  "--set", "data.source=npz", "--set", f"data.path={path}"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and str(path) in err, err

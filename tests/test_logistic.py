@@ -5,8 +5,6 @@ training, and reaches every table, figure, TensorBoard run and ``load_run``."""
 import csv
 
 import chex
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -14,9 +12,9 @@ from deepmle import config as config_lib
 from deepmle import sweep, train
 from deepmle.analysis import plots, report, tensorboard
 from deepmle.analysis.load import load_run
-from deepmle.core import member, model
-from deepmle.population import randomness
 from deepmle.runs.results import LOGISTIC_LABEL, RunResults
+
+from .helpers import member_alone, once
 
 MIXED = ((), (4,), (6, 4))
 
@@ -49,10 +47,11 @@ def _write(tmp_path, text: str):
 
 
 @pytest.fixture(scope="module")
-def mixed(small, tmp_path_factory) -> RunResults:
-    out = tmp_path_factory.mktemp("mixed") / "run"
-    sweep.run(_config(), small, out)
-    return load_run(out)
+def mixed(small) -> RunResults:
+    """Logistic regression beside two networks, built once per test run (read only)."""
+    return load_run(
+        once("logistic-mixed", lambda d: sweep.run(_config(), small, d / "run")) / "run"
+    )
 
 
 def test_logistic_members_equal_the_one_definition_run_alone(mixed, small):
@@ -62,13 +61,8 @@ def test_logistic_members_equal_the_one_definition_run_alone(mixed, small):
     g = mixed.group(())
     assert [p["w"].shape for p in g.params] == [(2, 2, 784, 1)]
     spec = train.spec_from_config(mixed.config, (784, 1), small.train.y.shape[0])
-    data = jax.tree.map(jnp.asarray, small)
-    alone = jax.jit(lambda p, o, lr, k: member.run(member.member(spec), p, o, lr, data, k))
     for s, li in [(0, 0), (1, 1)]:
-        params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
-        orders = randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs)
-        key = randomness.calibration_key(s)
-        state, _, final = alone(params, orders, jnp.float32(g.learning_rates[li]), key)
+        state, _, final = member_alone(spec, small, s, g.learning_rates[li])
         chex.assert_trees_all_close(g.member_params(s, li), state.params, rtol=1e-4, atol=1e-5)
         assert g.final["test_ll"][s, li] == pytest.approx(float(final["test_ll"]), rel=1e-4)
         p = g.member_params(s, li)[0]

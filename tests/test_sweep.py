@@ -18,7 +18,7 @@ from .helpers import CONFIGS, deepmle_process, finish, wait_for
 def test_kill_and_interrupt_mid_sweep_then_resume(tmp_path):
     """The groups after h16 and h192 take seconds, so each signal lands mid-group."""
     out = tmp_path / "run"
-    grid = ["--no-cache", "--set", "model.hidden_sizes=[[16], [192], [256]]",
+    grid = ["--set", "model.hidden_sizes=[[16], [192], [256]]",
             "--set", "train.seeds=8", "--set", "train.epochs=4"]  # fmt: skip
     groups = out / "groups"
 
@@ -63,7 +63,7 @@ def test_divergence_means_worse_than_the_start(tmp_path, capsys):
     """lr 1000 keeps a sigmoid network finite but far worse than its initialisation; lr 1e30
     likewise. Both are divergence, reported with the reason."""
     out = tmp_path / "run"
-    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache", "--no-plots",
+    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-plots",
             "--set", "train.learning_rate=[0.3, 1000, 1e30]", "--set", "train.seeds=2",
             "--set", "train.epochs=2"]  # fmt: skip
     assert main(args) == 0
@@ -89,7 +89,7 @@ def _members(out):
 
 def test_every_member_diverged_is_exit_1_and_still_writes_the_run(tmp_path, capsys):
     out = tmp_path / "bad"
-    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache", "--no-plots",
+    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-plots",
             "--set", "train.learning_rate=1e38", "--set", "train.seeds=2",
             "--set", "train.epochs=1"]  # fmt: skip
     assert main(args) == 1

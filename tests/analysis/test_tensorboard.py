@@ -17,20 +17,23 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from deepmle import results
 from deepmle.cli import main
 
-from ..helpers import CONFIGS
+from ..helpers import CONFIGS, once
 
 GRID = ["--set", "model.hidden_sizes=[[8], [16]]", "--set", "train.learning_rate=[0.3, 1.0]",
         "--set", "train.seeds=3", "--set", "train.epochs=2",
         "--set", "train.batch_size=64"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tb") / "run"
-    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache", "--quiet",
+def _export(directory: Path) -> None:
+    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(directory / "run"), "--quiet",
             "--no-plots", "--tensorboard", *GRID]  # fmt: skip
     assert main(args) == 0
-    return out
+
+
+@pytest.fixture(scope="module")
+def run() -> Path:
+    """A run with its TensorBoard export, built once per test run: copy it to write."""
+    return once("tensorboard-run", _export) / "run"
 
 
 def _scalars(path: Path, tag: str) -> list[tuple[int, float]]:
@@ -54,9 +57,10 @@ def test_one_tensorboard_run_per_cell_with_mean_curves(run):
     assert "test_accuracy" not in acc.Tags()["scalars"]  # validation only
 
 
-def test_the_command_writes_for_any_finished_run(run, capsys):
+def test_the_command_writes_for_any_finished_run(run, tmp_path, capsys):
     import shutil
 
+    run = shutil.copytree(run, tmp_path / "run")
     shutil.rmtree(run / "tensorboard")
     assert main(["tensorboard", str(run)]) == 0
     assert capsys.readouterr().out.strip().endswith("tensorboard")

@@ -1,12 +1,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from jax.test_util import check_grads
 
 from deepmle.core.likelihood import (
     accuracy_from_logits,
-    example_log_likelihoods,
     log_likelihood,
     log_likelihood_from_logits,
     mean_log_likelihood,
@@ -65,43 +63,3 @@ def test_accuracy():
     z = jnp.array([2.0, -1.0, 0.5, -3.0])
     y = jnp.array([1.0, 1.0, 0.0, 0.0])
     np.testing.assert_allclose(accuracy_from_logits(z, y), 0.5)
-
-
-def test_a_label_column_is_refused_not_broadcast(rng):
-    """[5] labels against [5, 1] would broadcast into a 5x5 sum: -23.6 instead of -4.8."""
-    params = init_params(jax.random.key(0), (784, 3, 1))
-    x = jnp.asarray(rng.uniform(size=(5, 784)), jnp.float32)
-    y = jnp.array([1.0, 0.0, 1.0, 1.0, 0.0])
-    with pytest.raises(ValueError, match=r"y: expected shape \[5\] .*got \[5, 1\]"):
-        log_likelihood(params, x, y[:, None])
-    with pytest.raises(ValueError, match=r"y: expected shape \[5\]"):
-        jax.jit(log_likelihood)(params, x, y[:, None])  # shapes are checked inside jit too
-
-
-def test_labels_must_be_zero_or_one(rng):
-    params = init_params(jax.random.key(0), (784, 3, 1))
-    x = jnp.asarray(rng.uniform(size=(3, 784)), jnp.float32)
-    with pytest.raises(ValueError, match="labels must be 0 or 1, got"):
-        log_likelihood(params, x, jnp.array([1.0, 7.0, 2.0]))
-    with pytest.raises(ValueError, match="labels must be 0 or 1"):
-        accuracy_from_logits(jnp.zeros(2), jnp.array([0.5, 1.0]))
-
-
-def test_logits_must_be_a_vector():
-    with pytest.raises(ValueError, match=r"z: expected shape \[batch\]"):
-        log_likelihood_from_logits(jnp.zeros((3, 1)), jnp.zeros(3))
-
-
-def test_labels_of_another_length_than_the_batch_are_refused_not_broadcast(rng):
-    """One label against five logits would broadcast to five copies of it."""
-    params = init_params(jax.random.key(0), (784, 3, 1))
-    x = jnp.asarray(rng.uniform(size=(5, 784)), jnp.float32)
-    z = jnp.linspace(-2.0, 2.0, 5)
-    for y in (jnp.ones(1), jnp.ones(4), jnp.ones(6)):
-        n = y.shape[0]
-        with pytest.raises(ValueError, match=rf"y: expected shape \[5\] .*got \[{n}\]"):
-            log_likelihood(params, x, y)
-        with pytest.raises(ValueError, match=r"y: expected shape \[5\]"):
-            example_log_likelihoods(z, y)
-        with pytest.raises(ValueError, match=r"y: expected shape \[5\]"):
-            jax.jit(accuracy_from_logits)(z, y)

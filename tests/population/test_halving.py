@@ -303,7 +303,7 @@ def test_two_processes_halve_as_one_device_does(tmp_path):
 
     from ..helpers import deepmle_process, finish, free_port, same_members
 
-    grid = ["--no-cache", "--quiet", "--set", "model.hidden_sizes=[[8], [16]]",
+    grid = ["--quiet", "--set", "model.hidden_sizes=[[8], [16]]",
             "--set", "train.learning_rate=[0.1, 0.3, 1.0, 3.0]", "--set", "train.seeds=3",
             "--set", "train.epochs=3", "--set", "search.eta=2"]  # fmt: skip
     one = tmp_path / "one"

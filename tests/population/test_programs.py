@@ -18,7 +18,15 @@ from deepmle import runtime, sweep, train
 from deepmle.core import member, model, registry
 from deepmle.population import groups, programs, randomness
 
-from ..helpers import CONFIGS, built, deepmle_process, finish, free_port, same_members
+from ..helpers import (
+    CONFIGS,
+    built,
+    deepmle_process,
+    finish,
+    free_port,
+    member_alone,
+    same_members,
+)
 
 GRID = [
     "--set", "model.hidden_sizes=[[8], [8, 4]]",
@@ -76,15 +84,9 @@ def test_members_equal_the_one_definition_run_alone(
     config = replace(config, model=replace(config.model, activation=activation))
     res = sweep.run(config, small, tmp_path / "run", chunk_bytes=chunk_bytes).results
     spec = train.spec_from_config(config, (784, 4, 1), small.train.y.shape[0])
-    data = jax.tree.map(jnp.asarray, small)
-    alone = jax.jit(lambda p, o, lr, k: member.run(member.member(spec), p, o, lr, data, k))
     g = res.groups[0]
     for s, li in [(0, 0), (2, 1)]:
-        params = model.from_normals(randomness.init_normals(s, spec.layer_sizes))
-        orders = randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs)
-        state, curves, final = alone(
-            params, orders, jnp.float32(lrs[li]), randomness.calibration_key(s)
-        )
+        state, curves, final = member_alone(spec, small, s, lrs[li])
         chex.assert_trees_all_close(g.member_params(s, li), state.params, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(g.curves["val_ll"][s, li], curves["val_ll"], rtol=1e-4)
         assert g.final["val_accuracy"][s, li] == pytest.approx(float(final["val_accuracy"]))
@@ -161,7 +163,7 @@ def test_rerun_is_bitwise_identical(small, tmp_path):
 @pytest.fixture(scope="module")
 def one_device_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("one") / "run"
-    code, _, err = finish(deepmle_process(out, "--no-cache", "--quiet", *GRID))
+    code, _, err = finish(deepmle_process(out, "--quiet", *GRID))
     assert code == 0, err
     return out
 
@@ -169,7 +171,7 @@ def one_device_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_four_devices_give_the_same_results(one_device_run, tmp_path):
     out = tmp_path / "run"
-    code, _, err = finish(deepmle_process(out, "--no-cache", "--quiet", *GRID, devices=4))
+    code, _, err = finish(deepmle_process(out, "--quiet", *GRID, devices=4))
     assert code == 0, err
     meta = json.loads((out / "meta.json").read_text())
     assert len(meta["devices"]) == 4
@@ -182,7 +184,7 @@ def test_four_devices_give_the_same_results(one_device_run, tmp_path):
 def test_two_seeds_by_four_learning_rates_fill_four_devices_without_padding(tmp_path):
     grid = ["--set", "train.seeds=2", "--set", "train.learning_rate=[0.1, 0.3, 1.0, 3.0]",
             "--set", "train.epochs=1", "--set", "train.batch_size=64",
-            "--quiet", "--no-cache"]  # fmt: skip
+            "--quiet"]  # fmt: skip
     runs = {}
     for devices in (1, 4):
         runs[devices] = tmp_path / f"d{devices}"
@@ -199,7 +201,7 @@ def test_two_processes_give_the_same_results(one_device_run, tmp_path):
     port = free_port()
     out = tmp_path / "run"
     procs = [
-        deepmle_process(out, "--no-cache", "--quiet", *GRID, "--coordinator", f"127.0.0.1:{port}",
+        deepmle_process(out, "--quiet", *GRID, "--coordinator", f"127.0.0.1:{port}",
                         "--num-processes", "2", "--process-id", str(i), devices=2)
         for i in range(2)
     ]  # fmt: skip
@@ -232,7 +234,7 @@ def test_two_processes_resume_what_process_0_finds_done(one_device_run, tmp_path
     (out / "groups" / "h8-4.json").unlink()  # h8 finished, h8-4 not
     port = free_port()
     procs = [
-        deepmle_process(out, "--no-cache", *GRID, "--coordinator", f"127.0.0.1:{port}",
+        deepmle_process(out, *GRID, "--coordinator", f"127.0.0.1:{port}",
                         "--num-processes", "2", "--process-id", str(i), devices=2)
         for i in range(2)
     ]  # fmt: skip
@@ -254,7 +256,7 @@ def test_distributed_joins_a_cluster_it_detects(one_device_run, tmp_path):
     procs = []
     for i in range(2):
         env = {**slurm, "SLURM_PROCID": str(i), "SLURM_LOCALID": str(i)}
-        procs.append(deepmle_process(out, "--no-cache", "--quiet", *GRID, "--distributed",
+        procs.append(deepmle_process(out, "--quiet", *GRID, "--distributed",
                                      devices=2, extra_env=env))  # fmt: skip
     _two_processes_match(procs, out, one_device_run)
 

@@ -21,14 +21,14 @@ from deepmle import results
 from deepmle.cli import main
 from deepmle.runs import store
 
-from ..helpers import CONFIGS, deepmle_process, env, finish, wait_for
+from ..helpers import CONFIGS, INTERRUPTIBLE, TINY, deepmle_process, env, finish, once, wait_for
 
-SHRINK = ["--set", "train.epochs=1", "--set", "train.seeds=2", "--set", "train.batch_size=64",
-          "--set", "model.hidden_sizes=[[8], [16]]"]  # fmt: skip
+SHRINK = [*TINY, "--set", "model.hidden_sizes=[[8], [16]]"]
+"""The tiny config with a second group, for resuming one group beside another."""
 
 
 def _run(out, *extra, quiet: bool = True) -> int:
-    return main(["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-cache", "--no-plots",
+    return main(["run", str(CONFIGS / "seed.toml"), "--out", str(out), "--no-plots",
                  *(["--quiet"] if quiet else []), *SHRINK, *extra])  # fmt: skip
 
 
@@ -42,10 +42,13 @@ def _files(directory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("store") / "run"
-    assert _run(out) == 0
-    return out
+def finished():
+    """A finished run, built once per test run: read it, or copy it (``_copy``) to write."""
+    return once("store-finished", lambda d: _check(_run(d / "run"))) / "run"
+
+
+def _check(code: int) -> None:
+    assert code == 0
 
 
 def _copy(finished, tmp_path):
@@ -92,29 +95,28 @@ def test_overwrite_refuses_a_run_directory_holding_a_users_file(finished, tmp_pa
     assert _files(out) == before
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_only_once_the_new_run_has_finished(finished, tmp_path):
     """A replacing run killed mid-way leaves the old run whole; the next one replaces it."""
     out = _copy(finished, tmp_path)
     before = _files(out)
-    grid = ["--overwrite", "--set", "model.hidden_sizes=[[16], [256]]", "--set", "train.seeds=8",
-            "--set", "train.epochs=3", "--no-cache", "--quiet"]  # fmt: skip
-    proc = deepmle_process(out, *grid)
+    proc = deepmle_process(out, "--overwrite", "--quiet", *INTERRUPTIBLE)
     staging = out.with_name(f".{out.name}.deepmle-new-{proc.pid}")
     wait_for(staging / "groups" / "h16.json", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert _files(out) == before  # the old run, untouched
-    code, _, err = finish(deepmle_process(out, "--overwrite", "--no-cache", "--quiet", *SHRINK,
+    code, _, err = finish(deepmle_process(out, "--overwrite", "--quiet", *SHRINK,
                                           "--set", "train.learning_rate=0.1"))  # fmt: skip
     assert code == 0, err
     assert results.load_run(out).config.train.learning_rate == (0.1,)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left behind
 
 
+@pytest.mark.slow
 def test_a_second_process_is_refused_and_a_killed_ones_lock_does_not_block(finished, tmp_path):
     out = _copy(finished, tmp_path)
-    grid = ["--set", "model.hidden_sizes=[[256]]", "--set", "train.seeds=8",
-            "--set", "train.epochs=3", "--no-cache", "--quiet"]  # fmt: skip
+    grid = ["--quiet", *INTERRUPTIBLE]
     first = deepmle_process(out, "--overwrite", *grid)
     staging = out.with_name(f".{out.name}.deepmle-new-{first.pid}")
     wait_for(staging / "config.toml", first)
@@ -122,7 +124,7 @@ def test_a_second_process_is_refused_and_a_killed_ones_lock_does_not_block(finis
     assert code == 2 and "another deepmle process" in err and str(first.pid) in err
     first.send_signal(signal.SIGKILL)
     first.wait()
-    code, _, err = finish(deepmle_process(out, *SHRINK, "--no-cache", "--quiet"))
+    code, _, err = finish(deepmle_process(out, *SHRINK, "--quiet"))
     assert code == 0, err  # the same config as the run there: resumes, no stale lock
 
 
@@ -193,7 +195,7 @@ def test_resume_depends_on_content_not_on_the_config_file_name(finished, tmp_pat
     out = _copy(finished, tmp_path)
     renamed = tmp_path / "renamed.toml"
     shutil.copy(CONFIGS / "seed.toml", renamed)
-    args = ["run", str(renamed), "--out", str(out), "--no-cache", "--no-plots", *SHRINK]
+    args = ["run", str(renamed), "--out", str(out), "--no-plots", *SHRINK]
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "h8: already done" in err and "h16: already done" in err
@@ -303,8 +305,7 @@ def test_set_aside_group_files_survive_an_overwrite(finished, tmp_path, capsys):
 @pytest.mark.slow
 def test_an_interrupted_overwrite_resumes_where_it_stopped(finished, tmp_path):
     out = _copy(finished, tmp_path)
-    grid = ["--overwrite", "--set", "model.hidden_sizes=[[16], [256]]", "--set", "train.seeds=8",
-            "--set", "train.epochs=3", "--no-cache"]  # fmt: skip
+    grid = ["--overwrite", *INTERRUPTIBLE]
     proc = deepmle_process(out, *grid)
     staging = out.with_name(f".{out.name}.deepmle-new-{proc.pid}")
     wait_for(staging / "groups" / "h16.json", proc)
@@ -324,6 +325,7 @@ def test_a_dangling_symlink_out_is_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
+@pytest.mark.slow
 def test_files_follow_the_umask(tmp_path, umask):
     code = (
         f"import os; os.umask({umask}); from deepmle.runs import store; from pathlib import Path; "
@@ -333,12 +335,13 @@ def test_files_follow_the_umask(tmp_path, umask):
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~umask
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_no_half_file(tmp_path):
     """The OS refuses a write (a file-size limit here, as a full disk would): one line naming
     the file, exit 2, no temporary file left, and the files already written intact."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
-           "--no-cache", "--no-plots", "--quiet", *SHRINK]  # fmt: skip
+           "--no-plots", "--quiet", *SHRINK]  # fmt: skip
     # bash: SIGXFSZ ignored (so the write fails with EFBIG instead of killing), files <= 20 KiB
     limited = ["bash", "-c", 'trap "" XFSZ; ulimit -f 20; exec "$@"', "bash", *cmd]
     proc = subprocess.run(limited, env=env(), capture_output=True, text=True, timeout=300)
@@ -469,7 +472,7 @@ def test_a_group_trained_by_other_code_is_retrained_with_a_line(finished, tmp_pa
     )
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
-           "--no-cache", "--no-plots", "--quiet", *SHRINK]  # fmt: skip
+           "--no-plots", "--quiet", *SHRINK]  # fmt: skip
     proc = subprocess.run(cmd, env=env(extra={"PYTHONPATH": str(edited)}), capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -527,6 +530,7 @@ def _tree(folder) -> dict:
 
 
 @pytest.mark.parametrize("linked", ["plots", "groups"])
+@pytest.mark.slow
 def test_a_linked_folder_in_a_run_directory_is_never_written_through(finished, tmp_path, linked):
     """``plots/`` or ``groups/`` a symbolic link to a folder of the user's, holding files
     named as deepmle's: `deepmle run` (resuming) and `deepmle plot` refuse in one line, and
@@ -543,7 +547,7 @@ def test_a_linked_folder_in_a_run_directory_is_never_written_through(finished, t
     os.symlink(theirs, out / linked)
     before = _tree(theirs)
     config = str(CONFIGS / "seed.toml")
-    commands = [["run", config, "--out", str(out), "--no-cache", *SHRINK]]
+    commands = [["run", config, "--out", str(out), *SHRINK]]
     commands += [["plot", str(out)]] if linked == "plots" else []  # plot writes plots/ only
     for args in commands:
         proc = _cli(*args)
@@ -554,6 +558,7 @@ def test_a_linked_folder_in_a_run_directory_is_never_written_through(finished, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "theirs"]
 
 
+@pytest.mark.slow
 def test_a_linked_figure_is_never_replaced(finished, tmp_path):
     """plots/curves.png a link to a file of the user's: `deepmle plot` refuses, the file
     keeps its bytes and the link stays a link."""

@@ -4,6 +4,7 @@ parameters (numpy, and sklearn's calibration_curve) to 1e-5."""
 
 import csv
 import itertools
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,8 @@ from deepmle.analysis.load import load_run
 from deepmle.core import calibration
 from deepmle.runs.results import RunResults
 
+from ..helpers import once
+
 
 def _config(**train_kw) -> config_lib.Config:
     return config_lib.Config(
@@ -29,13 +32,13 @@ def _config(**train_kw) -> config_lib.Config:
 
 
 @pytest.fixture(scope="module")
-def calibrated(embedded, tmp_path_factory) -> RunResults:
-    """Real digits: the full test split (2,167), a cut of the training split for speed."""
+def calibrated(embedded) -> RunResults:
+    """Real digits: the full test split (2,167), a cut of the training split for speed; built
+    once per test run (read only)."""
     cut = embedded._replace(train=embedded.train._replace(x=embedded.train.x[:2048],
                                                           y=embedded.train.y[:2048]))  # fmt: skip
-    out = tmp_path_factory.mktemp("cal") / "run"
-    sweep.run(_config(calibrate="temperature"), cut, out)
-    return load_run(out)
+    build = lambda d: sweep.run(_config(calibrate="temperature"), cut, d / "run")  # noqa: E731
+    return load_run(once("calibration", build) / "run")
 
 
 def _logits64(params, x) -> np.ndarray:
@@ -186,7 +189,7 @@ def test_an_over_confident_model_has_an_ece_well_above_its_reference():
     assert float(calibration.ece(p_true, y)) < 2 * float(calibration.ece_reference(p_true, key))
 
 
-def test_the_columns_the_summary_line_and_the_figure(calibrated):
+def test_the_columns_the_summary_line_and_the_figure(calibrated, tmp_path):
     with open(calibrated.run_dir / "members.csv") as f:
         row = next(csv.DictReader(f))
     for k in ("test_ll", "test_brier", "test_ece", "test_ece_reference", "temperature",
@@ -197,8 +200,8 @@ def test_the_columns_the_summary_line_and_the_figure(calibrated):
     lines = report.calibration_lines(calibrated.summary)
     assert lines[0].startswith("selected cell, test split: Brier ") and "ECE" in lines[0]
     assert lines[1].startswith("after temperature scaling (T ")
-    paths = plots.draw(calibrated.run_dir, calibrated)
-    assert calibrated.run_dir / "plots" / "calibration.png" in paths
+    run_dir = shutil.copytree(calibrated.run_dir, tmp_path / "run")
+    assert run_dir / "plots" / "calibration.png" in plots.draw(run_dir, calibrated)
     r = plots.reliability(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0.0, 0.0, 1.0, 1.0]), 2)
     np.testing.assert_allclose(r["count"], [2, 2])
     np.testing.assert_allclose(r["mean_p"], [0.15, 0.85])
@@ -216,20 +219,3 @@ def test_without_the_option_no_temperature_columns(calibrated, small, tmp_path):
     assert len(report.calibration_lines(rows)) == 1
     header = (tmp_path / "run" / "members.csv").read_text().splitlines()[0].split(",")
     assert "test_ece_reference" in header and not any(h.endswith("_ts") for h in header)
-
-
-@pytest.mark.parametrize("calibrate", ["none", "temperature"])
-def test_final_returns_exactly_the_schemas_final_metrics(small, calibrate):
-    """``member.final``'s keys are the schema's rows (the ``calibrated`` ones only with the
-    option) and the divergence records: nothing computed without a row, no row unmeasured."""
-    from deepmle import train
-    from deepmle.core.metrics import DIVERGENCE, METRICS
-
-    config = config_lib.Config(
-        model=config_lib.ModelConfig(hidden_sizes=((4,),)),
-        train=config_lib.TrainConfig(epochs=1, batch_size=256, calibrate=calibrate),
-    )
-    _, metrics = jax.jit(train.make_train(config, small))(jax.random.key(0), 0.5, small)
-    want = {m.name for m in METRICS if calibrate == "temperature" or not m.calibrated}
-    assert set(metrics) - {"curves"} == want | set(DIVERGENCE)
-    assert set(metrics["curves"]) == {m.name for m in METRICS if m.measured == "curve"}
