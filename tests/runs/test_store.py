@@ -466,9 +466,10 @@ def test_a_group_trained_by_other_code_is_retrained_with_a_line(finished, tmp_pa
     shutil.copytree(os.path.dirname(deepmle.__file__), edited / "deepmle")
     member_py = edited / "deepmle" / "core" / "member.py"
     source = member_py.read_text()
-    assert source.count("spec.optimizer(member.lr)") == 1
+    assert source.count("spec.optimizer(member.hparams)") == 1
+    halved = '{**member.hparams, "learning_rate": member.hparams["learning_rate"] / 2}'
     member_py.write_text(
-        source.replace("spec.optimizer(member.lr)", "spec.optimizer(member.lr / 2)")
+        source.replace("spec.optimizer(member.hparams)", f"spec.optimizer({halved})")
     )
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
