@@ -79,7 +79,7 @@ BUGS = [
         "tests/core/test_member.py"),
     Bug("the optimizer state re-initialised at every step", "deepmle.core.member", "step",
         r"\.update\(grads, opt_state, params\)",
-        ".update(grads, spec.optimizer(member.lr).init(params), params)",
+        ".update(grads, spec.optimizer(member.hparams).init(params), params)",
         "tests/core/test_member.py"),
     Bug("labels of another length than the batch broadcast", "deepmle.core.checks", "labels",
         r"if shape != \(n,\):", "if len(shape) != 1:",
