@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -209,6 +210,9 @@ def enable_compilation_cache(path: Path) -> None:
             f"cache directory {path}: {e.strerror or e}; choose another with --cache-dir, "
             "or run with --no-cache"
         ) from None
+    # A write the OS refuses (a full disk, a file-size limit) only loses the cache entry: the
+    # run goes on, and the one line the user reads is about deepmle's own files.
+    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache")
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -338,10 +338,12 @@ def test_files_follow_the_umask(tmp_path, umask):
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_no_half_file(tmp_path):
     """The OS refuses a write (a file-size limit here, as a full disk would): one line naming
-    the file, exit 2, no temporary file left, and the files already written intact."""
+    the file, exit 2, no temporary file left, and the files already written intact. The
+    compilation cache is empty, so its writes are refused too: they cost a cache entry, not a
+    line of output."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
-           "--no-plots", "--quiet", *SHRINK]  # fmt: skip
+           "--no-plots", "--quiet", "--cache-dir", str(tmp_path / "cache"), *SHRINK]  # fmt: skip
     # bash: SIGXFSZ ignored (so the write fails with EFBIG instead of killing), files <= 20 KiB
     limited = ["bash", "-c", 'trap "" XFSZ; ulimit -f 20; exec "$@"', "bash", *cmd]
     proc = subprocess.run(limited, env=env(), capture_output=True, text=True, timeout=300)
