@@ -93,7 +93,7 @@ BUGS = [
         "init_normals", r"stream\(seed, INIT\)", "stream(0, INIT)",
         "tests/population/test_randomness.py::test_seeds_start_from_different_weights_of_their_own"),
     Bug("a shape's seeds all drawn from seed 0's initialisation", "deepmle.population.groups",
-        "_host_draws", r"init_normals\(s, ", "init_normals(0, ",
+        "_draws", r"init_normals\(s, ", "init_normals(0, ",
         "tests/population/test_groups.py"),
     Bug("chunks of seeds cut from the orders by reshape, not by moving the axis",
         "deepmle.population.programs", "_by_chunks",

@@ -7,7 +7,7 @@ import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import jax
@@ -155,14 +155,23 @@ def check_memory(
 def _host_draws(spec: Spec, layout: programs.Layout) -> tuple[list, np.ndarray, np.ndarray]:
     """Initial params per seed [padded_seeds, ...], orders [padded_seeds, epochs, steps,
     batch] and calibration key data [padded_seeds, 2] from each seed's numpy streams
-    (deepmle.population.randomness)."""
-    seeds = range(layout.padded_seeds)
-    per_seed = [from_normals(randomness.init_normals(s, spec.layer_sizes)) for s in seeds]
+    (deepmle.population.randomness); read-only, drawn once per shape and seed count (a
+    search calls it for every call of every rung)."""
+    return _draws(spec.layer_sizes, spec.n_train, spec.batch_size, spec.epochs,
+                  layout.padded_seeds)  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def _draws(
+    layer_sizes: tuple[int, ...], n_train: int, batch_size: int, epochs: int, n_seeds: int
+) -> tuple[list, np.ndarray, np.ndarray]:
+    seeds = range(n_seeds)
+    per_seed = [from_normals(randomness.init_normals(s, layer_sizes)) for s in seeds]
     params = jax.tree.map(lambda *a: np.stack(a), *per_seed)
-    orders = np.stack(
-        [randomness.epoch_orders(s, spec.n_train, spec.batch_size, spec.epochs) for s in seeds]
-    )
+    orders = np.stack([randomness.epoch_orders(s, n_train, batch_size, epochs) for s in seeds])
     keys = np.stack([randomness.calibration_key(s) for s in seeds])
+    for a in [*jax.tree.leaves(params), orders, keys]:
+        a.flags.writeable = False
     return params, orders, keys
 
 
