@@ -170,6 +170,7 @@ def test_a_static_sweep_is_one_program_per_group_each_as_if_run_alone(small, tmp
     names = ["h4-sigmoid-b64", "h4-sigmoid-b128", "h4-tanh-b64", "h4-tanh-b128"]
     assert [g.name for g in res.groups] == names
     assert sorted(p.stem for p in (tmp_path / "sweep" / "groups").glob("*.npz")) == sorted(names)
+    assert store.foreign_files(tmp_path / "sweep") == []  # its group files are deepmle's own
     with open(tmp_path / "sweep" / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0])[:3] == ["hidden_sizes", "activation", "batch_size"]

@@ -55,8 +55,23 @@ class Static(NamedTuple):
     optimizer: str
 
 
-STATIC_KEYS = {"activation": "model", "batch_size": "train", "optimizer": "train"}
-"""The static keys besides hidden_sizes that may be lists, {key: section}, in group order."""
+class StaticKey(NamedTuple):
+    """A static key besides hidden_sizes: its config ``section``, and how a group's name shows
+    its value when it is swept: ``prefix`` then the value ('h32-b64'), matching ``pattern`` (a
+    regex: deepmle.runs.store recognises its own group files by it)."""
+
+    section: str
+    prefix: str
+    pattern: str
+
+
+STATIC_KEYS = {
+    "activation": StaticKey("model", "", "|".join(map(re.escape, registry.ACTIVATIONS))),
+    "batch_size": StaticKey("train", "b", "[0-9]+"),
+    "optimizer": StaticKey("train", "", "|".join(map(re.escape, registry.OPTIMIZERS))),
+}
+"""The static keys besides hidden_sizes, each a field of ``Static``, in group order: each may
+be a list, one group per value."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,7 @@ class Config:
 
     def values(self, key: str) -> tuple[Any, ...]:
         """The values of static key ``key`` (of ``STATIC_KEYS``), one or more."""
-        v = getattr(getattr(self, STATIC_KEYS[key]), key)
+        v = getattr(getattr(self, STATIC_KEYS[key].section), key)
         return v if isinstance(v, tuple) else (v,)
 
     def static_swept(self) -> tuple[str, ...]:
@@ -156,11 +171,10 @@ class Config:
 
     def only(self, static: Static) -> "Config":
         """This config restricted to one group: every static key a single value."""
-        return replace(
-            self,
-            model=replace(self.model, hidden_sizes=(static.hidden,), activation=static.activation),
-            train=replace(self.train, batch_size=static.batch_size, optimizer=static.optimizer),
-        )
+        one = lambda section: {k: getattr(static, k) for k, row in STATIC_KEYS.items()  # noqa: E731
+                               if row.section == section}  # fmt: skip
+        model = replace(self.model, hidden_sizes=(static.hidden,), **one("model"))
+        return replace(self, model=model, train=replace(self.train, **one("train")))
 
     def cells(self) -> dict[str, np.ndarray]:
         """Every traced hyperparameter's value per cell, {name: float64 [cells]}: the

@@ -36,7 +36,8 @@ MAX_NAME = 64
 
 def static_suffix(static: dict[str, Any] | None) -> str:
     """'-tanh-b64-adam': a group's swept static keys as its name ends ('' for none)."""
-    return "".join(f"-b{v}" if k == "batch_size" else f"-{v}" for k, v in (static or {}).items())
+    keys = config_lib.STATIC_KEYS
+    return "".join(f"-{keys[k].prefix}{v}" for k, v in (static or {}).items())
 
 
 def group_name(hidden: tuple[int, ...], static: dict[str, Any] | None = None) -> str:

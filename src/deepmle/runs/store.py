@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from deepmle import config as config_lib
-from deepmle.core import registry
 from deepmle.errors import UserError
 from deepmle.population.searches import SEARCHES
 from deepmle.runs.results import (
@@ -55,8 +54,7 @@ from deepmle.runs.results import (
 MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"
 _TOP = r"config\.toml|summary\.csv|members\.csv|curves\.csv|rungs\.csv|params\.npz|meta\.json"
-_STATIC = (f"(-({'|'.join(map(re.escape, registry.ACTIVATIONS))}))?(-b[0-9]+)?"
-           f"(-({'|'.join(map(re.escape, registry.OPTIMIZERS))}))?")  # fmt: skip
+_STATIC = "".join(f"(-{row.prefix}({row.pattern}))?" for row in config_lib.STATIC_KEYS.values())
 """A group name's swept static keys (deepmle.runs.results.group_name)."""
 _GROUP = rf"(h[0-9x-]+(-[0-9a-f]{{8}})?{_STATIC}|rungs)\.(npz|json)"
 _PLOT = r"(heatmap|curves|lr|weights|misclassified|halving|calibration)\.png"
