@@ -114,6 +114,31 @@ BAD = {
     ),
     "unknown activation": ('[model]\nactivation = "softmax"', "unknown value 'softmax'"),
     "a shape twice": ("[model]\nhidden_sizes = [[8], [8]]", "lists shape [8] twice"),
+    "no activations": ("[model]\nactivation = []", "[model] activation: must not be an empty list"),
+    "an activation twice": (
+        '[model]\nactivation = ["tanh", "sigmoid", "tanh"]',
+        "[model] activation: lists 'tanh' twice",
+    ),
+    "an unknown activation in a list": (
+        '[model]\nactivation = ["tanh", "softmax"]',
+        "[model] activation: unknown value 'softmax'",
+    ),
+    "no batch sizes": ("[train]\nbatch_size = []", "[train] batch_size: must not be an empty list"),
+    "a batch size twice": ("[train]\nbatch_size = [64, 64]", "[train] batch_size: lists 64 twice"),
+    "a bad batch size in a list": ("[train]\nbatch_size = [64, 0]", "batch_size: must be >= 1"),
+    "no optimizers": ("[train]\noptimizer = []", "[train] optimizer: must not be an empty list"),
+    "an optimizer twice": (
+        '[train]\noptimizer = ["adam", "adam"]',
+        "[train] optimizer: lists 'adam' twice",
+    ),
+    "an unknown optimizer in a list": (
+        '[train]\noptimizer = ["sgd", "adamw"]',
+        "[train] optimizer: unknown value 'adamw' (did you mean 'adam'?)",
+    ),
+    "a batch size drawn": (
+        "[train]\nbatch_size = { uniform = [16, 64], samples = 2 }",
+        "changes the compiled program, so it can only be a value or a list",
+    ),
     "a learning rate twice": (
         "[train]\nlearning_rate = [0.5, 0.5]",
         "lists learning rate 0.5 twice",

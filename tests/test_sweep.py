@@ -1,17 +1,21 @@
 """Running a config end to end: resume after a real kill and a real Ctrl-C, the persistent
 compilation cache, divergence as a researcher means it, and the printed table."""
 
+import csv
 import json
 import signal
 
+import chex
 import pytest
 
 from deepmle import config as config_lib
-from deepmle import results
+from deepmle import results, runtime, sweep
+from deepmle.analysis.load import load_run
 from deepmle.cli import main
+from deepmle.population.groups import ProgramCache
 from deepmle.runs import store
 
-from .helpers import CONFIGS, deepmle_process, finish, wait_for
+from .helpers import CONFIGS, built, deepmle_process, finish, wait_for
 
 
 @pytest.mark.slow
@@ -149,3 +153,37 @@ def test_a_prior_sweep_is_one_program_with_a_column_per_hyperparameter(small, tm
     assert "h8 lr 1 prior_std 0.05: a grid run" in capsys.readouterr().out
     assert main(["explain", str(tmp_path / "run"), "h8", "lr=1"]) == 2
     assert "is 2 cells" in capsys.readouterr().err
+
+
+STATIC = {"model": {"hidden_sizes": [[4]], "activation": ["sigmoid", "tanh"]},
+          "train": {"batch_size": [64, 128], "learning_rate": [0.3, 1.0], "seeds": 2,
+                    "epochs": 1}}  # fmt: skip
+"""configs/static_sweep.toml, shrunk: activation x batch size, four groups."""
+
+
+def test_a_static_sweep_is_one_program_per_group_each_as_if_run_alone(small, tmp_path):
+    cache, log = ProgramCache(), runtime.CompileLog.get()
+    config = config_lib.from_dict(STATIC)
+    before = log.snapshot()
+    res = sweep.run(config, small, tmp_path / "sweep", cache=cache).results
+    assert built(log.since(before)) == 4  # one program per (activation, batch size)
+    names = ["h4-sigmoid-b64", "h4-sigmoid-b128", "h4-tanh-b64", "h4-tanh-b128"]
+    assert [g.name for g in res.groups] == names
+    assert sorted(p.stem for p in (tmp_path / "sweep" / "groups").glob("*.npz")) == sorted(names)
+    assert store.foreign_files(tmp_path / "sweep") == []  # its group files are deepmle's own
+    with open(tmp_path / "sweep" / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:3] == ["hidden_sizes", "activation", "batch_size"]
+    assert [(r["activation"], r["batch_size"]) for r in rows[::2]] == [
+        ("sigmoid", "64"), ("sigmoid", "128"), ("tanh", "64"), ("tanh", "128")]  # fmt: skip
+    loaded = load_run(tmp_path / "sweep")
+    assert [g.name for g in loaded.groups] == names and loaded.summary == res.summary
+
+    alone_raw = {"model": {**STATIC["model"], "activation": "tanh"},
+                 "train": {**STATIC["train"], "batch_size": 64}}  # fmt: skip
+    alone = sweep.run(config_lib.from_dict(alone_raw), small, tmp_path / "alone", cache=cache)
+    (g,) = alone.results.groups
+    assert g.name == "h4"  # nothing but the shape swept: the name of before
+    chex.assert_trees_all_equal(res.group("h4-tanh-b64").params, g.params)
+    record = lambda run, name: json.loads((tmp_path / run / "groups" / f"{name}.json").read_text())  # noqa: E731
+    assert record("sweep", "h4-tanh-b64")["identity"] == record("alone", "h4")["identity"]

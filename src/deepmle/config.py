@@ -1,7 +1,9 @@
 """Experiment configs: TOML files with [data], [model] and [train], as frozen dataclasses.
 
-A config sweeps when it gives lists where one value would do: ``model.hidden_sizes`` as a
-list of lists (one network shape each), and any traced hyperparameter of [train]
+A config sweeps when it gives lists where one value would do. What changes the compiled
+program (``STATIC_KEYS``: ``model.hidden_sizes`` as a list of lists, one network shape each,
+``model.activation``, ``train.batch_size``, ``train.optimizer``) makes one group per
+combination (a ``Static``), one program each; any traced hyperparameter of [train]
 (deepmle.core.hyperparams: learning_rate, prior_std, momentum, init_scale) as a list, or as a
 random search ``{ log_uniform = [1e-3, 10.0], samples = 16 }`` (or ``uniform``) drawn once from
 ``train.search_seed``. A shape's *cells* are the product of the lists; keys drawn together
@@ -15,10 +17,10 @@ import itertools
 import math
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,20 +45,50 @@ class DataConfig:
     validation_fraction: float = 0.1
 
 
+class Static(NamedTuple):
+    """A group's static values: what changes the compiled program, so one program per
+    distinct Static (``Config.statics``)."""
+
+    hidden: tuple[int, ...]
+    activation: str
+    batch_size: int
+    optimizer: str
+
+
+class StaticKey(NamedTuple):
+    """A static key besides hidden_sizes: its config ``section``, and how a group's name shows
+    its value when it is swept: ``prefix`` then the value ('h32-b64'), matching ``pattern`` (a
+    regex: deepmle.runs.store recognises its own group files by it)."""
+
+    section: str
+    prefix: str
+    pattern: str
+
+
+STATIC_KEYS = {
+    "activation": StaticKey("model", "", "|".join(map(re.escape, registry.ACTIVATIONS))),
+    "batch_size": StaticKey("train", "b", "[0-9]+"),
+    "optimizer": StaticKey("train", "", "|".join(map(re.escape, registry.OPTIMIZERS))),
+}
+"""The static keys besides hidden_sizes, each a field of ``Static``, in group order: each may
+be a list, one group per value."""
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     hidden_sizes: tuple[tuple[int, ...], ...] = ((32,),)
     """One tuple of hidden widths per network shape; a single shape is ``((32,),)``."""
-    activation: str = "sigmoid"
+    activation: str | tuple[str, ...] = "sigmoid"
+    """One name, or a tuple of two or more (a sweep: one group each)."""
 
 
 TrainConfig = make_dataclass(
     "TrainConfig",
     [
-        ("optimizer", str, field(default="sgd")),
+        ("optimizer", str | tuple[str, ...], field(default="sgd")),
         *[(name, tuple[float, ...], field(default=(row.default,)))
           for name, row in HYPERPARAMETERS.items()],
-        ("batch_size", int, field(default=128)),
+        ("batch_size", int | tuple[int, ...], field(default=128)),
         ("epochs", int, field(default=10)),
         ("seeds", int, field(default=8)),
         ("search_seed", int, field(default=0)),
@@ -70,7 +102,8 @@ TrainConfig.__module__ = __name__
 TrainConfig.__doc__ = """[train]: the optimizer, one tuple of values per traced hyperparameter
 (deepmle.core.hyperparams; the cells are their product), ``drawn`` (keys drawn jointly by a
 random search: their tuples go together, one value each per cell), the static rest, and
-``learning_rate_search``: how values were drawn (a note, not part of identity). ``calibrate =
+``learning_rate_search``: how values were drawn (a note, not part of identity). ``optimizer``
+and ``batch_size`` are one value, or a tuple of two or more (one group each). ``calibrate =
 "temperature"`` fits T per member on validation and reports test metrics before and after."""
 
 
@@ -101,6 +134,48 @@ class Config:
         ``((784, 32, 1),)`` on MNIST."""
         return tuple((n_inputs, *hidden, 1) for hidden in self.model.hidden_sizes)
 
+    def statics(self) -> tuple[Static, ...]:
+        """Every group's static values: the product hidden_sizes x activation x batch_size x
+        optimizer, in that order (the first slowest)."""
+        lists = [self.model.hidden_sizes, *(self.values(k) for k in STATIC_KEYS)]
+        return tuple(Static(*p) for p in itertools.product(*lists))
+
+    def values(self, key: str) -> tuple[Any, ...]:
+        """The values of static key ``key`` (of ``STATIC_KEYS``), one or more."""
+        v = getattr(getattr(self, STATIC_KEYS[key].section), key)
+        return v if isinstance(v, tuple) else (v,)
+
+    def static_swept(self) -> tuple[str, ...]:
+        """The static keys besides hidden_sizes given as lists: the groups' names and the
+        tables show them (``columns``)."""
+        return tuple(k for k in STATIC_KEYS if len(self.values(k)) > 1)
+
+    def columns(self, static: Static) -> dict[str, Any]:
+        """{key: value} of ``static``'s swept keys (``static_swept``): empty unless swept."""
+        return {k: getattr(static, k) for k in self.static_swept()}
+
+    def static_of(
+        self, group: "Static | tuple[int, ...]", columns: dict[str, Any] | None = None
+    ) -> Static:
+        """``group`` as a Static; a bare hidden tuple stands for that shape with the swept
+        static keys' values ``columns`` (as ``columns`` gives them) and the config's single
+        values of the others. ValueError if a swept key has no value in ``columns``."""
+        if isinstance(group, Static):
+            return group
+        columns = columns or {}
+        missing = [k for k in self.static_swept() if k not in columns]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} swept: name a group by its Static")
+        rest = (columns.get(k, self.values(k)[0]) for k in STATIC_KEYS)
+        return Static(tuple(group), *rest)
+
+    def only(self, static: Static) -> "Config":
+        """This config restricted to one group: every static key a single value."""
+        one = lambda section: {k: getattr(static, k) for k, row in STATIC_KEYS.items()  # noqa: E731
+                               if row.section == section}  # fmt: skip
+        model = replace(self.model, hidden_sizes=(static.hidden,), **one("model"))
+        return replace(self, model=model, train=replace(self.train, **one("train")))
+
     def cells(self) -> dict[str, np.ndarray]:
         """Every traced hyperparameter's value per cell, {name: float64 [cells]}: the
         product of the free keys' lists (the first key slowest), each with every joint draw
@@ -122,7 +197,7 @@ class Config:
         """The traced hyperparameters a result depends on, which tables and files show: the
         learning rate, those the optimizer reads, and any other away from its neutral value
         (deepmle.core.hyperparams) in some cell."""
-        used = set(registry.optimizer_hyperparameters(self.train.optimizer))
+        used = {k for o in self.values("optimizer") for k in registry.optimizer_hyperparameters(o)}
         return tuple(
             k for k, row in HYPERPARAMETERS.items()
             if k == "learning_rate" or k in used
@@ -142,7 +217,7 @@ class Config:
 
     @property
     def is_sweep(self) -> bool:
-        return len(self.model.hidden_sizes) > 1 or self.n_cells > 1
+        return len(self.statics()) > 1 or self.n_cells > 1
 
 
 SECTIONS = {
@@ -200,6 +275,18 @@ def _as_hidden_sizes(where: str, v: Any) -> tuple[tuple[int, ...], ...]:
     out = tuple(tuple(s) for s in shapes)
     _distinct(where, out, "shape")
     return out
+
+
+def _as_static(where: str, v: Any, one: Callable[..., Any], rule: Any) -> Any:
+    """One value (``one(where, v, rule)`` checks it), or a non-empty list of distinct ones: a
+    tuple, one group each (a list of one is that value)."""
+    if not isinstance(v, list):
+        return one(where, v, rule)
+    _check(where, len(v) > 0, "must not be an empty list")
+    out = tuple(one(where, x, rule) for x in v)
+    for i, x in enumerate(out):
+        _check(where, x not in out[:i], f"lists {x!r} twice; give each once")
+    return out if len(out) > 1 else out[0]
 
 
 def _as_positive(where: str, lr: Any) -> float:
@@ -327,7 +414,9 @@ def _validate_section(
             raise ConfigError(
                 f"{at}: cannot be drawn from a distribution: only the traced hyperparameters "
                 f"({', '.join(HYPERPARAMETERS)}) can; {key} changes the compiled program, so it "
-                "can only be a value" + (" or a list of shapes" if key == "hidden_sizes" else "")
+                "can only be a value"
+                + (" or a list of shapes" if key == "hidden_sizes" else "")
+                + (" or a list" if key in STATIC_KEYS else "")
             )
         match (section, key):
             case ("data", "source"):
@@ -347,9 +436,9 @@ def _validate_section(
             case ("model", "hidden_sizes"):
                 out[key] = _as_hidden_sizes(at, v)
             case ("model", "activation"):
-                out[key] = _as_choice(at, v, list(registry.ACTIVATIONS))
+                out[key] = _as_static(at, v, _as_choice, list(registry.ACTIVATIONS))
             case ("train", "optimizer"):
-                out[key] = _as_choice(at, v, list(registry.OPTIMIZERS))
+                out[key] = _as_static(at, v, _as_choice, list(registry.OPTIMIZERS))
             case ("train", name) if name in HYPERPARAMETERS:
                 out[key] = _as_hyper(at, name, v)
             case ("train", "drawn"):
@@ -362,7 +451,9 @@ def _validate_section(
                 out[key] = _as_choice(at, v, CALIBRATIONS)
             case ("train", "search_seed"):
                 out[key] = _as_int(at, v, 0)
-            case ("train", "batch_size" | "epochs" | "seeds"):
+            case ("train", "batch_size"):
+                out[key] = _as_static(at, v, _as_int, 1)
+            case ("train", "epochs" | "seeds"):
                 out[key] = _as_int(at, v, 1)
             case ("search", "method"):
                 out[key] = _as_choice(at, v, METHODS)
@@ -462,9 +553,9 @@ def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str
     epochs = config.train.epochs
     _check(at("min_epochs"), search.min_epochs < epochs, f"must be below [train] epochs "
            f"({epochs}) for a first rung, got {search.min_epochs}")  # fmt: skip
-    cells = len(config.model.hidden_sizes) * config.n_cells
+    cells = len(config.statics()) * config.n_cells
     _check(at("method"), cells > 1,
-           f"{search.method!r} needs more than one cell (shape x hyperparameters) to choose "
+           f"{search.method!r} needs more than one cell (group x hyperparameters) to choose "
            "among; "
            "this config has 1 (use method = \"grid\")")  # fmt: skip
 

@@ -1,6 +1,7 @@
 """Run a config into a run directory: the orchestration that ties the population programs
 (deepmle.population), the run store (deepmle.runs), the outputs and progress together. For
-each network shape ("group") one compiled program trains every (seed × learning rate) member;
+each group (a network shape, with its activation, batch size and optimizer: a
+``config.Static``) one compiled program trains every (seed × learning rate) member;
 each finished group is saved at once, so a re-run of the same config resumes from the groups
 already there.
 """
@@ -37,14 +38,15 @@ def _finished(
     done. Process 0 decides for all, so every process of a multi-process run trains the same
     groups without reading the run directory. Unusable group files are set aside, reported."""
     found: list[GroupResult | None] = []
-    for hidden in config.model.hidden_sizes:
+    for static in config.statics():
         g = None
         if run is not None and run.resumed:
-            g, problem = run.read_group(hidden)
+            g, problem = run.read_group(static)
             if g is None and problem != "is not saved":
-                moved = store.reject_group(run, group_name(hidden))
+                name = group_name(static.hidden, config.columns(static))
+                moved = store.reject_group(run, name)
                 progress.warn(
-                    f"group {group_name(hidden)} {problem}: not used, trained again"
+                    f"group {name} {problem}: not used, trained again"
                     + (f" (kept as {', '.join(moved)})" if moved else "")
                 )
         found.append(g)
@@ -69,8 +71,8 @@ def _search(
     SEARCHES), its state saved after each rung and a verified saved state resumed from (one
     process; other runs start over)."""
     method = SEARCHES[config.search.method]
-    shapes = [search.Shape(hidden_label(h), s)
-              for h, s in zip(config.model.hidden_sizes, specs, strict=True)]  # fmt: skip
+    labels = [_label(config, st) for st in config.statics()]
+    shapes = [search.Shape(label, s) for label, s in zip(labels, specs, strict=True)]
     resume = None
     if run is not None and run.resumed and jax.process_count() == 1:
         resume, problem = run.read_rungs()
@@ -89,7 +91,28 @@ def _search(
             run.save_rungs(arrays, record)
 
     env = search.make_env(dataset, pixels, cache, chunk_bytes, progress, interrupts, checkpoint)
-    return search.run(config, method, shapes, env, resume)
+    arrays, record = search.run(config, method, shapes, env, resume)
+    groups = {label: st for label, st in zip(labels, config.statics(), strict=True)}
+    record["decisions"] = [_decision(config, groups[d["hidden_sizes"]], d)
+                           for d in record["decisions"]]  # fmt: skip
+    return arrays, record
+
+
+def _label(config: config_lib.Config, static: config_lib.Static) -> str:
+    """A group as the search labels its decisions: its hidden sizes as the tables print them,
+    or, where static keys besides hidden_sizes are swept, its name (``_decision`` then splits
+    it into the columns)."""
+    columns = config.columns(static)
+    return group_name(static.hidden, columns) if columns else hidden_label(static.hidden)
+
+
+def _decision(
+    config: config_lib.Config, static: config_lib.Static, row: dict[str, Any]
+) -> dict[str, Any]:
+    """A decision row of the search with its group as the tables show it: hidden_sizes, then
+    the swept static keys (as summary.csv has them)."""
+    items = [(k, v) for k, v in row.items() if k != "hidden_sizes"]
+    return {"hidden_sizes": hidden_label(static.hidden), **config.columns(static), **dict(items)}
 
 
 class Outcome(NamedTuple):
@@ -137,9 +160,10 @@ def run(
     cache = cache or population.PROCESS_CACHE
     lead = jax.process_index() == 0
     n_train = dataset.train.y.shape[0]
+    n_inputs = dataset.train.x.shape[1]
+    statics = config.statics()
     specs = [
-        train.spec_from_config(config, shape, n_train)
-        for shape in config.shapes(dataset.train.x.shape[1])
+        train.spec_from_config(config, (n_inputs, *st.hidden, 1), n_train, st) for st in statics
     ]
     table = config.cell_table()
     lrs, hyper = table.pop("learning_rate"), table or None
@@ -161,17 +185,18 @@ def run(
             )
             log = runtime.CompileLog.get()
             before = log.snapshot()
-            hiddens = config.model.hidden_sizes
-            progress.begin(len(hiddens), config.train.epochs)
+            names = [group_name(st.hidden, config.columns(st)) for st in statics]
+            progress.begin(len(statics), config.train.epochs)
             groups, trained = [], []
             per_shape = SEARCHES[config.search.method].per_shape
             if not per_shape:  # every shape together, rung by rung
                 done = [True] * len(done)
                 arrays, record = _search(config, specs, dataset, data.pixels, cache, chunk_bytes,
                                         progress, interrupts, run)  # fmt: skip
-                for hidden, (a, info) in zip(hiddens, arrays, strict=True):
+                for st, (a, info) in zip(statics, arrays, strict=True):
                     seeds = np.arange(config.train.seeds)
-                    g = GroupResult(hidden, seeds, lrs, a.params, a.final, a.curves, info, hyper)
+                    g = GroupResult(st.hidden, seeds, lrs, a.params, a.final, a.curves, info,
+                                    hyper, config.columns(st) or None)  # fmt: skip
                     if run is not None:
                         run.save_group(g)
                     groups.append(g)
@@ -183,22 +208,22 @@ def run(
                               chunk_bytes=chunk_bytes)  # fmt: skip
             background = layout.mesh.devices.flat[0].platform != "cpu"
             with population.Ahead(todo, prepare, background) as ahead:
-                for i, (hidden, spec) in enumerate(zip(hiddens, specs, strict=True)):
+                for i, (st, spec) in enumerate(zip(statics, specs, strict=True)):
                     if done[i] and not per_shape:
                         continue
                     if done[i]:
-                        progress.skip(i, len(hiddens), group_name(hidden), config.train.epochs)
+                        progress.skip(i, len(statics), names[i], config.train.epochs)
                         if finished[i] is not None:  # process 0 holds the saved results
                             groups.append(finished[i])
                         continue
-                    progress.group_start(i, len(hiddens), group_name(hidden))
+                    progress.group_start(i, len(statics), names[i])
                     arrays, info = population.train_shape(
                         spec, ahead, progress, interrupts, config.cells(), config.train.seeds
                     )
                     seeds = np.arange(config.train.seeds)
-                    g = GroupResult(
-                        hidden, seeds, lrs, arrays.params, arrays.final, arrays.curves, info, hyper
-                    )
+                    columns = config.columns(st) or None
+                    g = GroupResult(st.hidden, seeds, lrs, arrays.params, arrays.final,
+                                    arrays.curves, info, hyper, columns)  # fmt: skip
                     if run is not None:
                         run.save_group(g)
                     healthy = np.where(g.final["diverged_epoch"] < 0, g.final["train_ll"], np.nan)

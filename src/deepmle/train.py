@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepmle import config as config_lib
-from deepmle.config import Config
+from deepmle.config import Config, Static
 from deepmle.core import checks, registry
 from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.member import Spec, key_orders, member, run
@@ -25,17 +25,21 @@ CALIBRATION_FOLD = 2**32 - 1
 no epoch count reaches it."""
 
 
-def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int) -> Spec:
-    """The Spec of one network shape of ``config``: names resolved through the registry (the
-    config boundary: activation functions and optax optimizers from here on, never names)."""
-    if config.train.batch_size > n_train:
+def spec_from_config(
+    config: Config, layer_sizes: tuple[int, ...], n_train: int, static: Static | None = None
+) -> Spec:
+    """The Spec of one group of ``config``: layer sizes ``layer_sizes`` (n_inputs, *hidden, 1),
+    ``static``'s activation, batch size and optimizer (None: the config's single values), names
+    resolved through the registry (the config boundary: activation functions and optax
+    optimizers from here on, never names)."""
+    static = static or config.static_of(tuple(layer_sizes[1:-1]))
+    if static.batch_size > n_train:
         raise UserError(
-            f"[train] batch_size {config.train.batch_size} is larger than the "
-            f"{n_train} training examples"
+            f"[train] batch_size {static.batch_size} is larger than the {n_train} training examples"
         )
     try:
-        activation = registry.activation(config.model.activation)
-        optimizer = registry.optimizer(config.train.optimizer)
+        activation = registry.activation(static.activation)
+        optimizer = registry.optimizer(static.optimizer)
     except (ValueError, TypeError) as e:
         raise UserError(f"config {config.name}: {e}") from None
     cells = config.cells()
@@ -47,7 +51,7 @@ def spec_from_config(config: Config, layer_sizes: tuple[int, ...], n_train: int)
         layer_sizes=tuple(layer_sizes),
         activation=activation,
         optimizer=optimizer,
-        batch_size=config.train.batch_size,
+        batch_size=static.batch_size,
         epochs=config.train.epochs,
         n_train=n_train,
         calibrate=config.train.calibrate == "temperature",
@@ -103,8 +107,11 @@ def make_train(
     seed instead (deepmle.population.randomness).
     """
     config = config_lib.validate(config)
-    if len(config.model.hidden_sizes) != 1:
-        raise UserError("make_train takes a config with one network shape; use deepmle.sweep")
+    if len(config.statics()) != 1:
+        raise UserError(
+            "make_train takes a config with one group (one value of each static "
+            "key: hidden_sizes, activation, batch_size, optimizer); use deepmle.sweep"
+        )
     spec = spec_from_config(
         config, config.shapes(dataset.train.x.shape[1])[0], dataset.train.y.shape[0]
     )

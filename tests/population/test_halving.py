@@ -11,6 +11,8 @@ import pytest
 
 from deepmle import config as config_lib
 from deepmle import runtime, sweep, train
+from deepmle.analysis import report
+from deepmle.analysis.load import load_run
 from deepmle.population import halving, search
 from deepmle.population.searches import SEARCHES
 from deepmle.progress import Progress
@@ -539,3 +541,27 @@ def test_a_search_whose_every_cell_diverges_stops_them_all_at_the_first_rung(sma
     (line,) = report.explain(res, "h8", 30000.0)
     assert "-inf, and no cell was finite" in line and "cutoff" not in line
     assert "rung 0 at epoch 1: kept 0 of 2 cells" in report.rung_lines(res.rungs)[0]
+
+
+def test_a_halving_search_over_activations_ranks_every_group_together(small, tmp_path):
+    """Two activations of one shape are two groups (two programs); each rung ranks the cells
+    of both together, its decisions carry the activation, and explain names the group."""
+    log = runtime.CompileLog.get()
+    config = _config(tmp_path, "halving", "model.hidden_sizes=[[4]]",
+                     'model.activation=["sigmoid", "tanh"]',
+                     "train.learning_rate=[0.3, 1.0, 30000.0]", "train.epochs=2",
+                     "search.eta=3")  # fmt: skip
+    before = log.snapshot()
+    res = sweep.run(config, small, tmp_path / "run").results
+    assert built(log.since(before)) == 2
+    assert [g.name for g in res.groups] == ["h4-sigmoid", "h4-tanh"]
+    rung0 = [d for d in res.decisions if d["rung"] == 0]
+    assert len(rung0) == 6 and {d["of"] for d in rung0} == {6}  # both groups ranked together
+    assert sorted(d["rank"] for d in rung0) == [1, 2, 3, 4, 5, 6]
+    assert [d["activation"] for d in rung0] == ["sigmoid"] * 3 + ["tanh"] * 3
+    assert sum(d["kept"] for d in rung0) == 2  # the best 6 // 3 of all six cells
+    loaded = load_run(tmp_path / "run")
+    kept = next(d for d in rung0 if d["kept"])
+    lines = report.explain(loaded, f"h4-{kept['activation']}", kept["learning_rate"])
+    assert lines[0].startswith(f"h4-{kept['activation']} lr ") and "rank" in lines[0]
+    assert "kept" in lines[0] and len(lines) == 2  # its rung, then trained to the last epoch

@@ -30,7 +30,7 @@ from deepmle.core import checks, registry
 from deepmle.core.calibration import BINS, TEMPERATURE_RANGE, bin_of_rank, fit_temperature
 from deepmle.core.model import forward
 from deepmle.core.types import Array, Dataset
-from deepmle.runs.results import GroupResult, RunResults, hidden_label
+from deepmle.runs.results import GroupResult, RunResults
 
 _CHUNK = 1000
 """Bootstrap draws handled at once: bounds the [draws, digits] weights in memory."""
@@ -389,10 +389,10 @@ def selected_lines(res: RunResults, dataset: Dataset) -> list[str]:
     best = next((r for r in res.summary if r["selected"]), None)
     if best is None:
         return []
-    g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
+    g = res.group_of(best)
     li = g.index_of(best)
     ok = g.final["diverged_epoch"][:, li] < 0
-    act = res.config.model.activation
+    act = res.static(g).activation
     lines = []
     z_test = predictions(g, dataset.test.x, act)[ok, li]  # [seeds, n_test]
     nulls, over = ece_null_seeds(z_test, dataset.test.y, from_logits=True)

@@ -32,10 +32,11 @@ def load_run(run_dir: str | Path) -> RunResults:
         )
     _check_search(run_dir / "meta.json", meta.get("search", {}))
     groups = []
-    for hidden in config.model.hidden_sizes:
-        g, problem = store.read_group(run_dir, config, hidden, meta.get("data", {}).get("sha256"))
+    for static in config.statics():
+        g, problem = store.read_group(run_dir, config, static, meta.get("data", {}).get("sha256"))
         if g is None:
-            raise UserError(f"{run_dir}: group {group_name(hidden)} {problem}")
+            name = group_name(static.hidden, config.columns(static))
+            raise UserError(f"{run_dir}: group {name} {problem}")
         groups.append(g)
     return RunResults(run_dir, config, groups, report.summary_rows(groups), meta)
 

@@ -28,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from deepmle.analysis import report
 from deepmle.analysis.load import load_run
 from deepmle.analysis.stats import mean_ci95
 from deepmle.core import hyperparams
 from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.metrics import BY_NAME
 from deepmle.runs import store
-from deepmle.runs.results import RunResults, hidden_label, lr_labels
+from deepmle.runs.results import RunResults, lr_labels
 
 SHOWN = BY_NAME["val_accuracy"]
 """The metric the heatmap, lr and curves figures plot (its label and scale from the schema)."""
@@ -141,9 +142,10 @@ def _others(cell: dict[str, Any]) -> str:
 
 
 def series(row: dict[str, Any]) -> str:
-    """A summary row's series: its hidden sizes, and its other hyperparameters if any."""
+    """A summary row's series: its group (hidden sizes, swept static keys), and its other
+    hyperparameters if any."""
     others = _others(row)
-    return row["hidden_sizes"] + (f", {others}" if others else "")
+    return report.group_label(row) + (f", {others}" if others else "")
 
 
 def heatmap_data(res: RunResults) -> dict[str, Any]:
@@ -306,7 +308,7 @@ def lr_data(res: RunResults) -> list[dict[str, Any]]:
         acc = np.where(_healthy(g), g.final["val_accuracy"] * 100, np.nan)  # [seeds, cells]
         cells = [g.cell(i) for i in range(len(g.learning_rates))]
         for others in dict.fromkeys(_others(c) for c in cells):
-            name = hidden_label(g.hidden) + (f", {others}" if others else "")
+            name = report.group_label(g.columns) + (f", {others}" if others else "")
             idx = [i for i, c in enumerate(cells) if _others(c) == others]
             order = [idx[j] for j in np.argsort(g.learning_rates[idx])]
             stats = np.array([_band(acc[:, j], percent=True) for j in order]).reshape(-1, 3)
@@ -393,7 +395,7 @@ def curves_data(res: RunResults) -> list[dict[str, Any]]:
                     cell[key] = np.array([_band(v[:, e], percent=scale == 100.0)
                                           for e in range(len(epochs))]).reshape(-1, 3)  # fmt: skip
             cells.append(cell)
-        out.append({"title": f"hidden {hidden_label(g.hidden)}", "epochs": epochs, "cells": cells})
+        out.append({"title": report.group_text(g.columns), "epochs": epochs, "cells": cells})
     return out
 
 
@@ -463,7 +465,7 @@ def selected_member(res: RunResults) -> tuple[list[dict[str, np.ndarray]], str]:
     best = res.selected
     if best is None:
         raise ValueError("no selected cell: every member diverged")
-    g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
+    g = res.group_of(best)
     li = g.index_of(best)
     acc = np.where(g.final["diverged_epoch"][:, li] >= 0, -np.inf, g.final["val_accuracy"][:, li])
     si = int(np.argmax(acc))
@@ -566,10 +568,10 @@ def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndar
     best = res.selected
     if best is None:
         raise ValueError("no selected cell: every member diverged")
-    g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
+    g = res.group_of(best)
     li = g.index_of(best)
     ok = np.flatnonzero(g.final["diverged_epoch"][:, li] < 0)
-    act = registry.activation(res.config.model.activation)
+    act = registry.activation(res.static(g).activation)
     p = np.stack([np.asarray(predict_proba(g.member_params(si, li), x, act)) for si in ok])
     return p, len(ok)
 
@@ -676,7 +678,8 @@ def misclassified_data(res: RunResults) -> dict[str, Any]:
     params, label = selected_member(res)
     config = res.config
     test = _test_split(res)
-    p = np.asarray(predict_proba(params, test.x, registry.activation(config.model.activation)))
+    activation = res.static(res.group_of(res.selected)).activation
+    p = np.asarray(predict_proba(params, test.x, registry.activation(activation)))
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     shown = wrong[:MOST_ERRORS]
     d1, d2 = config.data.digits
@@ -725,9 +728,9 @@ def halving_data(res: RunResults) -> list[dict[str, Any]]:
         values = np.where(ok, g.curves["val_ll"], np.nan)
         n = np.isfinite(values).sum(axis=0)  # NaN past a cell's stop, and where all diverged
         mean = np.where(n > 0, np.nansum(values, axis=0) / np.maximum(n, 1), np.nan)
-        name = hidden_label(g.hidden)
-        chosen = [g.index_of(best)] if best and best["hidden_sizes"] == name else []
-        out.append({"label": f"hidden {name}", "lrs": np.asarray(g.learning_rates, float),
+        chosen = [g.index_of(best)] if best and g.matches(best) else []
+        label = report.group_text(g.columns)
+        out.append({"label": label, "lrs": np.asarray(g.learning_rates, float),
                     "epochs": np.arange(1, mean.shape[1] + 1), "loss": -mean,
                     "selected": chosen[0] if chosen else None})  # fmt: skip
     return out

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from deepmle.analysis.stats import mean_ci95, paired_diff_ci95
+from deepmle.config import STATIC_KEYS
 from deepmle.core import hyperparams
 from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.metrics import DIVERGENCE_REASONS, METRICS, WORSE_THAN_INIT, Metric
 from deepmle.errors import UserError
-from deepmle.runs.results import GroupResult, hidden_label, lr_labels
+from deepmle.runs.results import GroupResult, lr_labels
 
 SUMMARY_METRICS = tuple(m for m in METRICS if m.summary)
 
@@ -22,6 +23,22 @@ SUMMARY_METRICS = tuple(m for m in METRICS if m.summary)
 def hyper_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The traced hyperparameters the rows carry a column for, in schema order."""
     return [k for k in HYPERPARAMETERS if rows and k in rows[0]]
+
+
+def static_keys(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The swept static keys besides hidden_sizes the rows carry a column for (a run's groups'
+    ``static``), in config order."""
+    return [k for k in STATIC_KEYS if rows and k in rows[0]]
+
+
+def group_label(row: dict[str, Any]) -> str:
+    """'32' or '32, activation tanh': a row's group (hidden sizes and swept static keys)."""
+    return ", ".join([row["hidden_sizes"], *(f"{k} {row[k]}" for k in static_keys([row]))])
+
+
+def group_text(row: dict[str, Any]) -> str:
+    """'hidden 32' or 'hidden 32, activation tanh': a row's group as the text prints it."""
+    return f"hidden {group_label(row)}"
 
 
 def cell_labels(rows: Sequence[dict[str, Any]]) -> dict[str, dict[float, str]]:
@@ -61,7 +78,7 @@ def member_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 d = int(g.final["diverged_epoch"][si, li])
                 rows.append(
                     {
-                        "hidden_sizes": hidden_label(g.hidden),
+                        **g.columns,
                         **g.cell(li),
                         "seed": int(seed),
                         "diverged": d >= 0,
@@ -91,7 +108,7 @@ def curve_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
                 for e in range(n_epochs):
                     rows.append(
                         {
-                            "hidden_sizes": hidden_label(g.hidden),
+                            **g.columns,
                             **g.cell(li),
                             "seed": int(seed),
                             "epoch": e + 1,
@@ -118,7 +135,7 @@ def summary_rows(groups: Sequence[GroupResult]) -> list[dict[str, Any]]:
         for li in range(len(g.learning_rates)):
             ok = ~_diverged(g)[:, li]
             row: dict[str, Any] = {
-                "hidden_sizes": hidden_label(g.hidden),
+                **g.columns,
                 "depth": len(g.hidden),
                 "hidden_units": sum(g.hidden),
                 **g.cell(li),
@@ -194,7 +211,7 @@ def selection_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         return []
     label = cell_text(best, cell_labels(rows))
     return [
-        f"warning: the selected cell (hidden {best['hidden_sizes']}, {label}) lost "
+        f"warning: the selected cell ({group_text(best)}, {label}) lost "
         f"{best['diverged']} of {best['seeds']} seeds to divergence, as every cell lost at "
         f"least {best['diverged']}; its numbers are over the {best['seeds_used']} left"
     ]
@@ -276,8 +293,9 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     stopped = sum(r.get("stopped_epoch", "") != "" for r in rows)
     rows = [r for r in rows if r.get("stopped_epoch", "") == ""]
     shown = [m for m in SUMMARY_METRICS if m.table and rows and f"{m.name}_mean" in rows[0]]
-    keys = hyper_keys(rows)
-    header = ("hidden", *map(hyperparams.label, keys), "seeds", *(m.label for m in shown), "")
+    keys, statics = hyper_keys(rows), static_keys(rows)
+    header = ("hidden", *statics, *map(hyperparams.label, keys), "seeds",
+              *(m.label for m in shown), "")  # fmt: skip
     lines = [header]
     labels = cell_labels(rows)
     for r in rows:
@@ -289,7 +307,8 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         ]
         seeds = f"{used}" if not r["diverged"] else f"{used} of {r['seeds']}"
         values = (labels[k][r[k]] for k in keys)
-        lines.append((r["hidden_sizes"], *values, seeds, *cells, _mark(r, sweep)))
+        groups = (str(r[k]) for k in statics)
+        lines.append((r["hidden_sizes"], *groups, *values, seeds, *cells, _mark(r, sweep)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
@@ -365,7 +384,7 @@ def divergence_lines(groups: Sequence[GroupResult]) -> list[str]:
                 for r in sorted({int(r) for r in why[bad]})
             )
             lines.append(
-                f"hidden {hidden_label(g.hidden)}, {cell_text(g.cell(li), labels)}: "
+                f"{group_text(g.columns)}, {cell_text(g.cell(li), labels)}: "
                 f"{int(bad.sum())} of "
                 f"{len(g.seeds)} seeds diverged at {epochs} ({reasons}); frozen, left out of its "
                 "numbers (members.csv names them)"
@@ -397,19 +416,21 @@ def _near(a: float, b: float) -> bool:
 
 
 def explain(results: Any, hidden: str, cell: dict[str, float] | float) -> list[str]:
-    """Why a cell (``hidden`` as 'h32' or '32'; ``cell`` its hyperparameters {name: value},
-    each matched within 1%, as many as tell it apart from the shape's other cells, or a bare
-    learning rate) continued or stopped at each rung of a successive-halving run: its rank
-    and mean validation LL against the cutoff. UserError naming what is not there."""
+    """Why a cell (``hidden``: its group's name as 'h32' or 'h32-tanh', or '32'; ``cell`` its
+    hyperparameters {name: value}, each matched within 1%, as many as tell it apart from the
+    group's other cells, or a bare learning rate) continued or stopped at each rung of a
+    successive-halving run: its rank and mean validation LL against the cutoff. UserError
+    naming what is not there."""
     cell = cell if isinstance(cell, dict) else {"learning_rate": cell}
     for k, v in cell.items():
         if k == "learning_rate" and not (math.isfinite(v) and v > 0):
             raise UserError(f"deepmle explain: lr must be a positive finite number, got {v!r}")
-    shape = hidden.removeprefix("h")
-    rows = [r for r in results.summary if r["hidden_sizes"] == shape]
-    if not rows:
-        shapes = ", ".join(sorted({"h" + r["hidden_sizes"] for r in results.summary}))
-        raise UserError(f"deepmle explain: no shape {hidden} in this run (it has {shapes})")
+    name = hidden if hidden.startswith("h") else "h" + hidden
+    group = next((g for g in results.groups if g.name == name), None)
+    if group is None:
+        names = ", ".join(sorted(g.name for g in results.groups))
+        raise UserError(f"deepmle explain: no group {hidden} in this run (it has {names})")
+    rows = [r for r in results.summary if group.matches(r)]
     keys = hyper_keys(rows)
     for k in cell:
         if k not in keys:
@@ -419,19 +440,17 @@ def explain(results: Any, hidden: str, cell: dict[str, float] | float) -> list[s
     match = [r for r in rows if all(_near(r[k], v) for k, v in cell.items())]
     given = " ".join(f"{hyperparams.label(k)} {v:g}" for k, v in cell.items())
     if not match:
-        raise UserError(f"deepmle explain: h{shape} has no cell within 1% of {given}")
+        raise UserError(f"deepmle explain: {name} has no cell within 1% of {given}")
     if len(match) > 1:
         apart = [k for k in keys if len({r[k] for r in match}) > 1]
         options = "; ".join(cell_text(r, labels) for r in match[:6])
-        raise UserError(f"deepmle explain: h{shape} {given} is {len(match)} cells ({options}"
+        raise UserError(f"deepmle explain: {name} {given} is {len(match)} cells ({options}"
                         f"{'; ...' if len(match) > 6 else ''}): give {', '.join(apart)} too, "
                         f"e.g. {hyperparams.label(apart[0])}=VALUE")  # fmt: skip
     row = match[0]
-    label = f"h{shape} {cell_text(row, labels)}"
+    label = f"{name} {cell_text(row, labels)}"
     decisions = [
-        d
-        for d in results.decisions
-        if d["hidden_sizes"] == shape and all(d.get(k) == row[k] for k in keys)
+        d for d in results.decisions if group.matches(d) and all(d.get(k) == row[k] for k in keys)
     ]
     if not results.rungs:
         return [f"{label}: a grid run; every cell trained to the last epoch"]

@@ -23,7 +23,7 @@ import numpy as np
 from deepmle.core.metrics import METRICS
 from deepmle.errors import UserError
 from deepmle.runs import store
-from deepmle.runs.results import MAX_NAME, RunResults, group_name, hidden_label
+from deepmle.runs.results import MAX_NAME, RunResults, group_name, hidden_label, static_suffix
 
 CURVES = tuple(m for m in METRICS if m.tensorboard and m.measured == "curve")
 """Written per epoch; percentages (accuracy) in %, as the table shows them."""
@@ -35,7 +35,8 @@ def sortable_labels(groups: Any, lrs: list[float]) -> tuple[dict[tuple, str], di
     decimals as three significant digits of the smallest need, zero-padded to one width
     ('0.03', '0.10', '3.00'; '001', '010', '300'); where fixed point cannot tell them apart
     within 15 decimals (1e-20 beside 2e-20), scientific ('1.00e-20'). A shape name too long
-    for a file name (a deep network) is its group's bounded name (``group_name``)."""
+    for a file name (a deep network) is its group's bounded name (``group_name``). Swept
+    static keys follow the shape in ``write`` ('h032-tanh_lr0.10', ``static_suffix``)."""
     width = max((len(str(w)) for g in groups for w in g.hidden), default=1)
     shapes = {g.hidden: "h" + ("-".join(str(w).zfill(width) for w in g.hidden) or "0" * width)
               for g in groups}  # fmt: skip
@@ -103,7 +104,9 @@ def write(results: RunResults) -> Path:
         values = {k: sorted({float(v) for g in results.groups for v in g.cells[k]}) for k in keys}
         shape_names, lr_names = sortable_labels(results.groups, values["learning_rate"])
         names = {k: sortable_labels(results.groups, values[k])[1] for k in keys[1:]}
-        shapes = [hidden_label(g.hidden) for g in results.groups]
+        shapes = list(dict.fromkeys(hidden_label(g.hidden) for g in results.groups))
+        statics = {k: list(dict.fromkeys(g.static[k] for g in results.groups))
+                   for k in results.groups[0].static or {}}  # fmt: skip
 
         def domain(v: list[float]) -> Any:
             finite = all(np.isfinite(v))
@@ -112,6 +115,7 @@ def write(results: RunResults) -> Path:
         config = hparams.hparams_config_pb(
             hparams=[
                 hparams.HParam("hidden_sizes", hparams.Discrete(shapes)),
+                *[hparams.HParam(k, hparams.Discrete(v)) for k, v in statics.items()],
                 *[hparams.HParam(k, domain(values[k])) for k in keys],
             ],
             metrics=[hparams.Metric(m.name, display_name=m.label) for m in METRICS
@@ -124,11 +128,12 @@ def write(results: RunResults) -> Path:
             healthy = g.final["diverged_epoch"] < 0  # [seeds, cells]
             for li, lr in enumerate(g.learning_rates):
                 cell = g.cell(li)
-                name = cell_name(shape_names[g.hidden], lr_names[float(lr)]) + "".join(
+                shape = shape_names[g.hidden] + static_suffix(g.static)
+                name = cell_name(shape, lr_names[float(lr)]) + "".join(
                     f"_{k}{names[k][cell[k]]}" for k in keys[1:]
                 )
                 writer = EventFileWriter(str(tmp / name))
-                trial = {"hidden_sizes": hidden_label(g.hidden), **cell}
+                trial = {**g.columns, **cell}
                 event(writer, 0, hparams.hparams_pb(trial, trial_id=name))
                 ok = healthy[:, li]
                 if ok.any():

@@ -34,18 +34,27 @@ MAX_NAME = 64
 """Group names are file names: longer ones are shortened (runs of equal widths, then a hash)."""
 
 
-def group_name(hidden: tuple[int, ...]) -> str:
+def static_suffix(static: dict[str, Any] | None) -> str:
+    """'-tanh-b64-adam': a group's swept static keys as its name ends ('' for none)."""
+    keys = config_lib.STATIC_KEYS
+    return "".join(f"-{keys[k].prefix}{v}" for k, v in (static or {}).items())
+
+
+def group_name(hidden: tuple[int, ...], static: dict[str, Any] | None = None) -> str:
     """'h32' for one hidden layer of 32, 'h64-32' for two; 'h1024x40' for forty of 1024;
-    'h0' for none (logistic regression: no width is 0, so the name is unambiguous)."""
+    'h0' for none (logistic regression: no width is 0, so the name is unambiguous). The swept
+    static keys ``static`` (``Config.columns``) follow: 'h32-tanh', 'h32-b64', 'h32-adam'."""
+    suffix = static_suffix(static)
+    room = MAX_NAME - len(suffix)
     name = "h" + ("-".join(str(w) for w in hidden) or "0")
-    if len(name) <= MAX_NAME:
-        return name
+    if len(name) <= room:
+        return name + suffix
     runs = [(w, len(list(g))) for w, g in itertools.groupby(hidden)]
     name = "h" + "-".join(f"{w}x{n}" if n > 1 else str(w) for w, n in runs)
-    if len(name) <= MAX_NAME:
-        return name
+    if len(name) <= room:
+        return name + suffix
     digest = hashlib.sha1(",".join(map(str, hidden)).encode()).hexdigest()[:8]
-    return f"{name[: MAX_NAME - 9].rstrip('-x')}-{digest}"
+    return f"{name[: room - 9].rstrip('-x')}-{digest}{suffix}"
 
 
 def lr_labels(learning_rates: Sequence[float]) -> dict[float, str]:
@@ -80,7 +89,9 @@ class GroupResult(NamedTuple):
     configured); params per layer ``w`` [S, C, n_in, n_out], ``b`` [S, C, n_out]; final
     {name: [S, C]}; curves {name: [S, C, epochs]}; info: timings and identity; ``hyper``
     {name: [C]}: the cells' other traced hyperparameters that the results depend on (the
-    config's ``hyper_keys``), none for a run that sweeps only learning rates."""
+    config's ``hyper_keys``), none for a run that sweeps only learning rates; ``static``
+    {name: value}: the group's swept static keys besides the shape (``Config.columns``), none
+    where only shapes are swept."""
 
     hidden: tuple[int, ...]
     seeds: np.ndarray
@@ -90,10 +101,20 @@ class GroupResult(NamedTuple):
     curves: dict[str, np.ndarray]
     info: dict[str, Any]
     hyper: dict[str, np.ndarray] | None = None
+    static: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
-        return group_name(self.hidden)
+        return group_name(self.hidden, self.static)
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """What the tables show of the group: its hidden sizes and swept static keys."""
+        return {"hidden_sizes": hidden_label(self.hidden), **(self.static or {})}
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        """Whether a summary, member or decision row is of this group."""
+        return all(row.get(k) == v for k, v in self.columns.items())
 
     @property
     def cells(self) -> dict[str, np.ndarray]:
@@ -143,7 +164,10 @@ def group_arrays(g: GroupResult) -> dict[str, np.ndarray]:
 
 
 def group_from_arrays(
-    hidden: tuple[int, ...], arrays: dict[str, np.ndarray], info: dict
+    hidden: tuple[int, ...],
+    arrays: dict[str, np.ndarray],
+    info: dict,
+    static: dict[str, Any] | None = None,
 ) -> GroupResult:
     """The inverse of ``group_arrays``; KeyError if an array other than a metric is missing.
     A metric the file lacks (saved before the metric existed) is absent from the group."""
@@ -151,7 +175,7 @@ def group_from_arrays(
         hidden=hidden,
         seeds=arrays["seeds"],
         learning_rates=arrays["learning_rates"],
-        params=params_from_arrays(group_name(hidden), arrays, len(hidden) + 1),
+        params=params_from_arrays(group_name(hidden, static), arrays, len(hidden) + 1),
         final={
             **{m.name: arrays[f"final/{m.name}"] for m in METRICS if f"final/{m.name}" in arrays},
             **{k: arrays[f"final/{k}"] for k in DIVERGENCE[:2]},
@@ -164,6 +188,7 @@ def group_from_arrays(
         curves={m.name: arrays[f"curves/{m.name}"] for m in CURVES if f"curves/{m.name}" in arrays},
         info=info,
         hyper={k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("hyper/")} or None,
+        static=static or None,
     )
 
 
@@ -204,11 +229,21 @@ class RunResults:
     meta: dict[str, Any]
 
     def group(self, hidden: tuple[int, ...] | str) -> GroupResult:
+        """The group named ``hidden`` ('h32-tanh'), or of hidden sizes ``hidden`` where that
+        is one group; KeyError if none."""
         name = hidden if isinstance(hidden, str) else group_name(hidden)
         for g in self.groups:
-            if g.name == name:
+            if g.name == name or (not isinstance(hidden, str) and g.hidden == tuple(hidden)):
                 return g
         raise KeyError(name)
+
+    def group_of(self, row: dict[str, Any]) -> GroupResult:
+        """The group a summary or member row belongs to."""
+        return next(g for g in self.groups if g.matches(row))
+
+    def static(self, g: GroupResult) -> config_lib.Static:
+        """Group ``g``'s static values (its activation, batch size, optimizer)."""
+        return self.config.static_of(g.hidden, g.static)
 
     @property
     def rungs(self) -> list[dict[str, Any]]:

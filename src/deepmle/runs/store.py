@@ -54,9 +54,11 @@ from deepmle.runs.results import (
 MARKER = ".deepmle-run"
 LOCK = ".deepmle-lock"
 _TOP = r"config\.toml|summary\.csv|members\.csv|curves\.csv|rungs\.csv|params\.npz|meta\.json"
-_GROUP = r"(h[0-9x-]+(-[0-9a-f]{8})?|rungs)\.(npz|json)"
+_STATIC = "".join(f"(-{row.prefix}({row.pattern}))?" for row in config_lib.STATIC_KEYS.values())
+"""A group name's swept static keys (deepmle.runs.results.group_name)."""
+_GROUP = rf"(h[0-9x-]+(-[0-9a-f]{{8}})?{_STATIC}|rungs)\.(npz|json)"
 _PLOT = r"(heatmap|curves|lr|weights|misclassified|halving|calibration)\.png"
-_CELL = r"h[0-9x-]+(-[0-9a-f]{8})?_lr[0-9.e+-]+"
+_CELL = rf"h[0-9x-]+(-[0-9a-f]{{8}})?{_STATIC}_lr[0-9.e+-]+"
 _EVENTS = r"events\.out\.tfevents\.[^/]+"
 _TB_DIR = r"(tensorboard|\.tensorboard\.(tmp|old)-[0-9]+)"
 OWN_FILES = re.compile(
@@ -155,20 +157,25 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 
 def identity(
-    config: config_lib.Config, hidden: tuple[int, ...] | None = None, data_sha256: str = ""
+    config: config_lib.Config,
+    group: "config_lib.Static | tuple[int, ...] | None" = None,
+    data_sha256: str = "",
 ) -> str:
     """A hash of the config's content (its keys and values: not its name, not comments),
-    restricted to one shape if given, and of the data's content (``data.sha256``). The same
-    content on the same data resumes, whatever the file is called or the directory it runs in.
-    A shape of a search that ranks across shapes (successive halving) is never restricted:
-    its stops depend on every cell of the search, so its identity is the whole config's and
-    the shape's name."""
+    restricted to one group if given (its Static, or a bare shape: ``Config.static_of``), and
+    of the data's content (``data.sha256``). The same content on the same data resumes,
+    whatever the file is called or the directory it runs in: a group of a sweep has the
+    identity of a config of that group alone. A group of a search that ranks across groups
+    (successive halving) is never restricted: its stops depend on every cell of the search,
+    so its identity is the whole config's and the group's name."""
     whole = not SEARCHES[config.search.method].per_shape
-    if hidden is not None and not whole:
-        config = replace(config, model=replace(config.model, hidden_sizes=(hidden,)))
+    static = None if group is None else config.static_of(group)
+    name = None if static is None else group_name(static.hidden, config.columns(static))
+    if static is not None and not whole:
+        config = config.only(static)
     content = json.dumps(_content(config), sort_keys=True) + data_sha256
-    if hidden is not None and whole:
-        content += "/" + group_name(hidden)
+    if name is not None and whole:
+        content += "/" + name
     return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
@@ -316,10 +323,12 @@ class RunDir:
     def save_group(self, g: GroupResult) -> None:
         save_group(self, self.config, g, self.data_sha256)
 
-    def read_group(self, hidden: tuple[int, ...]) -> tuple[GroupResult | None, str]:
-        """This run's saved group of shape ``hidden``, verified against the bound config, data
-        and this code (``read_group``), or (None, why not)."""
-        return read_group(self.work, self.config, hidden, self.data_sha256, code_digest())
+    def read_group(
+        self, group: "config_lib.Static | tuple[int, ...]"
+    ) -> tuple[GroupResult | None, str]:
+        """This run's saved ``group``, verified against the bound config, data and this code
+        (``read_group``), or (None, why not)."""
+        return read_group(self.work, self.config, group, self.data_sha256, code_digest())
 
     def save_rungs(self, arrays: dict[str, np.ndarray], record: dict[str, Any]) -> None:
         save_rungs(self, self.config, arrays, record, self.data_sha256)
@@ -534,7 +543,7 @@ def save_group(run: RunDir, config: config_lib.Config, g: GroupResult, data_sha2
     record = {
         "group": g.name,
         "format": FORMAT_VERSION,
-        "identity": identity(config, g.hidden, data_sha256),
+        "identity": identity(config, config.static_of(g.hidden, g.static), data_sha256),
         "code": code_digest(),
         "data_sha256": data_sha256,
         "npz_sha256": hashlib.sha256(data).hexdigest(),
@@ -571,14 +580,17 @@ def _other_code(recorded: Any, code: str) -> str:
 def read_group(
     run_dir: Path,
     config: config_lib.Config,
-    hidden: tuple[int, ...],
+    group: "config_lib.Static | tuple[int, ...]",
     data_sha256: str | None = None,
     code: str | None = None,
 ) -> tuple[GroupResult | None, str]:
-    """(the verified group, "") or (None, why it cannot be used) for ``hidden`` of ``config``,
-    trained on data whose ``data.sha256`` is ``data_sha256`` (None: whatever data its record
-    names) by code whose ``code_digest`` is ``code`` (None: any; resume asks for its own)."""
-    name = group_name(hidden)
+    """(the verified group, "") or (None, why it cannot be used) for ``group`` of ``config``
+    (its Static, or a bare shape: ``Config.static_of``), trained on data whose ``data.sha256``
+    is ``data_sha256`` (None: whatever data its record names) by code whose ``code_digest`` is
+    ``code`` (None: any; resume asks for its own)."""
+    static = config.static_of(group)
+    hidden, columns = static.hidden, config.columns(static)
+    name = group_name(hidden, columns)
     record, data, why = _read_saved(run_dir, name, f"the record of group {name}")
     if why:
         return None, why
@@ -589,7 +601,7 @@ def read_group(
     recorded = str(record.get("data_sha256", ""))
     if data_sha256 is not None and recorded != data_sha256:
         return None, "was trained on different data"
-    if record.get("identity") != identity(config, hidden, recorded):
+    if record.get("identity") != identity(config, static, recorded):
         return None, "was trained with a different config"
     if code is not None and record.get("code") != code:
         return None, _other_code(record.get("code"), code)
@@ -598,7 +610,7 @@ def read_group(
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-        g = group_from_arrays(hidden, arrays, record.get("info", {}))
+        g = group_from_arrays(hidden, arrays, record.get("info", {}), columns)
     except (ValueError, KeyError, OSError, EOFError) as e:
         return None, f"{npz_path.name} is unreadable ({e})"
     sizes = (g.params[0]["w"].shape[2], *hidden, 1)  # the input size is the data's (checked above)
