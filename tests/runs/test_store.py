@@ -252,10 +252,15 @@ def test_overwrite_knows_deepmles_exact_names(finished, tmp_path, capsys):
 
 def test_overwrite_knows_the_logistic_group_and_the_calibration_figure(tmp_path):
     """A logistic regression run (group h0) with its figures (calibration.png among them) and
-    TensorBoard export is all deepmle's own: --overwrite replaces it."""
+    TensorBoard export is all deepmle's own, its cells named by every hyperparameter they carry
+    (a MAP sweep: ``_prior_std1.00e+00``, ``_prior_stdinf``): a second export replaces the
+    first, and --overwrite replaces the run."""
     out = tmp_path / "run"
-    assert _run(out, "--set", "model.hidden_sizes=[[]]") == 0
+    assert _run(out, "--set", "model.hidden_sizes=[[]]", "--set", "train.prior_std=[inf, 1.0]") == 0
     assert main(["plot", str(out)]) == 0 and main(["tensorboard", str(out)]) == 0
+    cells = {p.name for p in (out / "tensorboard").iterdir() if p.is_dir()}
+    assert cells == {"h0_lr1_prior_std1.00e+00", "h0_lr1_prior_stdinf"}
+    assert main(["tensorboard", str(out)]) == 0
     assert (out / "groups" / "h0.npz").is_file() and (out / "plots" / "calibration.png").is_file()
     assert store.foreign_files(out) == []
     for own in (
@@ -264,6 +269,7 @@ def test_overwrite_knows_the_logistic_group_and_the_calibration_figure(tmp_path)
         "plots/.calibration.png.ab12.tmp",
         "groups/.h0.npz.x9.tmp",
         "tensorboard/h0_lr1.0/events.out.tfevents.1.host",
+        "tensorboard/h032-tanh_lr0.10_momentum0.90_prior_std1.00e-20/events.out.tfevents.1.h",
     ):
         assert store.OWN_FILES.match(own), own  # fmt: skip
     assert _run(out, "--overwrite", "--set", "train.learning_rate=0.1") == 0

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from deepmle import config as config_lib
+from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.errors import UserError
 from deepmle.population.searches import SEARCHES
 from deepmle.runs.results import (
@@ -58,7 +59,10 @@ _STATIC = "".join(f"(-{row.prefix}({row.pattern}))?" for row in config_lib.STATI
 """A group name's swept static keys (deepmle.runs.results.group_name)."""
 _GROUP = rf"(h[0-9x-]+(-[0-9a-f]{{8}})?{_STATIC}|rungs)\.(npz|json)"
 _PLOT = r"(heatmap|curves|lr|weights|misclassified|halving|calibration)\.png"
-_CELL = rf"h[0-9x-]+(-[0-9a-f]{{8}})?{_STATIC}_lr[0-9.e+-]+"
+_HYPER = "|".join(re.escape(k) for k in HYPERPARAMETERS if k != "learning_rate")
+_CELL = rf"h[0-9x-]+(-[0-9a-f]{{8}})?{_STATIC}_lr[0-9.e+-]+(_({_HYPER})(inf|[0-9.e+-]+))*"
+"""A cell's TensorBoard run: its shape, then each hyperparameter its cells carry
+(deepmle.analysis.tensorboard.cell_name)."""
 _EVENTS = r"events\.out\.tfevents\.[^/]+"
 _TB_DIR = r"(tensorboard|\.tensorboard\.(tmp|old)-[0-9]+)"
 OWN_FILES = re.compile(
