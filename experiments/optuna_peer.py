@@ -17,7 +17,9 @@ epoch, ranked on mean validation LL over seeds.
 
 Both run in fresh processes, alternated (deepmle first in even rounds), cold compile. Printed
 and saved: each one's whole-process wall per round, the medians, their ratio, deepmle's
-compiles, and the validation accuracy of each one's best cell trained to epoch 27.
+compiles, the member-epochs each trained (Optuna's asynchronous pruner stops other trials than
+deepmle's synchronous rungs) and wall per member-epoch, and the validation accuracy of each
+one's best cell trained to epoch 27.
 """
 
 import argparse
@@ -83,6 +85,7 @@ def peer() -> None:
 
     cells = [(w, lr) for w in widths for lr in lrs]
     finished = {}
+    member_epochs = [0]
 
     def objective(trial: optuna.Trial) -> float:
         w, lr = cells[trial.suggest_int("cell", 0, len(cells) - 1)]
@@ -90,6 +93,7 @@ def peer() -> None:
         state, baseline = start(jnp.float32(lr), data)
         for e in range(epochs):
             state, metrics = epoch(state, baseline, jnp.float32(lr), jnp.int32(e), data)
+            member_epochs[0] += seeds
             val_ll = float(jnp.mean(metrics["val_ll"]))
             trial.report(val_ll if np.isfinite(val_ll) else -1e9, e + 1)
             if trial.should_prune():
@@ -104,7 +108,7 @@ def peer() -> None:
     study.optimize(objective, n_trials=len(cells))
     best = max(finished.values()) if finished else float("nan")
     print(json.dumps({"wall_s": time.perf_counter() - t0, "finished_cells": len(finished),
-                      "best_val_accuracy": best}))  # fmt: skip
+                      "member_epochs": member_epochs[0], "best_val_accuracy": best}))  # fmt: skip
 
 
 def _deepmle(out: Path) -> dict:
@@ -116,6 +120,8 @@ def _deepmle(out: Path) -> dict:
     meta = json.loads((out / "meta.json").read_text())
     best = next(r for r in _summary(out) if r["selected"] == "True")
     return {"wall_s": wall, "compiles": meta["compiles"], "compile_s": meta["compile_s"],
+            "member_epochs": meta["search"]["member_epochs"],
+            "rung_wall_s": [r["wall_s"] for r in meta["search"]["rungs"]],
             "best_val_accuracy": float(best["val_accuracy_mean"])}  # fmt: skip
 
 
@@ -154,11 +160,14 @@ def main() -> None:
     import statistics
 
     med = {w: statistics.median(r[w]["wall_s"] for r in rows) for w in ("deepmle", "optuna")}
+    per = {w: statistics.median(r[w]["wall_s"] / r[w]["member_epochs"] for r in rows)
+           for w in ("deepmle", "optuna")}  # fmt: skip
     result = {
         "search": "configs/halving.toml: 3 widths x 64 lrs x 4 seeds, 27 epochs, eta 3",
         "rounds": rows,
         "median_wall_s": med,
         "wall_ratio_deepmle_over_optuna": med["deepmle"] / med["optuna"],
+        "median_wall_per_member_epoch_ms": {w: 1e3 * v for w, v in per.items()},
     }
     print(f"median wall: deepmle {med['deepmle']:.1f} s, Optuna {med['optuna']:.1f} s, "
           f"ratio {result['wall_ratio_deepmle_over_optuna']:.2f}")  # fmt: skip
