@@ -124,6 +124,24 @@ def test_plot_redraws_from_the_run_directory(seed_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_plot_reads_and_draws_a_run_without_importing_jax(seed_run, tmp_path):
+    """`deepmle plot` loads a run from its files with numpy and draws it; starting JAX (and
+    optax) would cost more than drawing. Checked in a fresh interpreter after the command."""
+    run = copy(seed_run, tmp_path / "run")
+    (run / "plots" / "weights.png").unlink()
+    code = (
+        "import sys; from deepmle import cli\n"
+        f"code = cli.main(['plot', {str(run)!r}])\n"
+        "print(sorted(m for m in ('jax', 'jaxlib', 'optax') if m in sys.modules))\n"
+        "sys.exit(code)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+    assert (run / "plots" / "weights.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
 def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[model]\nhidden_sizes = [32, 0]\n")

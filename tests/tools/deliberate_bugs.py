@@ -146,7 +146,7 @@ BUGS = [
     Bug("a saved group read back with one hidden layer", "deepmle.runs.results",
         "group_from_arrays", r"len\(hidden\) \+ 1", "2",
         "tests/runs/test_results.py::test_a_deeper_sweep_reads_back_from_disk_as_it_was_in_memory"),
-    Bug("an example equal to a quantile edge put in the bin above", "deepmle.core.calibration",
+    Bug("an example equal to a quantile edge put in the bin above", "deepmle.core.bins",
         "bin_of_rank", r"\(edge >= p_sorted\[j \+ 1\]\)", "(edge > p_sorted[j + 1])",
         "tests/core/test_calibration.py::test_ece_bins_are_calibration_curves_quantile_bins_at_every_size"),
     Bug("the edge compared with float32's half gap, not float64's", "deepmle.core.calibration",

@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from deepmle.analysis.load import load_run
+from deepmle.analysis.predict import predict_proba
 from deepmle.analysis.stats import mean_ci95
 from deepmle.core import hyperparams
+from deepmle.core.bins import BINS, bin_of_rank
 from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.metrics import BY_NAME
 from deepmle.runs import store
@@ -560,26 +562,21 @@ def _load_test(data_config: Any) -> Any:
 def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndarray, int]:
     """ŷ [seeds, n] on ``x`` [n, n_inputs] of every non-diverged member of the selected cell, and
     how many seeds that is."""
-    from deepmle.core import registry
-    from deepmle.core.model import predict_proba
-
     best = res.selected
     if best is None:
         raise ValueError("no selected cell: every member diverged")
     g = next(g for g in res.groups if hidden_label(g.hidden) == best["hidden_sizes"])
     li = g.index_of(best)
     ok = np.flatnonzero(g.final["diverged_epoch"][:, li] < 0)
-    act = registry.activation(res.config.model.activation)
-    p = np.stack([np.asarray(predict_proba(g.member_params(si, li), x, act)) for si in ok])
+    act = res.config.model.activation
+    p = np.stack([predict_proba(g.member_params(si, li), x, act) for si in ok])
     return p, len(ok)
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
-    """Equal-mass bins of ŷ ``p`` [n] (deepmle.core.calibration's cuts) against labels ``y`` [n]:
+    """Equal-mass bins of ŷ ``p`` [n] (deepmle.core.bins' cuts) against labels ``y`` [n]:
     per bin the count, mean ŷ, fraction of y = 1 and its 95% Wilson interval (lo, hi); NaN for
     a bin left empty (fewer examples than bins)."""
-    from deepmle.core.calibration import bin_of_rank
-
     order = np.argsort(p, kind="stable")
     b = bin_of_rank(p[order], bins)
     count = np.bincount(b, minlength=bins).astype(np.float64)
@@ -601,8 +598,6 @@ def calibration_data(res: RunResults) -> dict[str, Any]:
     """What calibration.png shows: the reliability bins (``reliability``'s dict) of the
     selected cell's members pooled over ``n_seeds`` seeds on the test split, the histogram
     of ŷ (``hist`` [50] counts over [0, 1]), ``n_digits``, and the summary row ``best``."""
-    from deepmle.core.calibration import BINS
-
     test = _test_split(res)
     p, n_seeds = selected_cell_probabilities(res, test.x)
     y = np.tile(test.y, n_seeds)
@@ -670,13 +665,10 @@ def misclassified_data(res: RunResults) -> dict[str, Any]:
     """What misclassified.png shows: the selected member's (SEED_RULE) misclassified test
     digits, the first ``MOST_ERRORS`` by test index: ``index`` [k], ``images`` [k, 28, 28],
     ``truth`` [k] (the digit it is), ``p`` [k] (ŷ = P(first digit)); ``errors`` of ``n``."""
-    from deepmle.core import registry
-    from deepmle.core.model import predict_proba
-
     params, label = selected_member(res)
     config = res.config
     test = _test_split(res)
-    p = np.asarray(predict_proba(params, test.x, registry.activation(config.model.activation)))
+    p = predict_proba(params, test.x, config.model.activation)
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     shown = wrong[:MOST_ERRORS]
     d1, d2 = config.data.digits
