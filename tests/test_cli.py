@@ -141,6 +141,44 @@ def test_plot_reads_and_draws_a_run_without_importing_jax(seed_run, tmp_path):
     assert (run / "plots" / "weights.png").stat().st_size > 1000
 
 
+def _blocked_curves(seed_run: Path, to: Path) -> Path:
+    """A copy of the tiny run whose plots/curves.png is a folder of the user's (it cannot be
+    written, and deepmle must not remove it), its other figures gone."""
+    run = copy(seed_run, to)
+    for png in (run / "plots").glob("*.png"):
+        png.unlink()
+    (run / "plots" / "curves.png").mkdir()
+    (run / "plots" / "curves.png" / "mine.txt").write_text("the user's")
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["plot", "run"])
+def test_a_figure_that_cannot_be_written_is_one_line_and_the_others_are_drawn(
+    seed_run, tmp_path, command
+):
+    """`deepmle plot`, and `deepmle run` resuming the finished run: every other figure is
+    written, the run's files stay, the user's folder is untouched, and the failure is one
+    line (exit 2) after the report."""
+    run = _blocked_curves(seed_run, tmp_path / "run")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "plots" not in p.parts}
+    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(run), *TINY, "--quiet"]
+    cmd = [sys.executable, "-m", "deepmle", *(args if command == "run" else ["plot", str(run)])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("deepmle: error: figures not drawn: curves.png (cannot write")
+    assert f"`deepmle plot {run}` draws them again" in line
+    for name in ("weights", "misclassified", "calibration"):
+        assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
+    assert (run / "plots" / "curves.png" / "mine.txt").read_text() == "the user's"
+    if command == "run":
+        assert f"results in {run}/" in proc.stdout  # the report, then the one line
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "plots" not in p.parts}
+    assert after.keys() == before.keys()  # the tables a resume writes again are all there
+    assert all(after[p] == before[p] for p in before if "groups" in p.parts)
+
+
 @pytest.mark.slow
 def test_module_entry_point_reports_bad_input_without_traceback(tmp_path):
     bad = tmp_path / "bad.toml"

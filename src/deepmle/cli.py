@@ -6,7 +6,8 @@ deepmle tensorboard RUN_DIR
 deepmle explain RUN_DIR h32 lr=0.12
 
 Exit codes: 0 done; 1 every member diverged; 2 bad input (config, data, command line, an
-unusable run or cache directory, a grid that cannot fit in memory), one line, nothing lost;
+unusable run or cache directory, a grid that cannot fit in memory, figures that could not be
+drawn), one line, nothing lost;
 3 an internal error (a bug: traceback printed); 130 interrupted (finished groups are saved).
 """
 
@@ -94,6 +95,10 @@ def _run(args: argparse.Namespace) -> int:
     config = config_lib.load(args.config, args.overrides)
     run_dir = args.out or _default_out(config.name)
     processes = _processes(args)
+    if not args.no_plots:
+        from deepmle.analysis import plots
+
+        plots.warm()  # the figures' workers import matplotlib while this process starts JAX
     if args.tensorboard:
         from deepmle.analysis import tensorboard
 
@@ -115,15 +120,25 @@ def _run(args: argparse.Namespace) -> int:
     dataset = data.load(config.data)
     lead = jax.process_index() == 0
 
+    selected: list[list[str]] = []
+    not_drawn: list[UserError] = []
+
     def finishing(results: "sweep.RunResults") -> None:
-        if not args.no_plots:
-            from deepmle.analysis import plots
+        """The run's figures drawn by worker processes while this one computes the report's
+        inference lines; written before the run directory is complete."""
+        drawing = None if args.no_plots else plots.start(results, dataset.test)
+        try:
+            selected.append(inference.selected_lines(results, dataset))
+            if args.tensorboard:
+                from deepmle.analysis import tensorboard
 
-            plots.draw(results.run_dir, results)
-        if args.tensorboard:
-            from deepmle.analysis import tensorboard
-
-            tensorboard.write(results)
+                tensorboard.write(results)
+        finally:
+            if drawing is not None:
+                try:
+                    plots.finish(results.run_dir, drawing)
+                except plots.DrawError as e:  # said after the report; the run completes
+                    not_drawn.append(e)
 
     outcome = sweep.run(
         config,
@@ -145,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         report.table(res.summary),
         *report.rung_lines(res.rungs),
         *report.calibration_lines(res.summary),
-        *inference.selected_lines(res, dataset),
+        *(selected[0] if selected else inference.selected_lines(res, dataset)),
         *report.divergence_lines(res.groups),
         *report.selection_lines(res.summary),
         *report.edge_lines(res.summary),
@@ -160,6 +175,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(
             f"cannot write to standard output ({e.strerror}); results in {res.run_dir}/"
         ) from None
+    if not_drawn:
+        raise not_drawn[0]
     if res.selected is None:
         print("deepmle: every member diverged", file=sys.stderr)
         return EXIT_ALL_DIVERGED

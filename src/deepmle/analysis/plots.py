@@ -19,12 +19,17 @@ Layout is fixed or constrained, never a tight-bbox redraw; many small images are
 """
 
 import functools
+import importlib
 import io
 import math
+import multiprocessing
+import os
+import sys
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,6 +40,8 @@ from deepmle.core import hyperparams
 from deepmle.core.bins import BINS, bin_of_rank
 from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.metrics import BY_NAME
+from deepmle.core.types import Split
+from deepmle.errors import UserError
 from deepmle.runs import store
 from deepmle.runs.results import RunResults, hidden_label, lr_labels
 
@@ -195,10 +202,13 @@ def heatmap(res: RunResults, plt: Any = None) -> Any:
     """Mean validation accuracy per cell with its 95% half-width. An evenly log-spaced grid of
     learning rates gets one labelled column each; drawn ones (a random search) sit at their
     values on a log axis. Cells stopped early are hatched and left out of the colour scale."""
+    return _heatmap(heatmap_data(res))
+
+
+def _heatmap(d: Any) -> Any:
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle
 
-    d = heatmap_data(res)
     shapes, lrs, acc, lo, hi = d["shapes"], d["lrs"], d["mean"], d["lo"], d["hi"]
     grid = d["grid"]
     width = 1.6 * len(lrs) + 2.5 if grid else 9
@@ -325,7 +335,10 @@ def lr_data(res: RunResults) -> list[dict[str, Any]]:
 def lr_curve(res: RunResults, plt: Any = None) -> Any:
     """Validation accuracy against learning rate per shape, the line and band through the
     cells trained to the end; cells stopped early are hollow markers at their stop epoch."""
-    data = lr_data(res)
+    return _lr_curve(lr_data(res))
+
+
+def _lr_curve(data: Any) -> Any:
     fig = _figure(7, 4.6, (0.7, 0.2, 0.75, 0.55))
     ax = fig.subplots()
     stop_epochs = sorted({int(e) for line in data for e in line["stopped"] if e})
@@ -403,11 +416,14 @@ def learning_curves(res: RunResults, plt: Any = None) -> Any:
     """Per shape, validation accuracy and train/validation LL per epoch, each a mean over the
     seeds that did not diverge with its 95% band; more than ``MANY_LRS`` learning rates are
     coloured by lr on a log colour bar instead of a legend."""
+    return _learning_curves(curves_data(res))
+
+
+def _learning_curves(data: Any) -> Any:
     from matplotlib import colormaps, rcParams
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LogNorm
 
-    data = curves_data(res)
     lrs = sorted({c["lr"] for d in data for c in d["cells"]})
     many = len(lrs) > MANY_LRS
     norm, cmap = LogNorm(lrs[0], max(lrs[-1], lrs[0] * 1.01)), colormaps["viridis"]
@@ -495,7 +511,10 @@ def weights(res: RunResults, plt: Any = None) -> Any:
     """θ^(h) of the selected cell's best seed on validation, one 28×28 tile per hidden cell in
     one image on one shared colour scale; each tile's caption gives θ^(ŷ)_j, the cell's vote:
     + for the first digit."""
-    d = weights_data(res)
+    return _weights(weights_data(res))
+
+
+def _weights(d: Any) -> Any:
     if not d["cells"]:  # logistic regression: θ is one 28×28 map, shown large with its scale
         return _logistic_weights(d["tiles"][0], d["label"], d["digits"])
     (d1, d2), n, votes = d["digits"], len(d["tiles"]), d["votes"]
@@ -545,13 +564,16 @@ def _logistic_weights(theta: np.ndarray, label: str, digits: tuple[int, int]) ->
     return fig
 
 
-def _test_split(res: RunResults) -> Any:
+def _test_split(res: RunResults, test: Split | None = None) -> Split:
+    """The run's test split: ``test`` if given (the command that trained has it), else read."""
+    if test is not None:
+        return test
     where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
     return _load_test(replace(res.config.data, path=where) if where else res.config.data)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_test(data_config: Any) -> Any:
+def _load_test(data_config: Any) -> Split:
     """The test split of a (frozen, hashable) DataConfig, read once for the figures that
     need it (misclassified and calibration)."""
     from deepmle import data
@@ -594,11 +616,12 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.nd
     return {"count": count, "mean_p": mean_p, "frac": frac, "lo": lo, "hi": hi}
 
 
-def calibration_data(res: RunResults) -> dict[str, Any]:
+def calibration_data(res: RunResults, test: Split | None = None) -> dict[str, Any]:
     """What calibration.png shows: the reliability bins (``reliability``'s dict) of the
     selected cell's members pooled over ``n_seeds`` seeds on the test split, the histogram
-    of ŷ (``hist`` [50] counts over [0, 1]), ``n_digits``, and the summary row ``best``."""
-    test = _test_split(res)
+    of ŷ (``hist`` [50] counts over [0, 1]), ``n_digits``, and the summary row ``best``;
+    ``test``: the run's test split when the caller has it (else it is read)."""
+    test = _test_split(res, test)
     p, n_seeds = selected_cell_probabilities(res, test.x)
     y = np.tile(test.y, n_seeds)
     hist, edges = np.histogram(p.reshape(-1), bins=50, range=(0, 1))
@@ -608,7 +631,12 @@ def calibration_data(res: RunResults) -> dict[str, Any]:
 
 
 def calibration(res: RunResults, plt: Any = None) -> Any:
-    d = calibration_data(res)
+    """The selected cell's reliability diagram on the test split, its distance from the
+    diagonal per bin, and the histogram of ŷ (``calibration_data``)."""
+    return _calibration(calibration_data(res))
+
+
+def _calibration(d: Any) -> Any:
     r, n_seeds, best = d["bins"], d["n_seeds"], d["best"]
     bins = r["count"].size
     d1, d2 = d["digits"]
@@ -661,13 +689,14 @@ ERROR_COLS, ERROR_GAP, ERROR_TOP = 10, 2, 8
 """misclassified.png's mosaic: digits to a row, NaN pixels between digits and above each."""
 
 
-def misclassified_data(res: RunResults) -> dict[str, Any]:
+def misclassified_data(res: RunResults, test: Split | None = None) -> dict[str, Any]:
     """What misclassified.png shows: the selected member's (SEED_RULE) misclassified test
     digits, the first ``MOST_ERRORS`` by test index: ``index`` [k], ``images`` [k, 28, 28],
-    ``truth`` [k] (the digit it is), ``p`` [k] (ŷ = P(first digit)); ``errors`` of ``n``."""
+    ``truth`` [k] (the digit it is), ``p`` [k] (ŷ = P(first digit)); ``errors`` of ``n``;
+    ``test``: the run's test split when the caller has it (else it is read)."""
     params, label = selected_member(res)
     config = res.config
-    test = _test_split(res)
+    test = _test_split(res, test)
     p = predict_proba(params, test.x, config.model.activation)
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     shown = wrong[:MOST_ERRORS]
@@ -683,7 +712,10 @@ def misclassified_data(res: RunResults) -> dict[str, Any]:
 def misclassified(res: RunResults, plt: Any = None) -> Any:
     """The selected member's misclassified test digits as one mosaic, each captioned with the
     digit it is and ŷ; the title says how many of the errors are shown and which seed."""
-    d = misclassified_data(res)
+    return _misclassified(misclassified_data(res))
+
+
+def _misclassified(d: Any) -> Any:
     k, d1 = len(d["index"]), d["digits"][0]
     cols = max(1, min(k, ERROR_COLS))
     rows_n = max(1, math.ceil(k / cols))
@@ -729,12 +761,21 @@ def halving(res: RunResults, plt: Any = None) -> Any:
     """Successive halving: each cell's mean validation LL over seeds against epoch (plotted as
     -LL, log scale), its line ending where the cell stopped; rungs marked; the selected cell
     highlighted."""
+    return _halving(_halving_view(res))
+
+
+def _halving_view(res: RunResults, test: Any = None) -> dict[str, Any]:
+    """halving.png's data: ``shapes`` (``halving_data``), the ``rungs`` and the ``epochs``."""
+    return {"shapes": halving_data(res), "rungs": res.rungs, "epochs": res.config.train.epochs}
+
+
+def _halving(view: dict[str, Any]) -> Any:
     from matplotlib import rcParams
 
     fig = _figure(7.5, 4.6, (1.15, 0.2, 0.4, 0.55))
     ax = fig.subplots()
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
-    for gi, d in enumerate(halving_data(res)):
+    for gi, d in enumerate(view["shapes"]):
         for li, lr in enumerate(d["lrs"]):
             ax.plot(d["epochs"], d["loss"][li], color=colors[gi % len(colors)], lw=0.6,
                     alpha=0.5, marker=".", ms=3, label=d["label"] if li == 0 else None)  # fmt: skip
@@ -742,11 +783,11 @@ def halving(res: RunResults, plt: Any = None) -> Any:
                 ax.plot(d["epochs"], d["loss"][li], color="black", lw=2.2,
                         label=f"selected: {d['label']}, lr {lr:.3g}")  # fmt: skip
     drawn = any((np.asarray(line.get_ydata(), float) > 0).any() for line in ax.get_lines())
-    for r in res.rungs[:-1]:
+    for r in view["rungs"][:-1]:
         ax.axvline(r["epoch"], color="grey", ls="--", lw=0.8)
         ax.text(r["epoch"], 1.0, f" rung {r['rung']}: {r['cells_kept']}/{r['cells_ranked']}",
                 transform=ax.get_xaxis_transform(), fontsize=7, va="top")  # fmt: skip
-    ax.set_xlim(0.9, res.config.train.epochs * 1.1)  # set: no finite point if all diverged
+    ax.set_xlim(0.9, view["epochs"] * 1.1)  # set: no finite point if all diverged
     ax.set_xscale("log")
     if drawn:  # some -LL > 0 (NaN compares False): a log axis has something to scale
         ax.set_yscale("log")
@@ -757,6 +798,28 @@ def halving(res: RunResults, plt: Any = None) -> Any:
     ax.set_title("successive halving: each cell until it stopped", fontsize=10)
     ax.legend(fontsize=7)
     return fig
+
+
+class Part(NamedTuple):
+    """How one figure is made: ``data(res, test)`` computes what it shows (in the calling
+    process: plain arrays), ``layout(data)`` draws it (in a worker process)."""
+
+    data: Callable[[RunResults, Split | None], Any]
+    layout: Callable[[Any], Any]
+
+
+PARTS: dict[str, Part] = {
+    "heatmap": Part(lambda res, test: heatmap_data(res), _heatmap),
+    "curves": Part(lambda res, test: curves_data(res), _learning_curves),
+    "calibration": Part(calibration_data, _calibration),
+    "lr": Part(lambda res, test: lr_data(res), _lr_curve),
+    "halving": Part(_halving_view, _halving),
+    "weights": Part(lambda res, test: weights_data(res), _weights),
+    "misclassified": Part(misclassified_data, _misclassified),
+}
+"""File name (without .png) -> its Part; ``figures`` says which a run gets. Drawn in this
+order, the slowest to draw (calibration: three panels of text) among the first, so that
+the workers finish together."""
 
 
 def figures(res: RunResults) -> list[tuple[str, Callable[..., Any]]]:
@@ -791,13 +854,113 @@ def png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def draw(run_dir: str | Path, results: RunResults | None = None) -> list[Path]:
-    """Every figure of a run into ``run_dir/plots/`` (each file atomically); their paths."""
+def render(name: str, data: Any) -> bytes:
+    """Figure ``name`` laid out from its ``data`` as PNG bytes. Titles sit at a fixed height
+    (axes.titley): matplotlib would otherwise measure every axis' decorations again per title
+    to lift it clear of top tick labels, which no figure here has."""
+    from matplotlib import rc_context
+
+    with rc_context({"axes.titley": 1.0}):
+        return png(PARTS[name].layout(data))
+
+
+class DrawError(UserError):
+    """Figures that could not be drawn or written; the others, and the run, are saved."""
+
+
+class Drawing(NamedTuple):
+    """Figures being drawn: name -> the PNG's future, or the error its data met."""
+
+    pending: dict[str, "Future[bytes] | Exception"]
+    pool: Executor | None
+
+
+PRELOAD = ["deepmle.analysis.plots", "matplotlib.figure", "matplotlib.backends.backend_agg"]
+"""What the forkserver imports once, for every worker forked from it."""
+
+
+def warm() -> None:
+    """Start the forkserver that workers come from when this process runs JAX, importing
+    matplotlib now, beside the caller's own start-up (``deepmle run`` calls it first)."""
+    from multiprocessing import forkserver
+
+    multiprocessing.set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
+
+
+def _pool(workers: int) -> Executor | None:
+    """``workers`` processes that draw, or None for one (drawn here). Forked from this process
+    when it has not started JAX (they share its memory for free); from the forkserver when it
+    has: a process running JAX's threads must not fork."""
+    if workers < 2:
+        return None
+    method = "forkserver" if "jax" in sys.modules else "fork"
+    if method == "forkserver":
+        multiprocessing.set_forkserver_preload(PRELOAD)
+    else:  # imported once here, not once per worker
+        for module in PRELOAD:
+            importlib.import_module(module)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+
+
+def _short(e: BaseException) -> str:
+    """An error as a few words on one line: a UserError's own, else its type and first line."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    return first if isinstance(e, UserError) else f"{type(e).__name__}: {first}".rstrip(": ")
+
+
+def start(res: RunResults, test: Split | None = None) -> Drawing:
+    """Start drawing every figure of ``res``, one per worker task, each figure's data
+    computed here (``test``: the run's test split, if at hand). ``finish`` writes them."""
+    chosen = {name for name, _ in figures(res)}
+    names = [name for name in PARTS if name in chosen]
+    pool = _pool(min(len(names), len(os.sched_getaffinity(0))))
+    pending: dict[str, Future[bytes] | Exception] = {}
+    for name in names:
+        try:
+            data = PARTS[name].data(res, test)
+            if pool is None:
+                done: Future[bytes] = Future()
+                done.set_result(render(name, data))
+                pending[name] = done
+            else:
+                pending[name] = pool.submit(render, name, data)
+        except Exception as e:  # one figure's failure stops none of the others
+            pending[name] = e
+    return Drawing(pending, pool)
+
+
+def finish(run_dir: str | Path, drawing: Drawing) -> list[Path]:
+    """Wait for each figure of ``drawing`` and write it into ``run_dir/plots/`` (atomically);
+    their paths. DrawError naming each figure that failed, once every other one is written."""
+    paths, failed = [], []
+    try:
+        for name, job in drawing.pending.items():
+            path = Path(run_dir) / "plots" / f"{name}.png"
+            try:
+                if isinstance(job, Exception):
+                    raise job
+                store.atomic_write_bytes(path, job.result(), Path(run_dir))
+                paths.append(path)
+            except Exception as e:
+                failed.append(f"{name}.png ({_short(e)})")
+    finally:
+        if drawing.pool is not None:
+            drawing.pool.shutdown(cancel_futures=True)
+    if failed:
+        raise DrawError(
+            f"figures not drawn: {'; '.join(failed)}. The run's results are saved in {run_dir}/"
+            f"{f' with {len(paths)} other figures' if paths else ''}; `deepmle plot {run_dir}` "
+            "draws them again"
+        )
+    return paths
+
+
+def draw(
+    run_dir: str | Path, results: RunResults | None = None, test: Split | None = None
+) -> list[Path]:
+    """Every figure of a run into ``run_dir/plots/`` (each file atomically), drawn in parallel
+    worker processes; their paths. DrawError for figures that failed, the others written."""
     store.no_link(Path(run_dir), Path(run_dir) / "plots")  # refused before drawing anything
     res = results or load_run(run_dir)
-    paths = []
-    for name, fn in figures(res):
-        path = Path(run_dir) / "plots" / f"{name}.png"
-        store.atomic_write_bytes(path, png(fn(res)), Path(run_dir))
-        paths.append(path)
-    return paths
+    return finish(run_dir, start(res, test))
