@@ -90,15 +90,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from deepmle import config as config_lib
-    from deepmle import runtime
 
     config = config_lib.load(args.config, args.overrides)
     run_dir = args.out or _default_out(config.name)
     processes = _processes(args)
+    workers = None
     if not args.no_plots:
         from deepmle.analysis import plots
 
-        plots.warm()  # the figures' workers import matplotlib while this process starts JAX
+        workers = plots.pool()  # forked before JAX starts; they import matplotlib as it does
+    from deepmle import runtime
+
     if args.tensorboard:
         from deepmle.analysis import tensorboard
 
@@ -126,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     def finishing(results: "sweep.RunResults") -> None:
         """The run's figures drawn by worker processes while this one computes the report's
         inference lines; written before the run directory is complete."""
-        drawing = None if args.no_plots else plots.start(results, dataset.test)
+        drawing = None if args.no_plots else plots.start(results, dataset.test, workers)
         try:
             selected.append(inference.selected_lines(results, dataset))
             if args.tensorboard:

@@ -16,6 +16,8 @@ calibration.png    reliability diagram of the selected cell on the test split (e
 Each figure is two steps: ``<figure>_data(res)`` computes what it shows (plain arrays, the
 numbers a test compares with the run's summary table), and the drawing only lays them out.
 Layout is fixed or constrained, never a tight-bbox redraw; many small images are one mosaic.
+``draw`` computes each figure's data in the calling process and lays the figures out in
+forked worker processes, one figure per task (``start``, then ``finish`` writes them).
 """
 
 import functools
@@ -24,7 +26,10 @@ import io
 import math
 import multiprocessing
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import replace
@@ -875,32 +880,37 @@ class Drawing(NamedTuple):
     pool: Executor | None
 
 
-PRELOAD = ["deepmle.analysis.plots", "matplotlib.figure", "matplotlib.backends.backend_agg"]
-"""What the forkserver imports once, for every worker forked from it."""
+MATPLOTLIB = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+"""What a drawing worker imports as it starts (or inherits, forked after the parent did)."""
 
 
-def warm() -> None:
-    """Start the forkserver that workers come from when this process runs JAX, importing
-    matplotlib now, beside the caller's own start-up (``deepmle run`` calls it first)."""
-    from multiprocessing import forkserver
+def _worker_start(parent: int) -> None:
+    """A drawing worker: matplotlib imported now, Ctrl-C left to the parent (which says what
+    it saved), and gone as soon as the parent is, however it ended."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    multiprocessing.set_forkserver_preload(PRELOAD)
-    forkserver.ensure_running()
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    for module in MATPLOTLIB:
+        importlib.import_module(module)
 
 
-def _pool(workers: int) -> Executor | None:
-    """``workers`` processes that draw, or None for one (drawn here). Forked from this process
-    when it has not started JAX (they share its memory for free); from the forkserver when it
-    has: a process running JAX's threads must not fork."""
-    if workers < 2:
+def pool(workers: int | None = None) -> Executor | None:
+    """Processes that draw figures (``start``), forked from this process now: one per CPU up
+    to ``workers`` (default 4), or None with fewer than 2 CPUs. None once this process has
+    started JAX, whose threads a fork would copy mid-flight (a deadlock): ``deepmle run`` forks
+    them first, and they import matplotlib while it starts JAX and trains."""
+    n = min(workers or 4, len(os.sched_getaffinity(0)))
+    if n < 2 or "jax" in sys.modules:
         return None
-    method = "forkserver" if "jax" in sys.modules else "fork"
-    if method == "forkserver":
-        multiprocessing.set_forkserver_preload(PRELOAD)
-    else:  # imported once here, not once per worker
-        for module in PRELOAD:
-            importlib.import_module(module)
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    executor = ProcessPoolExecutor(n, multiprocessing.get_context("fork"), _worker_start,
+                                   (os.getpid(),))  # fmt: skip
+    executor.submit(int)  # a fork context forks every worker at the first task, now
+    return executor
 
 
 def _short(e: BaseException) -> str:
@@ -909,12 +919,13 @@ def _short(e: BaseException) -> str:
     return first if isinstance(e, UserError) else f"{type(e).__name__}: {first}".rstrip(": ")
 
 
-def start(res: RunResults, test: Split | None = None) -> Drawing:
-    """Start drawing every figure of ``res``, one per worker task, each figure's data
-    computed here (``test``: the run's test split, if at hand). ``finish`` writes them."""
+def start(res: RunResults, test: Split | None = None, workers: Executor | None = None) -> Drawing:
+    """Start drawing every figure of ``res``, one task each on ``workers`` (``pool``'s, made
+    here if not given; none: drawn here), each figure's data computed here (``test``: the
+    run's test split, if at hand). ``finish`` writes them and shuts the workers down."""
     chosen = {name for name, _ in figures(res)}
     names = [name for name in PARTS if name in chosen]
-    pool = _pool(min(len(names), len(os.sched_getaffinity(0))))
+    pool = workers or (_pool_for(len(names)))
     pending: dict[str, Future[bytes] | Exception] = {}
     for name in names:
         try:
@@ -954,6 +965,15 @@ def finish(run_dir: str | Path, drawing: Drawing) -> list[Path]:
             "draws them again"
         )
     return paths
+
+
+def _pool_for(figures: int) -> Executor | None:
+    """Workers for ``figures`` figures: none for one (drawn here, no process to start)."""
+    if figures < 2:
+        return None
+    for module in MATPLOTLIB:  # imported once here; the workers inherit it
+        importlib.import_module(module)
+    return pool(figures)
 
 
 def draw(
