@@ -4,8 +4,10 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from deepmle import config as config_lib
 from deepmle import results
 from deepmle.cli import main
 
-from .helpers import CONFIGS, TINY, copy, once
+from .helpers import CONFIGS, INTERRUPTIBLE, TINY, copy, env, finish, interruptible, once, wait_for
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -177,6 +179,49 @@ def test_a_figure_that_cannot_be_written_is_one_line_and_the_others_are_drawn(
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "plots" not in p.parts}
     assert after.keys() == before.keys()  # the tables a resume writes again are all there
     assert all(after[p] == before[p] for p in before if "groups" in p.parts)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_training_with_figures_on_leaves_no_drawing_worker(tmp_path):
+    """`deepmle run` forks its drawing workers before it starts JAX. Ctrl-C reaches every
+    process of the terminal's group: the workers leave it to the command, which says one
+    line, and they end with it (their inherited stderr closes: the output ends)."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
+           *INTERRUPTIBLE]  # fmt: skip
+    proc = interruptible(cmd, env=env())
+    wait_for(out / "groups" / "h16.json", proc)
+    workers = _children(proc.pid)
+    assert workers
+    for pid in (*workers, proc.pid):
+        os.kill(pid, signal.SIGINT)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("deepmle: interrupted")
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker ends a moment later
+    while [pid for pid in workers if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _running(pid)]
 
 
 @pytest.mark.slow
