@@ -169,7 +169,7 @@ BUGS = [
     Bug('a damaged meta.json search section read as it is', 'deepmle.analysis.load', 'load_run',
         '_check_search\\(run_dir / "meta\\.json", meta\\.get\\("search", \\{\\}\\)\\)', 'None',
         'tests/test_cli_refusals.py::test_a_damaged_search_section_is_refused_by_load_run'),
-    Bug('log axes set from no learning rate when every member diverged', 'deepmle.analysis.plots', 'lr_curve',  # noqa: E501
+    Bug('log axes set from no learning rate when every member diverged', 'deepmle.analysis.plots', '_lr_curve',  # noqa: E501
         'ax\\.set_xlim\\(min\\(lrs\\) / 1\\.5, max\\(lrs\\) \\* 1\\.5\\)', 'None',
         'tests/test_cli_refusals.py::test_every_member_diverged_draws_the_log_scaled_figures_and_exits_1'),
     Bug("an npz's declared sizes not checked before loading", 'deepmle.data', '_read_npz',
