@@ -18,8 +18,14 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deepmle.errors import UserError, short
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from deepmle import config as config_lib
 
 EXIT_OK, EXIT_ALL_DIVERGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -99,6 +105,21 @@ def _run(args: argparse.Namespace) -> int:
         from deepmle.analysis import plots
 
         workers = plots.pool()  # forked before JAX starts; they import matplotlib as it does
+    try:
+        return _train(args, config, run_dir, processes, workers)
+    finally:  # here, not at exit: Python 3.11's exit hook can race the pool's own shutdown
+        if workers is not None:
+            workers.shutdown(cancel_futures=True)
+
+
+def _train(
+    args: argparse.Namespace,
+    config: "config_lib.Config",
+    run_dir: Path,
+    processes: tuple[int, int] | None,
+    workers: "Executor | None",
+) -> int:
+    """``deepmle run`` once its config is read: train, save, draw (on ``workers``), report."""
     from deepmle import runtime
 
     if args.tensorboard:
@@ -116,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     import jax
 
     from deepmle import data, sweep
-    from deepmle.analysis import inference, report
+    from deepmle.analysis import inference, plots, report
     from deepmle.progress import Progress
 
     dataset = data.load(config.data)
