@@ -4,8 +4,10 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from deepmle import config as config_lib
 from deepmle import results
 from deepmle.cli import main
 
-from .helpers import CONFIGS, TINY, copy, once
+from .helpers import CONFIGS, INTERRUPTIBLE, TINY, copy, env, finish, interruptible, once, wait_for
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -121,6 +123,105 @@ def test_plot_redraws_from_the_run_directory(seed_run, tmp_path, capsys):
     (run / "plots" / "curves.png").unlink()
     assert main(["plot", str(run)]) == 0
     assert (run / "plots" / "curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_plot_reads_and_draws_a_run_without_importing_jax(seed_run, tmp_path):
+    """`deepmle plot` loads a run from its files with numpy and draws it; starting JAX (and
+    optax) would cost more than drawing. Checked in a fresh interpreter after the command."""
+    run = copy(seed_run, tmp_path / "run")
+    (run / "plots" / "weights.png").unlink()
+    code = (
+        "import sys; from deepmle import cli\n"
+        f"code = cli.main(['plot', {str(run)!r}])\n"
+        "print(sorted(m for m in ('jax', 'jaxlib', 'optax') if m in sys.modules))\n"
+        "sys.exit(code)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
+    assert (run / "plots" / "weights.png").stat().st_size > 1000
+
+
+def _blocked_curves(seed_run: Path, to: Path) -> Path:
+    """A copy of the tiny run whose plots/curves.png is a folder of the user's (it cannot be
+    written, and deepmle must not remove it), its other figures gone."""
+    run = copy(seed_run, to)
+    for png in (run / "plots").glob("*.png"):
+        png.unlink()
+    (run / "plots" / "curves.png").mkdir()
+    (run / "plots" / "curves.png" / "mine.txt").write_text("the user's")
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["plot", "run"])
+def test_a_figure_that_cannot_be_written_is_one_line_and_the_others_are_drawn(
+    seed_run, tmp_path, command
+):
+    """`deepmle plot`, and `deepmle run` resuming the finished run: every other figure is
+    written, the run's files stay, the user's folder is untouched, and the failure is one
+    line (exit 2) after the report."""
+    run = _blocked_curves(seed_run, tmp_path / "run")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "plots" not in p.parts}
+    args = ["run", str(CONFIGS / "seed.toml"), "--out", str(run), *TINY, "--quiet"]
+    cmd = [sys.executable, "-m", "deepmle", *(args if command == "run" else ["plot", str(run)])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("deepmle: error: figures not drawn: curves.png (cannot write")
+    assert f"`deepmle plot {run}` draws them again" in line
+    for name in ("weights", "misclassified", "calibration"):
+        assert (run / "plots" / f"{name}.png").stat().st_size > 1000, name
+    assert (run / "plots" / "curves.png" / "mine.txt").read_text() == "the user's"
+    if command == "run":
+        assert f"results in {run}/" in proc.stdout  # the report, then the one line
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "plots" not in p.parts}
+    assert after.keys() == before.keys()  # the tables a resume writes again are all there
+    assert all(after[p] == before[p] for p in before if "groups" in p.parts)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_training_with_figures_on_leaves_no_drawing_worker(tmp_path):
+    """`deepmle run` forks its drawing workers before it starts JAX. Ctrl-C reaches every
+    process of the terminal's group: the workers leave it to the command, which says one
+    line, and they end with it (their inherited stderr closes: the output ends)."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "deepmle", "run", str(CONFIGS / "seed.toml"), "--out", str(out),
+           *INTERRUPTIBLE]  # fmt: skip
+    proc = interruptible(cmd, env=env())
+    wait_for(out / "groups" / "h16.json", proc)
+    workers = _children(proc.pid)
+    assert workers
+    for pid in (*workers, proc.pid):
+        os.kill(pid, signal.SIGINT)
+    code, _, err = finish(proc, timeout=60)
+    assert code == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("deepmle: interrupted")
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker ends a moment later
+    while [pid for pid in workers if _running(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _running(pid)]
 
 
 @pytest.mark.slow

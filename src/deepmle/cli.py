@@ -6,7 +6,8 @@ deepmle tensorboard RUN_DIR
 deepmle explain RUN_DIR h32 lr=0.12
 
 Exit codes: 0 done; 1 every member diverged; 2 bad input (config, data, command line, an
-unusable run or cache directory, a grid that cannot fit in memory), one line, nothing lost;
+unusable run or cache directory, a grid that cannot fit in memory, figures that could not be
+drawn), one line, nothing lost;
 3 an internal error (a bug: traceback printed); 130 interrupted (finished groups are saved).
 """
 
@@ -17,8 +18,14 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deepmle.errors import UserError, short
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from deepmle import config as config_lib
 
 EXIT_OK, EXIT_ALL_DIVERGED, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -89,11 +96,32 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from deepmle import config as config_lib
-    from deepmle import runtime
 
     config = config_lib.load(args.config, args.overrides)
     run_dir = args.out or _default_out(config.name)
     processes = _processes(args)
+    workers = None
+    if not args.no_plots:
+        from deepmle.analysis import plots
+
+        workers = plots.pool()  # forked before JAX starts; they import matplotlib as it does
+    try:
+        return _train(args, config, run_dir, processes, workers)
+    finally:  # here, not at exit: Python 3.11's exit hook can race the pool's own shutdown
+        if workers is not None:
+            workers.shutdown(cancel_futures=True)
+
+
+def _train(
+    args: argparse.Namespace,
+    config: "config_lib.Config",
+    run_dir: Path,
+    processes: tuple[int, int] | None,
+    workers: "Executor | None",
+) -> int:
+    """``deepmle run`` once its config is read: train, save, draw (on ``workers``), report."""
+    from deepmle import runtime
+
     if args.tensorboard:
         from deepmle.analysis import tensorboard
 
@@ -109,21 +137,31 @@ def _run(args: argparse.Namespace) -> int:
     import jax
 
     from deepmle import data, sweep
-    from deepmle.analysis import inference, report
+    from deepmle.analysis import inference, plots, report
     from deepmle.progress import Progress
 
     dataset = data.load(config.data)
     lead = jax.process_index() == 0
 
+    selected: list[list[str]] = []
+    not_drawn: list[UserError] = []
+
     def finishing(results: "sweep.RunResults") -> None:
-        if not args.no_plots:
-            from deepmle.analysis import plots
+        """The run's figures drawn by worker processes while this one computes the report's
+        inference lines; written before the run directory is complete."""
+        drawing = None if args.no_plots else plots.start(results, dataset.test, workers)
+        try:
+            selected.append(inference.selected_lines(results, dataset))
+            if args.tensorboard:
+                from deepmle.analysis import tensorboard
 
-            plots.draw(results.run_dir, results)
-        if args.tensorboard:
-            from deepmle.analysis import tensorboard
-
-            tensorboard.write(results)
+                tensorboard.write(results)
+        finally:
+            if drawing is not None:
+                try:
+                    plots.finish(results.run_dir, drawing)
+                except plots.DrawError as e:  # said after the report; the run completes
+                    not_drawn.append(e)
 
     outcome = sweep.run(
         config,
@@ -145,7 +183,7 @@ def _run(args: argparse.Namespace) -> int:
         report.table(res.summary),
         *report.rung_lines(res.rungs),
         *report.calibration_lines(res.summary),
-        *inference.selected_lines(res, dataset),
+        *(selected[0] if selected else inference.selected_lines(res, dataset)),
         *report.divergence_lines(res.groups),
         *report.selection_lines(res.summary),
         *report.edge_lines(res.summary),
@@ -160,6 +198,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(
             f"cannot write to standard output ({e.strerror}); results in {res.run_dir}/"
         ) from None
+    if not_drawn:
+        raise not_drawn[0]
     if res.selected is None:
         print("deepmle: every member diverged", file=sys.stderr)
         return EXIT_ALL_DIVERGED

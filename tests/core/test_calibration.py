@@ -17,6 +17,7 @@ from deepmle import sweep
 from deepmle.analysis import plots, report
 from deepmle.analysis.load import load_run
 from deepmle.core import calibration
+from deepmle.core.bins import bin_of_rank
 from deepmle.runs.results import RunResults
 
 from ..helpers import once
@@ -136,7 +137,7 @@ def test_ece_bins_are_calibration_curves_quantile_bins_at_every_size(n):
     order = np.argsort(p, kind="stable")
     ids = jax.jit(calibration._bin_ids, static_argnums=1)(jnp.asarray(p[order]), 15)
     np.testing.assert_array_equal(ids, theirs[order])
-    np.testing.assert_array_equal(calibration.bin_of_rank(p[order]), theirs[order])
+    np.testing.assert_array_equal(bin_of_rank(p[order]), theirs[order])
     sk = float(np.sum(counts[counts > 0] / n * np.abs(true - pred)))
     ece = jax.jit(calibration.ece)(jnp.asarray(p), jnp.asarray(y))
     assert float(ece) == pytest.approx(sk, abs=2e-6)

@@ -29,7 +29,8 @@ def test_unknown_names_list_the_valid_ones(kind, fn):
 
 
 def test_config_validation_reads_the_registry(monkeypatch):
-    monkeypatch.setitem(registry.ACTIVATIONS, "swish", jax.nn.swish)
+    monkeypatch.setitem(registry.ACTIVATIONS, "swish", "jax.nn.swish")
+    assert registry.activation("swish") is jax.nn.swish
     config = config_lib.from_dict({"model": {"activation": "swish"}})
     assert config.model.activation == "swish"
     with pytest.raises(config_lib.ConfigError, match="did you mean 'swish'"):

@@ -146,7 +146,7 @@ BUGS = [
     Bug("a saved group read back with one hidden layer", "deepmle.runs.results",
         "group_from_arrays", r"len\(hidden\) \+ 1", "2",
         "tests/runs/test_results.py::test_a_deeper_sweep_reads_back_from_disk_as_it_was_in_memory"),
-    Bug("an example equal to a quantile edge put in the bin above", "deepmle.core.calibration",
+    Bug("an example equal to a quantile edge put in the bin above", "deepmle.core.bins",
         "bin_of_rank", r"\(edge >= p_sorted\[j \+ 1\]\)", "(edge > p_sorted[j + 1])",
         "tests/core/test_calibration.py::test_ece_bins_are_calibration_curves_quantile_bins_at_every_size"),
     Bug("the edge compared with float32's half gap, not float64's", "deepmle.core.calibration",
@@ -169,7 +169,7 @@ BUGS = [
     Bug('a damaged meta.json search section read as it is', 'deepmle.analysis.load', 'load_run',
         '_check_search\\(run_dir / "meta\\.json", meta\\.get\\("search", \\{\\}\\)\\)', 'None',
         'tests/test_cli_refusals.py::test_a_damaged_search_section_is_refused_by_load_run'),
-    Bug('log axes set from no learning rate when every member diverged', 'deepmle.analysis.plots', 'lr_curve',  # noqa: E501
+    Bug('log axes set from no learning rate when every member diverged', 'deepmle.analysis.plots', '_lr_curve',  # noqa: E501
         'ax\\.set_xlim\\(min\\(lrs\\) / 1\\.5, max\\(lrs\\) \\* 1\\.5\\)', 'None',
         'tests/test_cli_refusals.py::test_every_member_diverged_draws_the_log_scaled_figures_and_exits_1'),
     Bug("an npz's declared sizes not checked before loading", 'deepmle.data', '_read_npz',

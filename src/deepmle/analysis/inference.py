@@ -27,7 +27,8 @@ import numpy as np
 
 from deepmle.analysis import stats
 from deepmle.core import checks, registry
-from deepmle.core.calibration import BINS, TEMPERATURE_RANGE, bin_of_rank, fit_temperature
+from deepmle.core.bins import BINS, bin_of_rank
+from deepmle.core.calibration import TEMPERATURE_RANGE, fit_temperature
 from deepmle.core.model import forward
 from deepmle.core.types import Array, Dataset
 from deepmle.runs.results import GroupResult, RunResults

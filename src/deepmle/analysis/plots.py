@@ -16,24 +16,38 @@ calibration.png    reliability diagram of the selected cell on the test split (e
 Each figure is two steps: ``<figure>_data(res)`` computes what it shows (plain arrays, the
 numbers a test compares with the run's summary table), and the drawing only lays them out.
 Layout is fixed or constrained, never a tight-bbox redraw; many small images are one mosaic.
+``draw`` computes each figure's data in the calling process and lays the figures out in
+forked worker processes, one figure per task (``start``, then ``finish`` writes them).
 """
 
 import functools
+import importlib
 import io
 import math
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from deepmle.analysis import report
 from deepmle.analysis.load import load_run
+from deepmle.analysis.predict import predict_proba
 from deepmle.analysis.stats import mean_ci95
 from deepmle.core import hyperparams
+from deepmle.core.bins import BINS, bin_of_rank
 from deepmle.core.hyperparams import HYPERPARAMETERS
 from deepmle.core.metrics import BY_NAME
+from deepmle.core.types import Split
+from deepmle.errors import UserError
 from deepmle.runs import store
 from deepmle.runs.results import RunResults, lr_labels
 
@@ -195,10 +209,13 @@ def heatmap(res: RunResults, plt: Any = None) -> Any:
     """Mean validation accuracy per cell with its 95% half-width. An evenly log-spaced grid of
     learning rates gets one labelled column each; drawn ones (a random search) sit at their
     values on a log axis. Cells stopped early are hatched and left out of the colour scale."""
+    return _heatmap(heatmap_data(res))
+
+
+def _heatmap(d: Any) -> Any:
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle
 
-    d = heatmap_data(res)
     shapes, lrs, acc, lo, hi = d["shapes"], d["lrs"], d["mean"], d["lo"], d["hi"]
     grid = d["grid"]
     width = 1.6 * len(lrs) + 2.5 if grid else 9
@@ -325,7 +342,10 @@ def lr_data(res: RunResults) -> list[dict[str, Any]]:
 def lr_curve(res: RunResults, plt: Any = None) -> Any:
     """Validation accuracy against learning rate per shape, the line and band through the
     cells trained to the end; cells stopped early are hollow markers at their stop epoch."""
-    data = lr_data(res)
+    return _lr_curve(lr_data(res))
+
+
+def _lr_curve(data: Any) -> Any:
     fig = _figure(7, 4.6, (0.7, 0.2, 0.75, 0.55))
     ax = fig.subplots()
     stop_epochs = sorted({int(e) for line in data for e in line["stopped"] if e})
@@ -403,11 +423,14 @@ def learning_curves(res: RunResults, plt: Any = None) -> Any:
     """Per shape, validation accuracy and train/validation LL per epoch, each a mean over the
     seeds that did not diverge with its 95% band; more than ``MANY_LRS`` learning rates are
     coloured by lr on a log colour bar instead of a legend."""
+    return _learning_curves(curves_data(res))
+
+
+def _learning_curves(data: Any) -> Any:
     from matplotlib import colormaps, rcParams
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LogNorm
 
-    data = curves_data(res)
     lrs = sorted({c["lr"] for d in data for c in d["cells"]})
     many = len(lrs) > MANY_LRS
     norm, cmap = LogNorm(lrs[0], max(lrs[-1], lrs[0] * 1.01)), colormaps["viridis"]
@@ -495,7 +518,10 @@ def weights(res: RunResults, plt: Any = None) -> Any:
     """θ^(h) of the selected cell's best seed on validation, one 28×28 tile per hidden cell in
     one image on one shared colour scale; each tile's caption gives θ^(ŷ)_j, the cell's vote:
     + for the first digit."""
-    d = weights_data(res)
+    return _weights(weights_data(res))
+
+
+def _weights(d: Any) -> Any:
     if not d["cells"]:  # logistic regression: θ is one 28×28 map, shown large with its scale
         return _logistic_weights(d["tiles"][0], d["label"], d["digits"])
     (d1, d2), n, votes = d["digits"], len(d["tiles"]), d["votes"]
@@ -545,13 +571,16 @@ def _logistic_weights(theta: np.ndarray, label: str, digits: tuple[int, int]) ->
     return fig
 
 
-def _test_split(res: RunResults) -> Any:
+def _test_split(res: RunResults, test: Split | None = None) -> Split:
+    """The run's test split: ``test`` if given (the command that trained has it), else read."""
+    if test is not None:
+        return test
     where = res.meta.get("data", {}).get("path")  # absolute: plots work from any directory
     return _load_test(replace(res.config.data, path=where) if where else res.config.data)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_test(data_config: Any) -> Any:
+def _load_test(data_config: Any) -> Split:
     """The test split of a (frozen, hashable) DataConfig, read once for the figures that
     need it (misclassified and calibration)."""
     from deepmle import data
@@ -562,26 +591,21 @@ def _load_test(data_config: Any) -> Any:
 def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndarray, int]:
     """ŷ [seeds, n] on ``x`` [n, n_inputs] of every non-diverged member of the selected cell, and
     how many seeds that is."""
-    from deepmle.core import registry
-    from deepmle.core.model import predict_proba
-
     best = res.selected
     if best is None:
         raise ValueError("no selected cell: every member diverged")
     g = res.group_of(best)
     li = g.index_of(best)
     ok = np.flatnonzero(g.final["diverged_epoch"][:, li] < 0)
-    act = registry.activation(res.static(g).activation)
-    p = np.stack([np.asarray(predict_proba(g.member_params(si, li), x, act)) for si in ok])
+    act = res.static(g).activation
+    p = np.stack([predict_proba(g.member_params(si, li), x, act) for si in ok])
     return p, len(ok)
 
 
 def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
-    """Equal-mass bins of ŷ ``p`` [n] (deepmle.core.calibration's cuts) against labels ``y`` [n]:
+    """Equal-mass bins of ŷ ``p`` [n] (deepmle.core.bins' cuts) against labels ``y`` [n]:
     per bin the count, mean ŷ, fraction of y = 1 and its 95% Wilson interval (lo, hi); NaN for
     a bin left empty (fewer examples than bins)."""
-    from deepmle.core.calibration import bin_of_rank
-
     order = np.argsort(p, kind="stable")
     b = bin_of_rank(p[order], bins)
     count = np.bincount(b, minlength=bins).astype(np.float64)
@@ -599,13 +623,12 @@ def reliability(p: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.nd
     return {"count": count, "mean_p": mean_p, "frac": frac, "lo": lo, "hi": hi}
 
 
-def calibration_data(res: RunResults) -> dict[str, Any]:
+def calibration_data(res: RunResults, test: Split | None = None) -> dict[str, Any]:
     """What calibration.png shows: the reliability bins (``reliability``'s dict) of the
     selected cell's members pooled over ``n_seeds`` seeds on the test split, the histogram
-    of ŷ (``hist`` [50] counts over [0, 1]), ``n_digits``, and the summary row ``best``."""
-    from deepmle.core.calibration import BINS
-
-    test = _test_split(res)
+    of ŷ (``hist`` [50] counts over [0, 1]), ``n_digits``, and the summary row ``best``;
+    ``test``: the run's test split when the caller has it (else it is read)."""
+    test = _test_split(res, test)
     p, n_seeds = selected_cell_probabilities(res, test.x)
     y = np.tile(test.y, n_seeds)
     hist, edges = np.histogram(p.reshape(-1), bins=50, range=(0, 1))
@@ -615,7 +638,12 @@ def calibration_data(res: RunResults) -> dict[str, Any]:
 
 
 def calibration(res: RunResults, plt: Any = None) -> Any:
-    d = calibration_data(res)
+    """The selected cell's reliability diagram on the test split, its distance from the
+    diagonal per bin, and the histogram of ŷ (``calibration_data``)."""
+    return _calibration(calibration_data(res))
+
+
+def _calibration(d: Any) -> Any:
     r, n_seeds, best = d["bins"], d["n_seeds"], d["best"]
     bins = r["count"].size
     d1, d2 = d["digits"]
@@ -668,18 +696,15 @@ ERROR_COLS, ERROR_GAP, ERROR_TOP = 10, 2, 8
 """misclassified.png's mosaic: digits to a row, NaN pixels between digits and above each."""
 
 
-def misclassified_data(res: RunResults) -> dict[str, Any]:
+def misclassified_data(res: RunResults, test: Split | None = None) -> dict[str, Any]:
     """What misclassified.png shows: the selected member's (SEED_RULE) misclassified test
     digits, the first ``MOST_ERRORS`` by test index: ``index`` [k], ``images`` [k, 28, 28],
-    ``truth`` [k] (the digit it is), ``p`` [k] (ŷ = P(first digit)); ``errors`` of ``n``."""
-    from deepmle.core import registry
-    from deepmle.core.model import predict_proba
-
+    ``truth`` [k] (the digit it is), ``p`` [k] (ŷ = P(first digit)); ``errors`` of ``n``;
+    ``test``: the run's test split when the caller has it (else it is read)."""
     params, label = selected_member(res)
     config = res.config
-    test = _test_split(res)
-    activation = res.static(res.group_of(res.selected)).activation
-    p = np.asarray(predict_proba(params, test.x, registry.activation(activation)))
+    test = _test_split(res, test)
+    p = predict_proba(params, test.x, res.static(res.group_of(res.selected)).activation)
     wrong = np.flatnonzero((p > 0.5) != (test.y > 0.5))
     shown = wrong[:MOST_ERRORS]
     d1, d2 = config.data.digits
@@ -694,7 +719,10 @@ def misclassified_data(res: RunResults) -> dict[str, Any]:
 def misclassified(res: RunResults, plt: Any = None) -> Any:
     """The selected member's misclassified test digits as one mosaic, each captioned with the
     digit it is and ŷ; the title says how many of the errors are shown and which seed."""
-    d = misclassified_data(res)
+    return _misclassified(misclassified_data(res))
+
+
+def _misclassified(d: Any) -> Any:
     k, d1 = len(d["index"]), d["digits"][0]
     cols = max(1, min(k, ERROR_COLS))
     rows_n = max(1, math.ceil(k / cols))
@@ -740,12 +768,21 @@ def halving(res: RunResults, plt: Any = None) -> Any:
     """Successive halving: each cell's mean validation LL over seeds against epoch (plotted as
     -LL, log scale), its line ending where the cell stopped; rungs marked; the selected cell
     highlighted."""
+    return _halving(_halving_view(res))
+
+
+def _halving_view(res: RunResults, test: Any = None) -> dict[str, Any]:
+    """halving.png's data: ``shapes`` (``halving_data``), the ``rungs`` and the ``epochs``."""
+    return {"shapes": halving_data(res), "rungs": res.rungs, "epochs": res.config.train.epochs}
+
+
+def _halving(view: dict[str, Any]) -> Any:
     from matplotlib import rcParams
 
     fig = _figure(7.5, 4.6, (1.15, 0.2, 0.4, 0.55))
     ax = fig.subplots()
     colors = rcParams["axes.prop_cycle"].by_key()["color"]
-    for gi, d in enumerate(halving_data(res)):
+    for gi, d in enumerate(view["shapes"]):
         for li, lr in enumerate(d["lrs"]):
             ax.plot(d["epochs"], d["loss"][li], color=colors[gi % len(colors)], lw=0.6,
                     alpha=0.5, marker=".", ms=3, label=d["label"] if li == 0 else None)  # fmt: skip
@@ -753,11 +790,11 @@ def halving(res: RunResults, plt: Any = None) -> Any:
                 ax.plot(d["epochs"], d["loss"][li], color="black", lw=2.2,
                         label=f"selected: {d['label']}, lr {lr:.3g}")  # fmt: skip
     drawn = any((np.asarray(line.get_ydata(), float) > 0).any() for line in ax.get_lines())
-    for r in res.rungs[:-1]:
+    for r in view["rungs"][:-1]:
         ax.axvline(r["epoch"], color="grey", ls="--", lw=0.8)
         ax.text(r["epoch"], 1.0, f" rung {r['rung']}: {r['cells_kept']}/{r['cells_ranked']}",
                 transform=ax.get_xaxis_transform(), fontsize=7, va="top")  # fmt: skip
-    ax.set_xlim(0.9, res.config.train.epochs * 1.1)  # set: no finite point if all diverged
+    ax.set_xlim(0.9, view["epochs"] * 1.1)  # set: no finite point if all diverged
     ax.set_xscale("log")
     if drawn:  # some -LL > 0 (NaN compares False): a log axis has something to scale
         ax.set_yscale("log")
@@ -768,6 +805,28 @@ def halving(res: RunResults, plt: Any = None) -> Any:
     ax.set_title("successive halving: each cell until it stopped", fontsize=10)
     ax.legend(fontsize=7)
     return fig
+
+
+class Part(NamedTuple):
+    """How one figure is made: ``data(res, test)`` computes what it shows (in the calling
+    process: plain arrays), ``layout(data)`` draws it (in a worker process)."""
+
+    data: Callable[[RunResults, Split | None], Any]
+    layout: Callable[[Any], Any]
+
+
+PARTS: dict[str, Part] = {
+    "heatmap": Part(lambda res, test: heatmap_data(res), _heatmap),
+    "curves": Part(lambda res, test: curves_data(res), _learning_curves),
+    "calibration": Part(calibration_data, _calibration),
+    "lr": Part(lambda res, test: lr_data(res), _lr_curve),
+    "halving": Part(_halving_view, _halving),
+    "weights": Part(lambda res, test: weights_data(res), _weights),
+    "misclassified": Part(misclassified_data, _misclassified),
+}
+"""File name (without .png) -> its Part; ``figures`` says which a run gets. Drawn in this
+order, the slowest to draw (calibration: three panels of text) among the first, so that
+the workers finish together."""
 
 
 def figures(res: RunResults) -> list[tuple[str, Callable[..., Any]]]:
@@ -802,13 +861,128 @@ def png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def draw(run_dir: str | Path, results: RunResults | None = None) -> list[Path]:
-    """Every figure of a run into ``run_dir/plots/`` (each file atomically); their paths."""
+def render(name: str, data: Any) -> bytes:
+    """Figure ``name`` laid out from its ``data`` as PNG bytes. Titles sit at a fixed height
+    (axes.titley): matplotlib would otherwise measure every axis' decorations again per title
+    to lift it clear of top tick labels, which no figure here has."""
+    from matplotlib import rc_context
+
+    with rc_context({"axes.titley": 1.0}):
+        return png(PARTS[name].layout(data))
+
+
+class DrawError(UserError):
+    """Figures that could not be drawn or written; the others, and the run, are saved."""
+
+
+class Drawing(NamedTuple):
+    """Figures being drawn: name -> the PNG's future, or the error its data met."""
+
+    pending: dict[str, "Future[bytes] | Exception"]
+    pool: Executor | None
+
+
+MATPLOTLIB = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+"""What a drawing worker imports as it starts (or inherits, forked after the parent did)."""
+
+
+def _worker_start(parent: int) -> None:
+    """A drawing worker: matplotlib imported now, Ctrl-C left to the parent (which says what
+    it saved), and gone as soon as the parent is, however it ended."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    for module in MATPLOTLIB:
+        importlib.import_module(module)
+
+
+def pool(workers: int | None = None) -> Executor | None:
+    """Processes that draw figures (``start``), forked from this process now: one per CPU up
+    to ``workers`` (default 4), or None with fewer than 2 CPUs. None once this process has
+    started JAX, whose threads a fork would copy mid-flight (a deadlock): ``deepmle run`` forks
+    them first, and they import matplotlib while it starts JAX and trains."""
+    n = min(workers or 4, len(os.sched_getaffinity(0)))
+    if n < 2 or "jax" in sys.modules:
+        return None
+    executor = ProcessPoolExecutor(n, multiprocessing.get_context("fork"), _worker_start,
+                                   (os.getpid(),))  # fmt: skip
+    executor.submit(int)  # a fork context forks every worker at the first task, now
+    return executor
+
+
+def _short(e: BaseException) -> str:
+    """An error as a few words on one line: a UserError's own, else its type and first line."""
+    first = str(e).splitlines()[0] if str(e) else ""
+    return first if isinstance(e, UserError) else f"{type(e).__name__}: {first}".rstrip(": ")
+
+
+def start(res: RunResults, test: Split | None = None, workers: Executor | None = None) -> Drawing:
+    """Start drawing every figure of ``res``, one task each on ``workers`` (``pool``'s, made
+    here if not given; none: drawn here), each figure's data computed here (``test``: the
+    run's test split, if at hand). ``finish`` writes them and shuts the workers down."""
+    chosen = {name for name, _ in figures(res)}
+    names = [name for name in PARTS if name in chosen]
+    pool = workers or (_pool_for(len(names)))
+    pending: dict[str, Future[bytes] | Exception] = {}
+    for name in names:
+        try:
+            data = PARTS[name].data(res, test)
+            if pool is None:
+                done: Future[bytes] = Future()
+                done.set_result(render(name, data))
+                pending[name] = done
+            else:
+                pending[name] = pool.submit(render, name, data)
+        except Exception as e:  # one figure's failure stops none of the others
+            pending[name] = e
+    return Drawing(pending, pool)
+
+
+def finish(run_dir: str | Path, drawing: Drawing) -> list[Path]:
+    """Wait for each figure of ``drawing`` and write it into ``run_dir/plots/`` (atomically);
+    their paths. DrawError naming each figure that failed, once every other one is written."""
+    paths, failed = [], []
+    try:
+        for name, job in drawing.pending.items():
+            path = Path(run_dir) / "plots" / f"{name}.png"
+            try:
+                if isinstance(job, Exception):
+                    raise job
+                store.atomic_write_bytes(path, job.result(), Path(run_dir))
+                paths.append(path)
+            except Exception as e:
+                failed.append(f"{name}.png ({_short(e)})")
+    finally:
+        if drawing.pool is not None:
+            drawing.pool.shutdown(cancel_futures=True)
+    if failed:
+        raise DrawError(
+            f"figures not drawn: {'; '.join(failed)}. The run's results are saved in {run_dir}/"
+            f"{f' with {len(paths)} other figures' if paths else ''}; `deepmle plot {run_dir}` "
+            "draws them again"
+        )
+    return paths
+
+
+def _pool_for(figures: int) -> Executor | None:
+    """Workers for ``figures`` figures: none for one (drawn here, no process to start)."""
+    if figures < 2:
+        return None
+    for module in MATPLOTLIB:  # imported once here; the workers inherit it
+        importlib.import_module(module)
+    return pool(figures)
+
+
+def draw(
+    run_dir: str | Path, results: RunResults | None = None, test: Split | None = None
+) -> list[Path]:
+    """Every figure of a run into ``run_dir/plots/`` (each file atomically), drawn in parallel
+    worker processes; their paths. DrawError for figures that failed, the others written."""
     store.no_link(Path(run_dir), Path(run_dir) / "plots")  # refused before drawing anything
     res = results or load_run(run_dir)
-    paths = []
-    for name, fn in figures(res):
-        path = Path(run_dir) / "plots" / f"{name}.png"
-        store.atomic_write_bytes(path, png(fn(res)), Path(run_dir))
-        paths.append(path)
-    return paths
+    return finish(run_dir, start(res, test))

@@ -13,14 +13,12 @@ Where each acts, and nowhere else:
   ``log_prior`` and ``prior_gradient`` below;
 - ``init_scale``: the initial weights (deepmle.core.member.init).
 
-Adding one is a row here and the code where it acts.
+Adding one is a row here and the code where it acts. The schema imports no jax (config
+validation reads it on the read side); the prior's functions import it where they act.
 """
 
 import math
 from typing import NamedTuple
-
-import jax
-import jax.numpy as jnp
 
 from deepmle.core.types import Array, Params
 
@@ -85,6 +83,8 @@ def label(name: str) -> str:
 def log_prior(params: Params, prior_std: Array) -> Array:
     """log p(θ) up to a constant: −Σ w² / (2 σ²) over every weight matrix, biases flat; 0 for
     σ = inf. A scalar."""
+    import jax.numpy as jnp
+
     sq = sum(jnp.sum(jnp.square(layer["w"])) for layer in params)
     return -0.5 * sq / jnp.square(prior_std)
 
@@ -92,9 +92,13 @@ def log_prior(params: Params, prior_std: Array) -> Array:
 def prior_gradient(params: Params, prior_std: Array, n_train: int) -> Params:
     """∂/∂θ of log p(θ) / N: −w / (N σ²) for weights, 0 for biases; the term each
     minibatch's mean-LL gradient gets under MAP, so that N steps' worth ascend LL + log p."""
+    import jax.numpy as jnp
+
     precision = 1.0 / (n_train * jnp.square(prior_std))
     return [{"w": -precision * layer["w"], "b": jnp.zeros_like(layer["b"])} for layer in params]
 
 
 def add(grads: Params, extra: Params) -> Params:
-    return jax.tree.map(jnp.add, grads, extra)
+    import jax
+
+    return jax.tree.map(jax.numpy.add, grads, extra)

@@ -80,3 +80,8 @@ DIVERGENCE = ("diverged_epoch", "diverged_reason", "diverged_train_ll", "diverge
 """Final per-member records beside the metrics: the 0-based epoch that diverged (-1: never),
 its reason code, and the two LLs the guard compared (that epoch's mean train LL and the same
 examples' LL at initialisation; NaN if it never diverged)."""
+
+STOP_METRICS = ("stopped_epoch", "stopped_rung")
+"""Final entries of a searched run only ([seeds, cells] int): the 1-based epoch and
+0-based rung at which a member's cell stopped, -1 for members trained to the last epoch
+(deepmle.population.search writes them)."""

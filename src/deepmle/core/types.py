@@ -1,12 +1,20 @@
-"""Names for the pytrees that flow through deepmle, defined once (as optax does)."""
+"""Names for the pytrees that flow through deepmle, defined once (as optax does).
 
-from typing import Any, NamedTuple
+Importing it does not import jax: the read side (``deepmle plot``, load_run) names these
+types without starting JAX. ``Array`` is ``jax.Array`` to a type checker, ``Any`` at run time.
+"""
 
-import jax
+from typing import TYPE_CHECKING, Any, NamedTuple
+
 import numpy as np
 
-Array = jax.Array
-PRNGKey = jax.Array
+if TYPE_CHECKING:
+    import jax
+
+    Array = jax.Array
+    PRNGKey = jax.Array
+else:
+    Array = PRNGKey = Any
 Layer = dict[str, Array]
 """One layer: ``{"w": [n_in, n_out], "b": [n_out]}``."""
 Params = list[Layer]

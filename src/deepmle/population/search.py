@@ -35,14 +35,12 @@ import numpy as np
 from deepmle import config as config_lib
 from deepmle import runtime
 from deepmle.core.member import Spec
+from deepmle.core.metrics import STOP_METRICS
 from deepmle.core.types import Dataset, Split
 from deepmle.population import groups, loop, programs
 from deepmle.population.loop import take_cells
+from deepmle.population.searches import Method
 from deepmle.progress import Progress
-
-STOP_METRICS = ("stopped_epoch", "stopped_rung")
-"""Final entries of a searched run only ([seeds, cells] int): the 1-based epoch and
-0-based rung at which a member's cell stopped, -1 for members trained to the last epoch."""
 
 RUNG_COLUMNS = ("rung", "epoch", "cells_ranked", "cells_kept", "cutoff_val_ll", "member_epochs",
                 "grid_member_epochs", "wall_s")  # fmt: skip
@@ -59,20 +57,6 @@ def cell_scores(val_ll: np.ndarray, diverged: np.ndarray) -> np.ndarray:
 def ranking(scores: Sequence[float]) -> np.ndarray:
     """Cell indices best first: highest score, ties to the earlier cell (config order)."""
     return np.argsort(-np.asarray(scores, np.float64), kind="stable")
-
-
-class Method(NamedTuple):
-    """A search method: ``rungs(config)``, the epochs after which it ranks (the last is the
-    last epoch, where every running cell is kept); ``keep(n, config)``, how many of ``n``
-    ranked cells continue (before the cap at the finite ones); ``capacity(n, config)``, the
-    cells per program call for a shape of ``n`` cells (one compile per shape whatever the
-    rung); ``per_shape``: shapes are independent (no cross-shape ranking), so the
-    orchestration trains and saves them one at a time (deepmle.sweep)."""
-
-    rungs: Callable[[config_lib.Config], list[int]]
-    keep: Callable[[int, config_lib.Config], int]
-    capacity: Callable[[int, config_lib.Config], int]
-    per_shape: bool = False
 
 
 class Shape(NamedTuple):

@@ -20,9 +20,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from deepmle import config as config_lib
-from deepmle.core.metrics import CURVES, DIVERGENCE, METRICS
+from deepmle.core.metrics import CURVES, DIVERGENCE, METRICS, STOP_METRICS
 from deepmle.core.types import Params
-from deepmle.population.search import STOP_METRICS
 
 FORMAT_VERSION = 3
 """Of a group file (its record's ``format``; none recorded: 1). 2: metrics read through
