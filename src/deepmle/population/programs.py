@@ -158,10 +158,11 @@ def _by_kind(f: Callable, param_axes: Params) -> Callable:
 
     def over_members(member: Any, seed: Any, shared: Any) -> Any:
         inner = (_cell_axes(member, param_axes), None, None)
-        outer = (0, 0, None)
-        results = jax.eval_shape(jax.vmap(jax.vmap(f, inner), outer), member, seed, shared)
-        vmapped = jax.vmap(f, in_axes=inner, out_axes=_cell_axes(results, param_axes))
-        return jax.vmap(vmapped, in_axes=outer)(member, seed, shared)
+        results = jax.vmap(jax.vmap(f, inner), (0, 0, None))(member, seed, shared)
+        # [seeds, cells, ...] -> the cell axis where the layout puts it; traced once (an
+        # eval_shape for vmap's out_axes traced f a second time: half of a program's trace)
+        move = lambda ax, r: r if ax == 0 else jnp.moveaxis(r, 1, 1 + ax)  # noqa: E731
+        return jax.tree.map(move, _cell_axes(results, param_axes), results)
 
     return over_members
 
