@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
@@ -272,8 +273,13 @@ def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
             whole = data._replace(validation=Split(val_x.set(val.x), val.y))
             return members.final(ended, seed, shared._replace(data=whole)), full
 
-        zeros = lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(last))  # noqa: E731
-        final, full = jax.lax.cond(final_now, last, zeros)
+        # traced once: an eval_shape for the zeros would trace ``last`` (the final metrics) again
+        traced, shapes = jax.make_jaxpr(last, return_shape=True)()
+        ran = lambda: jax.tree.unflatten(  # noqa: E731
+            jax.tree.structure(shapes), jax.extend.core.jaxpr_as_fun(traced)()
+        )
+        zeros = lambda: jax.tree.map(jnp.zeros_like, shapes)  # noqa: E731
+        final, full = jax.lax.cond(final_now, ran, zeros)
         return state, metrics, final, full
 
     return epoch_program
