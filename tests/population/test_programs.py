@@ -25,6 +25,7 @@ from ..helpers import (
     finish,
     free_port,
     member_alone,
+    once,
     same_members,
 )
 
@@ -160,12 +161,16 @@ def test_rerun_is_bitwise_identical(small, tmp_path):
         chex.assert_trees_all_equal(ga.curves, gb.curves)
 
 
-@pytest.fixture(scope="module")
-def one_device_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("one") / "run"
-    code, _, err = finish(deepmle_process(out, "--quiet", *GRID))
+def _one_device(d: Path) -> None:
+    code, _, err = finish(deepmle_process(d / "run", "--quiet", *GRID))
     assert code == 0, err
-    return out
+
+
+@pytest.fixture(scope="module")
+def one_device_run() -> Path:
+    """GRID on one device, built once per test run (not once per pytest-xdist worker that
+    runs a test of this module): read it, or copy it to write."""
+    return once("programs-one-device", _one_device) / "run"
 
 
 @pytest.mark.slow

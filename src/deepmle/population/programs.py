@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
@@ -158,10 +159,11 @@ def _by_kind(f: Callable, param_axes: Params) -> Callable:
 
     def over_members(member: Any, seed: Any, shared: Any) -> Any:
         inner = (_cell_axes(member, param_axes), None, None)
-        outer = (0, 0, None)
-        results = jax.eval_shape(jax.vmap(jax.vmap(f, inner), outer), member, seed, shared)
-        vmapped = jax.vmap(f, in_axes=inner, out_axes=_cell_axes(results, param_axes))
-        return jax.vmap(vmapped, in_axes=outer)(member, seed, shared)
+        results = jax.vmap(jax.vmap(f, inner), (0, 0, None))(member, seed, shared)
+        # [seeds, cells, ...] -> the cell axis where the layout puts it; traced once (an
+        # eval_shape for vmap's out_axes traced f a second time: half of a program's trace)
+        move = lambda ax, r: r if ax == 0 else jnp.moveaxis(r, 1, 1 + ax)  # noqa: E731
+        return jax.tree.map(move, _cell_axes(results, param_axes), results)
 
     return over_members
 
@@ -271,8 +273,13 @@ def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
             whole = data._replace(validation=Split(val_x.set(val.x), val.y))
             return members.final(ended, seed, shared._replace(data=whole)), full
 
-        zeros = lambda: jax.tree.map(jnp.zeros_like, jax.eval_shape(last))  # noqa: E731
-        final, full = jax.lax.cond(final_now, last, zeros)
+        # traced once: an eval_shape for the zeros would trace ``last`` (the final metrics) again
+        traced, shapes = jax.make_jaxpr(last, return_shape=True)()
+        ran = lambda: jax.tree.unflatten(  # noqa: E731
+            jax.tree.structure(shapes), jax.extend.core.jaxpr_as_fun(traced)()
+        )
+        zeros = lambda: jax.tree.map(jnp.zeros_like, shapes)  # noqa: E731
+        final, full = jax.lax.cond(final_now, ran, zeros)
         return state, metrics, final, full
 
     return epoch_program
