@@ -2,6 +2,8 @@
 differences that remove the noise the seeds share."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +19,26 @@ def test_interval_uses_students_t_and_the_sample_standard_deviation():
     assert half == pytest.approx(4.302652729749 * 0.01 / math.sqrt(3), rel=1e-9)
     assert half > 1.96 * values.std(ddof=1) / math.sqrt(3)  # wider than a normal interval
     assert half > 4.3 * values.std(ddof=0) / math.sqrt(3)  # and uses ddof=1
+
+
+@pytest.mark.parametrize("p", [0.975, 0.995, 0.9, 0.6, 0.025])
+def test_the_t_quantile_is_scipys_to_the_last_digits(p):
+    """The closed-form t CDF inverted by bisection (deepmle needs no scipy to draw a run)
+    against scipy's stdtrit, every df of a seeds column up to 300 and some far beyond; for
+    df past EXACT_DF it is scipy's own."""
+    from scipy.special import stdtrit
+
+    for df in [*range(1, 301), 999, 5000, stats.EXACT_DF, stats.EXACT_DF + 1]:
+        assert stats.t_quantile(df, p) == pytest.approx(float(stdtrit(df, p)), rel=1e-11), df
+    assert stats.t_quantile(4, 0.5) == 0.0
+
+
+def test_the_read_side_imports_no_scipy():
+    code = (
+        "import sys, deepmle.analysis.plots; print(sorted(m for m in sys.modules if 'scipy' in m))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_interval_edge_cases():
