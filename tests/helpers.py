@@ -25,6 +25,7 @@ import pytest
 from deepmle import results
 from deepmle.core import member, model
 from deepmle.population import randomness
+from deepmle.runs.store import LOCK
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "configs"
@@ -57,6 +58,13 @@ def once(name: str, build) -> Path:
             build(building)
             building.rename(done)
     return done
+
+
+def contents(run: Path) -> dict[Path, bytes]:
+    """Every file's bytes under ``run`` but the lock's: the lock holds the pid of its last
+    holder, and a run that is refused took it first (a shared run was built by another
+    process than the test's)."""
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != LOCK}
 
 
 def copy(run: Path, to: Path) -> Path:

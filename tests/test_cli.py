@@ -17,7 +17,18 @@ from deepmle import config as config_lib
 from deepmle import results
 from deepmle.cli import main
 
-from .helpers import CONFIGS, INTERRUPTIBLE, TINY, copy, env, finish, interruptible, once, wait_for
+from .helpers import (
+    CONFIGS,
+    INTERRUPTIBLE,
+    TINY,
+    contents,
+    copy,
+    env,
+    finish,
+    interruptible,
+    once,
+    wait_for,
+)
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -102,11 +113,11 @@ def test_same_config_again_resumes_and_skips(seed_run, tmp_path, capsys):
 
 def test_different_config_is_refused_and_nothing_is_lost(seed_run, tmp_path, capsys):
     run = copy(seed_run, tmp_path / "run")
-    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    before = contents(run)
     assert _run(run, "--set", "train.learning_rate=0.1") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--overwrite" in err
-    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert before == contents(run)
 
 
 def test_overwrite_replaces(tmp_path):
@@ -299,9 +310,11 @@ def test_the_main_job_imports_neither_tfds_nor_tensorboard(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("missing", "args", "message"),
-    [("tensorflow_datasets", ["--set", "data.source=tfds"], "pip install 'deepmle[tfds]'"),
-     ("tensorboard", ["--tensorboard"], "pip install 'deepmle[tensorboard]'")],
-)  # fmt: skip
+    [
+        ("tensorflow_datasets", ["--set", "data.source=tfds"], "pip install 'deepmle[tfds]'"),
+        ("tensorboard", ["--tensorboard"], "pip install 'deepmle[tensorboard]'"),
+    ],
+)
 def test_an_extra_asked_for_but_not_installed_is_one_line(tmp_path, missing, args, message):
     """The package made unimportable, as on a core install: one line, exit 2, nothing run."""
     code = (
@@ -330,17 +343,27 @@ def test_distributed_without_a_cluster_is_one_line(tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--coordinator", "localhost"], "expected HOST:PORT"),
-     (["--coordinator", "localhost:notaport", "--num-processes", "2", "--process-id", "0"],
-      "expected HOST:PORT"),
-     (["--coordinator", "localhost:-1", "--num-processes", "2", "--process-id", "0"],
-      "expected HOST:PORT"),
-     (["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"],
-      "--process-id 0..N-1"),
-     (["--num-processes", "4", "--process-id", "3"], "need --coordinator"),
-     (["--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "0"],
-      "use one")],
-)  # fmt: skip
+    [
+        (["--coordinator", "localhost"], "expected HOST:PORT"),
+        (
+            ["--coordinator", "localhost:notaport", "--num-processes", "2", "--process-id", "0"],
+            "expected HOST:PORT",
+        ),
+        (
+            ["--coordinator", "localhost:-1", "--num-processes", "2", "--process-id", "0"],
+            "expected HOST:PORT",
+        ),
+        (
+            ["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"],
+            "--process-id 0..N-1",
+        ),
+        (["--num-processes", "4", "--process-id", "3"], "need --coordinator"),
+        (
+            ["--distributed", "--coordinator", "h:1", "--num-processes", "2", "--process-id", "0"],
+            "use one",
+        ),
+    ],
+)
 def test_a_bad_multi_process_setup_is_one_line(tmp_path, capsys, args, message):
     assert _run(tmp_path / "run", *args) == 2
     err = capsys.readouterr().err
