@@ -469,7 +469,8 @@ def _learning_curves(data: Any) -> Any:
         acc_ax.set_ylabel("val accuracy %")
         if not many:
             acc_ax.legend(fontsize=7)
-        ll_ax.set_title(f"{d['title']}: LL per digit, train -- and val —", fontsize=10)
+        sep = ":\n" if len(d["title"]) > 24 else ": "  # a shape with swept static keys
+        ll_ax.set_title(f"{d['title']}{sep}LL per digit, train -- and val —", fontsize=10)
         ll_ax.set_xlabel("epoch")
         ll_ax.set_ylabel("mean LL per digit")
         for ax in (acc_ax, ll_ax):
