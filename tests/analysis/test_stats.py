@@ -33,6 +33,22 @@ def test_the_t_quantile_is_scipys_to_the_last_digits(p):
     assert stats.t_quantile(4, 0.5) == 0.0
 
 
+def test_the_t_quantile_holds_in_the_tails_and_refuses_what_is_no_quantile():
+    """Far tails (where 2p - 1 loses digits), p next to 0.5 and huge df go to scipy: every
+    p within 1e-9 of scipy; p outside (0, 1), NaN or a df that is no count is a ValueError,
+    not a loop that never ends."""
+    from scipy.special import stdtrit
+
+    ps = [1e-300, 1e-20, 1e-12, 1e-9, 1e-6, 0.4999, 0.5000000001, 1 - 1e-6, 1 - 1e-12]
+    for df in (1, 2, 4, 7, 299, 9999, 10001, 100000):
+        for p in ps:
+            assert stats.t_quantile(df, p) == pytest.approx(float(stdtrit(df, p)), rel=1e-9)
+    for df, p in [(3, 1.5), (3, -0.5), (3, 1.0), (3, 0.0), (3, math.nan), (0, 0.9),
+                  (2.5, 0.9), (-1, 0.9), (True, 0.9)]:  # fmt: skip
+        with pytest.raises(ValueError, match="t_quantile"):
+            stats.t_quantile(df, p)
+
+
 def test_the_read_side_imports_no_scipy():
     code = (
         "import sys, deepmle.analysis.plots; print(sorted(m for m in sys.modules if 'scipy' in m))"

@@ -9,6 +9,10 @@ EXACT_DF = 10_000
 """Up to this many degrees of freedom ``t_quantile`` sums the closed form itself; beyond, it
 asks scipy (whose import alone is 0.3 s of ``deepmle plot``)."""
 
+TAILS = (1e-6, 0.499)
+"""The tail probabilities min(p, 1 - p) the closed form serves (every interval deepmle shows
+is 95%); outside, 2p - 1 would lose digits and scipy answers."""
+
 
 def _t_central(t: float, df: int) -> float:
     """P(|T| < t) for T ~ Student t with integer ``df`` ≥ 1, t ≥ 0: the finite series of
@@ -32,23 +36,32 @@ def _t_central(t: float, df: int) -> float:
 
 def t_quantile(df: int, p: float = 0.975) -> float:
     """Student's t quantile: t_{0.975, df} (12.71 for df 1, 2.36 for df 7, → 1.96), for integer
-    ``df`` ≥ 1 and 0 < p < 1; the closed-form CDF inverted by bisection to the last bit
-    (tests/analysis/test_stats.py checks it against scipy)."""
-    if p <= 0.5:
-        return 0.0 if p == 0.5 else -t_quantile(df, 1 - p)
-    if df > EXACT_DF:
+    ``df`` ≥ 1 and 0 < p < 1 (ValueError otherwise). For 1e-6 ≤ min(p, 1-p) ≤ 0.499 and df up
+    to EXACT_DF the closed-form CDF is inverted by bisection to the last bit; beyond (far
+    tails, where 2p - 1 loses digits, p next to 0.5, huge df) scipy's stdtrit answers.
+    tests/analysis/test_stats.py checks both against scipy."""
+    if isinstance(df, bool) or not isinstance(df, int | np.integer) or df < 1:
+        raise ValueError(f"t_quantile: df must be an integer >= 1, got {df!r}")
+    if not 0 < p < 1:  # NaN too
+        raise ValueError(f"t_quantile: p must lie in (0, 1), got {p!r}")
+    if p == 0.5:
+        return 0.0
+    tail = min(p, 1 - p)
+    if df > EXACT_DF or not TAILS[0] <= tail <= TAILS[1]:
         from scipy.special import stdtrit
 
-        return float(stdtrit(df, p))
+        return float(stdtrit(int(df), p))
+    if p < 0.5:
+        return -t_quantile(df, 1 - p)
     target = 2 * p - 1
     lo, hi = 0.0, 1.0
-    while _t_central(hi, df) < target:
+    while _t_central(hi, int(df)) < target:
         hi *= 2
     while True:
         mid = (lo + hi) / 2
         if mid in (lo, hi):
             return hi
-        if _t_central(mid, df) < target:
+        if _t_central(mid, int(df)) < target:
             lo = mid
         else:
             hi = mid
