@@ -68,6 +68,11 @@ BAD = {
         "[model] hidden_sizes: hidden sizes must be >= 1",
     ),
     "zero seeds": ("[train]\nseeds = 0", "[train] seeds: must be >= 1"),
+    "momentum swept where no optimizer reads it": (
+        '[train]\noptimizer = ["sgd", "adam"]\nmomentum = [0.0, 0.9]',
+        "[train] momentum: swept, but no optimizer of this run reads it (optimizer 'sgd', "
+        "'adam'; momentum is read by 'momentum')",
+    ),
     "distribution on a static key": (
         "[train]\nbatch_size = { log_uniform = [16, 256], samples = 4 }",
         "[train] batch_size: cannot be drawn from a distribution: only the traced "

@@ -488,6 +488,7 @@ def from_dict(
         sections[section] = SECTIONS[section](**values)
     config = Config(**sections, name=name)
     _check_search(config, where, origins)
+    _check_read(config, where, origins)
     row = data_lib.SOURCES[config.data.source]
     if row.needs_path and not config.data.path:
         source = origins.get(("data", "source"), where)
@@ -541,6 +542,22 @@ def _draw_searches(
                          for k, s in searches.items()) + " (jointly)"  # fmt: skip
     values["learning_rate_search"] = f"{note}, {n} samples, search_seed {seed}"
     return values
+
+
+def _check_read(config: Config, where: str, origins: dict[tuple[str, str], str]) -> None:
+    """A hyperparameter swept over values that nothing in the run reads (momentum beside
+    optimizers without it) would train each cell once per value, identical, and show no
+    column to tell them apart: refused."""
+    keys = config.hyper_keys()
+    for k in HYPERPARAMETERS:
+        if k not in keys and len(set(getattr(config.train, k))) > 1:
+            readers = [o for o in registry.OPTIMIZERS if k in registry.optimizer_hyperparameters(o)]
+            names = ", ".join(repr(o) for o in config.values("optimizer"))
+            raise ConfigError(
+                f"{origins.get(('train', k), where)}: [train] {k}: swept, but no optimizer of "
+                f"this run reads it (optimizer {names}; {k} is read by "
+                f"{', '.join(repr(o) for o in readers) or 'none'})"
+            )
 
 
 def _check_search(config: Config, where: str, origins: dict[tuple[str, str], str]) -> None:
