@@ -137,6 +137,25 @@ def test_embedded_any_pair_offline(digits):
     assert set(np.unique(raw["train_labels"])) == set(digits)
 
 
+@pytest.mark.parametrize("digits", [(1, 2), (8, 3)])
+def test_load_test_is_loads_test_split_bitwise_and_reads_only_test_arrays(tmp_path, digits):
+    """What a run's figures read: the same test split as ``load``, and a training array that
+    fails its checksum does not stop it (it is not read)."""
+    cfg = config_lib.DataConfig(digits=digits)
+    whole, test = data.load(cfg).test, data.load_test(cfg)
+    assert test.x.dtype == whole.x.dtype and test.y.dtype == whole.y.dtype
+    np.testing.assert_array_equal(test.x, whole.x)
+    np.testing.assert_array_equal(test.y, whole.y)
+    arrays = _embedded_arrays()
+    arrays[f"train_images_{digits[0]}"] = arrays[f"train_images_{digits[0]}"][::-1].copy()
+    np.savez(bad := tmp_path / "bad.npz", **arrays)
+    with pytest.raises(data.DataError, match="fails its sha256 check"):
+        data.load(config_lib.DataConfig(digits=digits, path=str(bad)))
+    np.testing.assert_array_equal(
+        data.load_test(config_lib.DataConfig(digits=digits, path=str(bad))).x, whole.x
+    )
+
+
 def test_missing_file_is_caught(tmp_path):
     with pytest.raises(data.DataError, match="not found"):
         data.load(config_lib.DataConfig(source="npz", path=str(tmp_path / "nope.npz")))

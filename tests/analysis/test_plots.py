@@ -279,3 +279,30 @@ def test_a_prior_sweep_draws_a_row_and_a_line_per_prior_with_the_tables_numbers(
     assert [d["label"] for d in lines] == ["hidden 8, prior_std inf", "hidden 8, prior_std 0.5"]
     np.testing.assert_allclose(lines[1]["mean"], 100 * acc[:, 2:].mean(axis=0))
     assert lines[0]["mark"][1] == "selected" and "selected" not in lines[1]["mark"]
+
+
+@pytest.mark.parametrize(
+    ("span", "major", "minor"),
+    [
+        ((1, 5000), ["10⁻¹", "10⁰", "10¹", "10²", "10³", "10⁴"], []),
+        ((0.3, 2), ["10⁻¹", "10⁰", "10¹"], ["2×10⁻¹", "3×10⁻¹", "4×10⁻¹", "6×10⁻¹", "2×10⁰"]),
+    ],
+)
+def test_log_tick_labels_are_plain_text_with_matplotlibs_values(span, major, minor, monkeypatch):
+    """calibration.png's log axis: the labels matplotlib would typeset (10², 2×10⁻¹), as
+    text; a label it cannot translate is left as it was."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    ax = Figure().subplots()
+    ax.plot(span, span)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(plots._unicode_log_labels())
+    ax.yaxis.set_minor_formatter(plots._unicode_log_labels())
+    ax.figure.canvas.draw()
+    shown = lambda labels: [t.get_text() for t in labels if t.get_text()]  # noqa: E731
+    assert shown(ax.get_yticklabels()) == major
+    assert shown(ax.yaxis.get_minorticklabels())[: len(minor)] == minor
+    untranslatable = r"$\mathdefault{\alpha}$"
+    monkeypatch.setattr(LogFormatterSciNotation, "__call__", lambda *_: untranslatable)
+    assert plots._unicode_log_labels()(10.0) == untranslatable

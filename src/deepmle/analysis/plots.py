@@ -586,7 +586,7 @@ def _load_test(data_config: Any) -> Split:
     need it (misclassified and calibration)."""
     from deepmle import data
 
-    return data.load(data_config).test
+    return data.load_test(data_config)
 
 
 def selected_cell_probabilities(res: RunResults, x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -644,6 +644,31 @@ def calibration(res: RunResults, plt: Any = None) -> Any:
     return _calibration(calibration_data(res))
 
 
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _unicode_log_labels() -> Any:
+    """matplotlib's log-axis tick labels (10², 2×10⁻¹) as plain text, not mathtext: parsing
+    them was a fifth of drawing calibration.png. A label it cannot translate stays mathtext."""
+    import re
+
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    def plain(label: str) -> str:
+        m = re.fullmatch(r"\$\\mathdefault\{(.*)\}\$", label)
+        if m is None:
+            return label
+        text = m.group(1).replace(r"\times", "×")
+        text = re.sub(r"\^\{(-?\d+)\}", lambda e: e.group(1).translate(_SUPERSCRIPTS), text)
+        return label if any(c in text for c in "\\{}^$") else text
+
+    class Plain(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return plain(super().__call__(x, pos))
+
+    return Plain()
+
+
 def _calibration(d: Any) -> Any:
     r, n_seeds, best = d["bins"], d["n_seeds"], d["best"]
     bins = r["count"].size
@@ -681,6 +706,8 @@ def _calibration(d: Any) -> Any:
                  fontsize=8)  # fmt: skip
     hx.stairs(d["hist"], d["edges"], fill=True, color="tab:blue")
     hx.set_yscale("log")
+    hx.yaxis.set_major_formatter(_unicode_log_labels())
+    hx.yaxis.set_minor_formatter(_unicode_log_labels())
     hx.set_xlabel(f"ŷ = P({d1})")
     hx.set_ylabel("test examples (log scale)")
     hx.set_title(f"histogram of ŷ ({n_seeds * d['n_digits']} = {n_seeds} seeds × "
