@@ -13,7 +13,7 @@ from deepmle import config as config_lib
 from deepmle import runtime, sweep, train
 from deepmle.analysis import report
 from deepmle.analysis.load import load_run
-from deepmle.population import halving, search
+from deepmle.population import groups, halving, search
 from deepmle.population.searches import SEARCHES
 from deepmle.progress import Progress
 
@@ -57,7 +57,8 @@ def grid_and_halving(tmp_path_factory, small):
     out = {}
     for method in ("grid", "halving"):
         before = log.snapshot()
-        res = sweep.run(_config(tmp, method), small, tmp / method).results
+        cache = groups.ProgramCache()  # its own: programs another test built do not count
+        res = sweep.run(_config(tmp, method), small, tmp / method, cache=cache).results
         out[method] = (res, log.since(before))
     return out
 
@@ -125,19 +126,19 @@ def test_kept_cells_are_the_top_ones_of_the_grid_curves(grid_and_halving):
 
 
 def test_compiles_once_per_shape_for_the_whole_search_and_saves_member_epochs(grid_and_halving):
-    """Two shapes, three rungs of 12, 6 and 3 cells: two programs, each serving every rung's
-    survivors in calls of halving.capacity cells."""
+    """Two shapes, three rungs of 12, 6 and 3 cells: two epoch programs, each serving every
+    rung's survivors in calls of halving.capacity cells, and one scores program they share."""
     (_, grid_log), (halved, log) = grid_and_halving["grid"], grid_and_halving["halving"]
     record = halved.meta["search"]
     assert record["rung_epochs"] == [1, 2, 4]
-    assert built(log) == 2
+    assert built(log) == 3
     calls = [r["calls_per_epoch"] for g in halved.groups for r in g.info["rungs"]]
     assert max(calls) > 1  # more cells than one call holds: the capacity is reused
     # 12 cells x 2 seeds for 1 epoch, 6 for 1 more, 3 for 2 more; the grid 12 x 2 x 4
     assert record["member_epochs"] == 2 * (12 * 1 + 6 * 1 + 3 * 2) == 48
     assert record["grid_member_epochs"] == 96
     assert [r["member_epochs"] for r in record["rungs"]] == [24, 36, 48]
-    assert built(grid_log) <= 2
+    assert built(grid_log) == 3
 
 
 def test_run_directory_explains_the_rungs(grid_and_halving):
@@ -544,16 +545,17 @@ def test_a_search_whose_every_cell_diverges_stops_them_all_at_the_first_rung(sma
 
 
 def test_a_halving_search_over_activations_ranks_every_group_together(small, tmp_path):
-    """Two activations of one shape are two groups (two programs); each rung ranks the cells
-    of both together, its decisions carry the activation, and explain names the group."""
+    """Two activations of one shape are two groups (two epoch programs, one scores program);
+    each rung ranks the cells of both together, its decisions carry the activation, and
+    explain names the group."""
     log = runtime.CompileLog.get()
     config = _config(tmp_path, "halving", "model.hidden_sizes=[[4]]",
                      'model.activation=["sigmoid", "tanh"]',
                      "train.learning_rate=[0.3, 1.0, 30000.0]", "train.epochs=2",
                      "search.eta=3")  # fmt: skip
     before = log.snapshot()
-    res = sweep.run(config, small, tmp_path / "run").results
-    assert built(log.since(before)) == 2
+    res = sweep.run(config, small, tmp_path / "run", cache=groups.ProgramCache()).results
+    assert built(log.since(before)) == 3
     assert [g.name for g in res.groups] == ["h4-sigmoid", "h4-tanh"]
     rung0 = [d for d in res.decisions if d["rung"] == 0]
     assert len(rung0) == 6 and {d["of"] for d in rung0} == {6}  # both groups ranked together

@@ -121,7 +121,8 @@ def test_one_compile_per_shape_and_new_learning_rates_compile_nothing(small, tmp
     cache, log = groups.ProgramCache(), runtime.CompileLog.get()
     before = log.snapshot()
     res = sweep.run(_grid(), small, tmp_path / "a", cache=cache).results
-    assert built(log.since(before)) == 2  # one program per shape
+    # one epoch program per shape, and one scores program that both shapes share
+    assert built(log.since(before)) == 3
     for g in res.groups:
         assert g.final["val_accuracy"].shape == (2, 3) and g.curves["train_ll"].shape == (2, 3, 1)
     before = log.snapshot()
@@ -150,7 +151,7 @@ def test_a_random_search_is_one_compile_per_shape_whatever_its_samples(small, tm
         assert len(config.train.learning_rate) == samples
         before = log.snapshot()
         sweep.run(config, small, tmp_path / f"s{samples}", cache=cache)
-        assert built(log.since(before)) == len(shapes)
+        assert built(log.since(before)) == len(shapes) + 1  # and the shared scores program
 
 
 def test_rerun_is_bitwise_identical(small, tmp_path):

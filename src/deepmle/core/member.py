@@ -8,6 +8,10 @@ The one definition of training, for ONE network (a "member"):
   final(spec, ended, seed, shared)        -> the final metrics: test accuracy, proper scores
                                              and calibration (deepmle.core.calibration)
 
+``final`` is ``final_network`` (what needs the network: test accuracy, and the logits) then
+``final_scores`` (what needs only logits, labels and the seed's key: Brier, LL, ECE, the
+temperature fit), so that a population can compile the second once for all its shapes.
+
 Their arguments come grouped by how a sweep maps them: per member (``Member``: traced
 hyperparameters, deepmle.core.hyperparams, parameters, optimizer state), per seed (``Seed``:
 minibatch order, the divergence baseline ``start_lls``, computed once per seed, and the
@@ -265,54 +269,92 @@ def end_epoch(spec: Spec, epoch: Epoch, seed: Seed, shared: Shared) -> tuple[Mem
     }
 
 
-def final(spec: Spec, ended: Ended, seed: Seed, shared: Shared) -> Metrics:
-    """The member's final metrics (scalars): train LL and accuracy of its last epoch
-    (``ended.last``, means over that epoch's minibatches), validation at the final parameters,
-    on the test split (the only place it is used) accuracy, LL per example, Brier score, ECE
-    and its reference (labels drawn from ŷ with ``seed.key``, raw uint32 [2] key data), and
-    where and why it diverged. With ``spec.calibrate`` also the temperature T fitted on
-    validation and the test metrics of σ(z / T) (``*_ts``, the same draws); without it those
-    are not measured, so not returned (the schema's ``calibrated`` rows: deepmle.core.metrics)."""
+class Logits(NamedTuple):
+    """A member's logits for the final metrics that need no network (``final_scores``): on the
+    test split [n_test], and with ``spec.calibrate`` on validation [n_validation] (else None)."""
+
+    test: Array
+    validation: Array | None
+
+
+class Labels(NamedTuple):
+    """The labels ``final_scores`` measures logits against: test [n_test], validation
+    [n_validation]."""
+
+    test: Array
+    validation: Array
+
+
+def final_network(spec: Spec, ended: Ended, seed: Seed, shared: Shared) -> tuple[Metrics, Logits]:
+    """The final metrics that need the network (scalars): train LL and accuracy of its last
+    epoch (``ended.last``, means over that epoch's minibatches), validation at the final
+    parameters, test accuracy and where and why it diverged; and the logits from which
+    ``final_scores`` measures the rest. ``seed`` is unused: the seed's key goes to
+    ``final_scores``."""
     member, data = ended.member, shared.data
-    key = jax.random.wrap_key_data(seed.key)
     z = forward(member.params, data.test.x, spec.activation)
-    scaled = {}
-    if spec.calibrate:
-        z_val = forward(member.params, data.validation.x, spec.activation)
-        temperature = calibration.fit_temperature(z_val, data.validation.y)
-        scaled = {
-            "temperature": temperature,
-            **calibration.split_metrics(z / temperature, data.test.y, key, "_ts"),
-        }
+    z_val = forward(member.params, data.validation.x, spec.activation) if spec.calibrate else None
     return {
         **ended.last,
-        **calibration.split_metrics(z, data.test.y, key),
         "test_accuracy": accuracy_from_logits(z, data.test.y),
-        **scaled,
         "diverged_epoch": member.diverged_epoch,
         "diverged_reason": member.diverged_reason,
         "diverged_train_ll": member.diverged_train_ll,
         "diverged_start_ll": member.diverged_start_ll,
-    }
+    }, Logits(z, z_val)
+
+
+def final_scores(calibrate: bool, logits: Logits, key: Array, labels: Labels) -> Metrics:
+    """The final metrics of logits alone (scalars), on the test split (the only place it is
+    used): LL per example, Brier score, ECE and its reference (labels drawn from ŷ with
+    ``key``, the seed's raw uint32 [2] key data). With ``calibrate`` also the temperature T
+    fitted on validation and the test metrics of σ(z / T) (``*_ts``, the same draws); without
+    it those are not measured, so not returned (the schema's ``calibrated`` rows:
+    deepmle.core.metrics). No shape of the network reaches it, so a population compiles it
+    once for all its shapes (deepmle.population.programs)."""
+    key = jax.random.wrap_key_data(key)
+    z = logits.test
+    scores = calibration.split_metrics(z, labels.test, key)
+    if calibrate:
+        temperature = calibration.fit_temperature(logits.validation, labels.validation)
+        scores["temperature"] = temperature
+        scores |= calibration.split_metrics(z / temperature, labels.test, key, "_ts")
+    return scores
+
+
+def final_metrics(network: Metrics, scores: Metrics) -> Metrics:
+    """``final``'s metrics from its two parts (``final_network``'s and ``final_scores``'s),
+    keys sorted, as a dict leaves any jitted program, so files list them in one order."""
+    return dict(sorted({**network, **scores}.items()))
+
+
+def final(spec: Spec, ended: Ended, seed: Seed, shared: Shared) -> Metrics:
+    """The member's final metrics (scalars): ``final_network`` then ``final_scores`` of its
+    logits, with the seed's key (``seed.key``, raw uint32 [2] key data)."""
+    network, logits = final_network(spec, ended, seed, shared)
+    labels = Labels(shared.data.test.y, shared.data.validation.y)
+    return final_metrics(network, final_scores(spec.calibrate, logits, seed.key, labels))
 
 
 class Members(NamedTuple):
     """How a batch of members applies the per-member functions, each with ``spec`` bound:
     the functions themselves for one network, their vmaps for a sweep
-    (deepmle.population.programs). ``init``, ``step``, ``end_epoch`` and ``final`` take their
-    arguments by kind, (per member, per seed, shared), so one pair of vmap axes serves all
-    four; ``start_lls`` is per seed: (per seed, shared)."""
+    (deepmle.population.programs). ``init``, ``step``, ``end_epoch``, ``final`` and
+    ``final_network`` take their arguments by kind, (per member, per seed, shared), so one pair
+    of vmap axes serves all; ``start_lls`` is per seed: (per seed, shared)."""
 
     start_lls: Callable[[Params, Dataset], Array]
     init: Callable[[HParams, Params, Shared], Member]
     step: Callable[[Member, Seed, Shared], tuple[Member, tuple[Array, Array]]]
     end_epoch: Callable[[Epoch, Seed, Shared], tuple[Member, Metrics]]
     final: Callable[[Ended, Seed, Shared], Metrics]
+    final_network: Callable[[Ended, Seed, Shared], tuple[Metrics, Logits]]
 
 
 def member(spec: Spec) -> Members:
     """The per-member functions of ``spec``, for one network."""
-    return Members(*(partial(f, spec) for f in (start_lls, init, step, end_epoch, final)))
+    fs = (start_lls, init, step, end_epoch, final, final_network)
+    return Members(*(partial(f, spec) for f in fs))
 
 
 def run_epoch(

@@ -25,11 +25,13 @@ from deepmle.progress import Progress
 class ProgramCache:
     """Compiled programs kept for the life of a process (a notebook running several sweeps):
     a shape whose spec, layout, argument shapes and compile options were compiled before is
-    not compiled again. ``deepmle.sweep.run`` uses the process's one, ``PROCESS_CACHE``,
-    unless given another."""
+    not compiled again, and shapes share their scores program where their logits are alike
+    (deepmle.population.programs). ``deepmle.sweep.run`` uses the process's one,
+    ``PROCESS_CACHE``, unless given another."""
 
     def __init__(self) -> None:
         self._programs: dict[Any, programs.Program] = {}
+        self._scores: dict[Any, Any] = {}
 
     def get(
         self,
@@ -51,7 +53,9 @@ class ProgramCache:
             tuple(sorted(programs.compiler_options(mesh).items())),
         )
         if key not in self._programs:
-            self._programs[key] = programs.compile_program(spec, layout, args, pixels, chunk_bytes)
+            self._programs[key] = programs.compile_program(
+                spec, layout, args, pixels, chunk_bytes, self._scores
+            )
         return self._programs[key]
 
 

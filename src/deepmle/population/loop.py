@@ -5,7 +5,8 @@ segment; successive halving: each rung's survivors, one segment per rung).
 ``train_cells`` lays the cells out in calls of ``capacity`` cells each (the last padded), so
 that every segment of a shape runs the one program compiled for that capacity; per epoch it
 dispatches every call's epoch before reading back the previous epoch's metrics for progress,
-so the device never waits for the host. Between segments the state lives on the host
+so the device never waits for the host; with the last epoch it dispatches the shape's scores
+program (``programs.scores``) on the members' logits. Between segments the state lives on the host
 (``GroupState`` leaves, seeds first, real members only), where a search slices its cells.
 """
 
@@ -17,7 +18,7 @@ import jax
 import numpy as np
 
 from deepmle import runtime
-from deepmle.core.member import Spec
+from deepmle.core.member import Spec, final_metrics
 from deepmle.population import programs
 
 
@@ -121,11 +122,12 @@ def train_cells(
     for e in range(start, end + 1):
         if e < end:  # every call's epoch e dispatched before epoch e-1 is read back
             for i, call in enumerate(calls):
-                states[i], metrics, final, params = call.program.compiled(
+                states[i], metrics, final, logits, params = call.program.compiled(
                     states[i], *call.args, np.int32(e), np.bool_(e == end - 1)
                 )
                 curves[i].append(metrics)
-                finals[i] = (final, params)
+                if e == end - 1:
+                    finals[i] = (final, programs.scores(call.program, logits, call.args), params)
         if pending is not None:
             real = []
             for i, call in enumerate(calls):
@@ -136,9 +138,10 @@ def train_cells(
             env.on_epoch(pending, finite_mean(np.concatenate(real, axis=1)), spec.epochs)
         pending = e if e < end else None
     host_states, parts = [], []
-    for call, state, (final, params), curve in zip(calls, states, finals, curves, strict=True):
-        env.wait(final)
-        params, final = programs.to_host((params, final))
+    for call, state, outputs, curve in zip(calls, states, finals, curves, strict=True):
+        env.wait(outputs)
+        network, scores, params = programs.to_host(outputs)
+        final = final_metrics(network, scores)
         if keep_state:
             axes = programs._state_axes(spec, call.args.data)
             state = take_seeds(programs.to_host(state), np.arange(n_seeds))

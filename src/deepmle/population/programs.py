@@ -6,9 +6,15 @@ The program composes the per-member functions of deepmle.core.member: vmapped ov
 inside (a seed's members share its minibatch, so the layer-1 GEMM is one
 [batch, 784] x [784, cells·h] per seed) and over seeds outside, then ``shard_map`` over a
 ("seeds", "cells") mesh of every device of every process. One call runs one epoch
-(``run_epoch``), with ``init`` inside at epoch 0 and ``final`` when asked (a traced flag:
-the last epoch, or each rung of successive halving). Hyperparameters (deepmle.core.hyperparams),
-initial weights and minibatch orders are array arguments: new values never recompile.
+(``run_epoch``), with ``init`` inside at epoch 0 and ``final_network`` when asked (a traced
+flag: the last epoch, or each rung of successive halving): the final metrics that need the
+network, and each member's logits. Hyperparameters (deepmle.core.hyperparams), initial weights
+and minibatch orders are array arguments: new values never recompile.
+
+The rest of ``final``, ``final_scores`` (Brier, LL, ECE and its reference, the temperature
+fit), needs only logits, labels and the seeds' keys: it is a second program, compiled once per
+logits shape and shared by every network shape with those (``scores_program``,
+``compile_program``), where inside each epoch program it was a third of the compile.
 
 Layouts for speed, chosen here and only here (the maths stays in deepmle.core.member):
 
@@ -19,7 +25,7 @@ Layouts for speed, chosen here and only here (the maths stays in deepmle.core.me
   so under every registered optimizer they keep their initial values, and leaving them out
   changes no result beyond float rounding (tested) while saving a fifth of the layer-1 work.
   They are put back, at their initial values, for the test split and the saved parameters
-  (and as zeros into the validation images, for ``final``'s temperature fit).
+  (and as zeros into the validation images, for the temperature fit's validation logits).
 
 Results leave the program member-first ([seeds, cells, ...]; curves [seeds, cells, epochs]).
 """
@@ -40,7 +46,19 @@ from jax.sharding import PartitionSpec as P
 
 from deepmle import runtime
 from deepmle.core.hyperparams import HYPERPARAMETERS, HParams
-from deepmle.core.member import Ended, Member, Members, Seed, Shared, Spec, member, run_epoch
+from deepmle.core.member import (
+    Ended,
+    Labels,
+    Logits,
+    Member,
+    Members,
+    Seed,
+    Shared,
+    Spec,
+    final_scores,
+    member,
+    run_epoch,
+)
 from deepmle.core.types import Dataset, Metrics, Params, Split
 
 CHUNK_BYTES = 2 * 2**20
@@ -181,6 +199,7 @@ def group(spec: Spec) -> Members:
         step=by_kind(one.step),
         end_epoch=by_kind(one.end_epoch),
         final=by_kind(one.final),
+        final_network=by_kind(one.final_network),
     )
 
 
@@ -245,7 +264,7 @@ def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
     def epoch_program(
         state: GroupState, params: Params, unused_w: jax.Array, orders: jax.Array,
         hparams: HParams, keys: jax.Array, data: Dataset, epoch: jax.Array, final_now: jax.Array,
-    ) -> tuple[GroupState, Metrics, Metrics, Params]:  # fmt: skip
+    ) -> tuple[GroupState, Metrics, Metrics, Logits, Params]:  # fmt: skip
         members, shared = group(spec), Shared(data, epoch)
 
         def init() -> GroupState:
@@ -262,16 +281,16 @@ def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
 
         state, metrics = _by_chunks(chunk_epoch, chunk, state, orders[epoch])
 
-        def last() -> tuple[Metrics, Params]:
+        def last() -> tuple[Metrics, Logits, Params]:
             scale = state.member.hparams["init_scale"] if "init_scale" in spec.acting else None
             full = _with_all_pixels(state.member.params, unused_w, pixels, scale)
             ended = Ended(state.member._replace(params=full), metrics)
-            seed = Seed(jnp.moveaxis(orders[epoch], 1, 0), state.start_lls, keys)
+            seed = Seed(jnp.moveaxis(orders[epoch], 1, 0), state.start_lls)
             val = data.validation  # its left-out pixels are 0 in every image: put them back
             n_pixels = len(pixels.used) + len(pixels.unused)
             val_x = jnp.zeros((val.x.shape[0], n_pixels), val.x.dtype).at[:, pixels.used]
             whole = data._replace(validation=Split(val_x.set(val.x), val.y))
-            return members.final(ended, seed, shared._replace(data=whole)), full
+            return *members.final_network(ended, seed, shared._replace(data=whole)), full
 
         # traced once: an eval_shape for the zeros would trace ``last`` (the final metrics) again
         traced, shapes = jax.make_jaxpr(last, return_shape=True)()
@@ -279,8 +298,8 @@ def _epoch_program(spec: Spec, pixels: Pixels, chunk: int) -> Callable:
             jax.tree.structure(shapes), jax.extend.core.jaxpr_as_fun(traced)()
         )
         zeros = lambda: jax.tree.map(jnp.zeros_like, shapes)  # noqa: E731
-        final, full = jax.lax.cond(final_now, ran, zeros)
-        return state, metrics, final, full
+        final, logits, full = jax.lax.cond(final_now, ran, zeros)
+        return state, metrics, final, logits, full
 
     return epoch_program
 
@@ -365,19 +384,22 @@ def _state_specs(axes: Any) -> Any:
 
 
 class Program(NamedTuple):
-    """One shape's compiled epoch program and the global shapes of its state.
+    """One shape's compiled epoch program, its scores program and the global shapes of its
+    state.
 
-    ``compiled(state, *inputs, epoch, final_now) -> (state, metrics, final, params)`` runs
-    epoch ``epoch``: at epoch 0 it first initialises the state from the inputs' params (the
-    state passed in is then only a placeholder of the right shapes); when ``final_now`` (the
-    last epoch; for successive halving, each rung) ``final`` holds the final metrics and
-    ``params`` all of every member's parameters, zeros otherwise.
-    ``state`` is donated.
+    ``compiled(state, *inputs, epoch, final_now) -> (state, metrics, final, logits, params)``
+    runs epoch ``epoch``: at epoch 0 it first initialises the state from the inputs' params
+    (the state passed in is then only a placeholder of the right shapes); when ``final_now``
+    (the last epoch; for successive halving, each rung) ``final`` holds the final metrics that
+    need the network, ``logits`` the members' ``Logits`` ([seeds, cells, n] each) and
+    ``params`` all of every member's parameters, zeros otherwise. ``state`` is donated.
+    ``scores(logits, keys, labels)`` measures the rest (``scores_program``; ``scores`` below).
     """
 
     spec: Spec
     layout: Layout
     compiled: Any
+    scores: Any
     state_shapes: Any
 
 
@@ -388,10 +410,17 @@ def compiler_options(mesh: Mesh) -> dict[str, Any]:
 
 
 def compile_program(
-    spec: Spec, layout: Layout, args: Inputs, pixels: Pixels, chunk_bytes: int = CHUNK_BYTES
+    spec: Spec,
+    layout: Layout,
+    args: Inputs,
+    pixels: Pixels,
+    chunk_bytes: int = CHUNK_BYTES,
+    scores_programs: dict[Any, Any] | None = None,
 ) -> Program:
     """Trace, lower and compile the epoch program of ``spec`` for ``args``'s shapes; each
-    device trains its seeds in chunks whose weights fit in ``chunk_bytes``."""
+    device trains its seeds in chunks whose weights fit in ``chunk_bytes``. Its scores program
+    is taken from ``scores_programs`` (keyed by ``scores_program``'s arguments) where another
+    shape compiled it, else compiled and put there."""
     mesh = layout.mesh
     shape = dict(mesh.shape)
     chunk = seeds_per_chunk(spec, len(pixels.used), layout.padded_seeds // shape["seeds"],
@@ -408,7 +437,7 @@ def compile_program(
     by_cell = {k: P("cells") for k in args.hparams}
     in_specs = (state_specs, by_seed, by_seed, P(None, None, "seeds"), by_cell, by_seed, P(),
                 P(), P())  # fmt: skip
-    out_specs = (state_specs, seeds_cells, seeds_cells, params_specs)
+    out_specs = (state_specs, seeds_cells, seeds_cells, seeds_cells, params_specs)
     # check_vma off: at epoch 0 the state comes from init, identical across the "cells" mesh
     # axis, and the cond's two branches then differ in which mesh axes they vary over.
     fn = jax.shard_map(_epoch_program(spec, pixels, chunk), mesh=mesh, in_specs=in_specs,
@@ -426,7 +455,43 @@ def compile_program(
     )  # fmt: skip
     jitted = jax.jit(fn, donate_argnums=0, compiler_options=compiler_options(mesh))
     compiled = jitted.lower(state, *args, np.int32(0), np.bool_(False)).compile()
-    return Program(spec, layout, compiled, state)
+    abstract = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding)  # noqa: E731
+    logits, keys = jax.tree.map(abstract, (compiled.out_info[3], args.keys))
+    labels = jax.tree.map(abstract, _labels(args.data))
+    key = (spec.calibrate, logits, keys, labels)
+    scores_programs = {} if scores_programs is None else scores_programs
+    if key not in scores_programs:
+        scores_programs[key] = scores_program(*key)
+    return Program(spec, layout, compiled, scores_programs[key], state)
+
+
+def _labels(data: Dataset) -> Labels:
+    return Labels(data.test.y, data.validation.y)
+
+
+def scores_program(
+    calibrate: bool, logits: Logits, keys: jax.ShapeDtypeStruct, labels: Labels
+) -> Any:
+    """``final_scores`` of a group's members [seeds, cells] (vmapped as ``group`` does: cells
+    inside, seeds outside; ``shard_map`` over the logits' mesh), compiled for the global
+    shapes and shardings given (``jax.ShapeDtypeStruct``s): ``(logits [seeds, cells, n] each,
+    keys [seeds, 2], labels) -> {name: [seeds, cells]}``. It sees no network, so every shape
+    of a sweep whose members and splits are alike can share one (``compile_program``)."""
+    mesh = logits.test.sharding.mesh
+    f = partial(final_scores, calibrate)
+    over_members = jax.vmap(jax.vmap(f, (0, None, None)), (0, 0, None))
+    # check_vma off, as in the epoch program where this code ran before: the temperature fit's
+    # bisection starts from bounds that no mesh axis varies, and its carry then varies over both.
+    fn = jax.shard_map(over_members, mesh=mesh, in_specs=(P("seeds", "cells"), P("seeds"), P()),
+                       out_specs=P("seeds", "cells"), check_vma=False)  # fmt: skip
+    jitted = jax.jit(fn, compiler_options=compiler_options(mesh))
+    return jitted.lower(logits, keys, labels).compile()
+
+
+def scores(program: Program, logits: Logits, args: Inputs) -> Metrics:
+    """The final metrics of the members' ``logits`` alone (``final_scores``): {name: [seeds,
+    cells]}, from ``program``'s shared scores program, with ``args``'s keys and labels."""
+    return program.scores(logits, args.keys, _labels(args.data))
 
 
 def placeholder_state(program: Program) -> Any:
